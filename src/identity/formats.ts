@@ -1,0 +1,77 @@
+/**
+ * Strict formats for every identifier Glint issues. These are the only
+ * gatekeepers between user-controlled files and QEMU options or guest shell
+ * scripts, so they are deliberately narrow.
+ */
+import { z } from "zod";
+
+/** RFC 9562 version 4 UUID, lowercase, variant 10xx. */
+export const UUID_V4_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+/**
+ * systemd machine-id (machine-id(5)): 32 lowercase hex characters, not all
+ * zeros. systemd generates it as a random UUID v4 formatted without dashes,
+ * so the version nibble (index 12) is 4 and the variant nibble (index 16) is 8–b.
+ */
+export const MACHINE_ID_RE = /^[0-9a-f]{12}4[0-9a-f]{3}[89ab][0-9a-f]{15}$/;
+
+/** QEMU's locally administered OUI 52:54:00, lowercase, unicast. */
+export const MAC_RE = /^52:54:00(:[0-9a-f]{2}){3}$/;
+
+/** SMBIOS serials: uppercase alphanumeric with a fixed prefix, no commas, ≤ 64 bytes. */
+export const CPU_SERIAL_RE = /^CPU[0-9A-Z]{4,32}$/;
+export const MB_SERIAL_RE = /^MB[0-9A-Z]{4,32}$/;
+
+/** ISO 8601 date-time with an explicit timezone (Z or ±hh:mm). */
+export const TIMESTAMP_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
+
+export const uuidV4 = z
+  .string()
+  .regex(
+    UUID_V4_RE,
+    "must be a lowercase RFC 9562 version-4 UUID like 3f2b8c1e-9d4a-4e6f-8a7b-1c2d3e4f5a6b",
+  );
+
+export const machineId = z
+  .string()
+  .regex(
+    MACHINE_ID_RE,
+    "must be 32 lowercase hex characters (a UUID v4 without dashes, as systemd writes /etc/machine-id)",
+  );
+
+export const macAddress = z
+  .string()
+  .regex(MAC_RE, "must be a lowercase MAC in QEMU's locally administered range 52:54:00:xx:xx:xx");
+
+export const cpuSerial = z
+  .string()
+  .regex(CPU_SERIAL_RE, "must be 'CPU' followed by 4–32 uppercase letters or digits");
+
+export const motherboardSerial = z
+  .string()
+  .regex(MB_SERIAL_RE, "must be 'MB' followed by 4–32 uppercase letters or digits");
+
+export const timestamp = z
+  .string()
+  .regex(TIMESTAMP_RE, "must be an ISO 8601 date-time with a timezone, e.g. 2026-01-31T12:00:00Z")
+  .refine((s) => !Number.isNaN(Date.parse(s)), "is not a real date");
+
+/** VM names become hostnames and directory names. */
+export const VM_NAME_RE = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+export const vmName = z
+  .string()
+  .regex(
+    VM_NAME_RE,
+    "must be 1–63 characters of lowercase letters, digits and '-', starting with a letter or digit",
+  );
+
+/** Strip dashes so that a machine-id and a UUID with the same bits compare equal. */
+export function canonicalHex(value: string): string {
+  return value.replaceAll("-", "").toLowerCase();
+}
+
+/** The machine-id as a dashed UUID (systemd prints it this way in some tools). */
+export function machineIdToUuid(id: string): string {
+  return `${id.slice(0, 8)}-${id.slice(8, 12)}-${id.slice(12, 16)}-${id.slice(16, 20)}-${id.slice(20)}`;
+}

@@ -1,0 +1,218 @@
+/**
+ * The identity of one VM, as stored in `<home>/<vm>/identifiers.json`.
+ *
+ * Field names stay snake_case so that the file keeps the seed prototype's
+ * format; a file written by the prototype (no `schema_version`) still loads.
+ */
+import { createHash } from "node:crypto";
+import { z } from "zod";
+import { GlintError } from "../errors.js";
+import {
+  cpuSerial,
+  macAddress,
+  machineId,
+  motherboardSerial,
+  timestamp,
+  uuidV4,
+} from "./formats.js";
+
+export const SCHEMA_VERSION = 1;
+
+/** Every UUID-valued field, in file order. */
+export const UUID_FIELDS = [
+  "vm_uuid",
+  "disk_uuid",
+  "partition_uuid",
+  "filesystem_uuid",
+  "boot_uuid",
+  "swap_uuid",
+  "dmi_uuid",
+  "smbios_uuid",
+  "bios_uuid",
+  "vm_generation_id",
+] as const;
+
+/** The identifiers proper: every field that is drawn at random. */
+export const IDENTIFIER_FIELDS = [
+  "vm_uuid",
+  "machine_id",
+  "mac_address",
+  "disk_uuid",
+  "partition_uuid",
+  "filesystem_uuid",
+  "boot_uuid",
+  "swap_uuid",
+  "dmi_uuid",
+  "smbios_uuid",
+  "cpu_serial",
+  "motherboard_serial",
+  "bios_uuid",
+  "vm_generation_id",
+] as const;
+
+export type IdentifierField = (typeof IDENTIFIER_FIELDS)[number];
+
+const identifierShape = {
+  vm_uuid: uuidV4,
+  machine_id: machineId,
+  mac_address: macAddress,
+  disk_uuid: uuidV4,
+  partition_uuid: uuidV4,
+  filesystem_uuid: uuidV4,
+  boot_uuid: uuidV4,
+  swap_uuid: uuidV4,
+  dmi_uuid: uuidV4,
+  smbios_uuid: uuidV4,
+  cpu_serial: cpuSerial,
+  motherboard_serial: motherboardSerial,
+  bios_uuid: uuidV4,
+  vm_generation_id: uuidV4,
+};
+
+/** The current on-disk schema (version 1). */
+export const systemIdentifiersSchema = z.strictObject({
+  schema_version: z.literal(SCHEMA_VERSION),
+  ...identifierShape,
+  /** Bumped on every regeneration; feeds the cloud-init instance-id. */
+  generation: z.number().int().min(1),
+  created_at: timestamp,
+  updated_at: timestamp,
+});
+
+export type SystemIdentifiers = Readonly<z.infer<typeof systemIdentifiersSchema>>;
+
+/**
+ * The seed prototype's format: no schema_version, vm_generation_id, generation
+ * or updated_at, and a timestamp that may lack a timezone (Python's naive
+ * `datetime.now().isoformat()`), which is read as UTC.
+ */
+const NAIVE_TIMESTAMP_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?$/;
+const legacySchema = z.strictObject({
+  ...identifierShape,
+  vm_generation_id: uuidV4.optional(),
+  created_at: z.union([
+    timestamp,
+    z
+      .string()
+      .regex(NAIVE_TIMESTAMP_RE, "must be an ISO 8601 date-time, e.g. 2026-01-31T12:00:00Z")
+      .transform((s) => `${s}Z`),
+  ]),
+});
+
+/**
+ * A stable vm_generation_id for a seed-format file that has none, derived from
+ * its vm_uuid, so that loading a file is a pure function.
+ */
+function derivedGenerationId(vmUuid: string): string {
+  const b = createHash("sha256").update(`glint-vmgenid:${vmUuid}`).digest();
+  return uuidV4FromBytes(b);
+}
+
+/** Format 16 bytes as a UUID v4 (sets the version and variant bits). */
+export function uuidV4FromBytes(bytes: Uint8Array): string {
+  if (bytes.length < 16) throw new RangeError("uuidV4FromBytes needs 16 bytes");
+  const b = Buffer.from(bytes.subarray(0, 16));
+  b[6] = ((b[6] ?? 0) & 0x0f) | 0x40;
+  b[8] = ((b[8] ?? 0) & 0x3f) | 0x80;
+  const h = b.toString("hex");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+function describeIssue(issue: z.core.$ZodIssue, data: unknown): string {
+  const field = issue.path.map(String).join(".");
+  if (issue.code === "unrecognized_keys") {
+    return `unknown field${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => `"${k}"`).join(", ")}`;
+  }
+  if (!field) return issue.message;
+  let got = "";
+  if (data && typeof data === "object" && field in data) {
+    const v = (data as Record<string, unknown>)[field];
+    if (v === undefined) got = "";
+    else if (typeof v === "string")
+      got = ` (got ${v.length} characters: ${JSON.stringify(v.length > 48 ? `${v.slice(0, 48)}…` : v)})`;
+    else got = ` (got ${JSON.stringify(v)})`;
+  } else if (issue.code === "invalid_type") {
+    return `field "${field}" is missing`;
+  }
+  return `field "${field}" ${issue.message}${got}`;
+}
+
+/** Why a dictionary is not a valid identity; `undefined` if it is. */
+function formatZodError(error: z.ZodError, data: unknown): string {
+  return error.issues
+    .slice(0, 3)
+    .map((i) => describeIssue(i, data))
+    .join("; ");
+}
+
+/**
+ * Parse and validate an identifiers object (current or seed format).
+ * Throws a GlintError naming the first bad fields.
+ * @param source  Shown in the error, e.g. the file path.
+ */
+export function parseIdentifiers(data: unknown, source = "identifiers"): SystemIdentifiers {
+  const hint =
+    "fix the field, or replace the identity with `glint create <vm> --force` (the old file is kept in history/)";
+  if (data === null || typeof data !== "object" || Array.isArray(data)) {
+    throw new GlintError(`${source}: expected a JSON object; ${hint}`);
+  }
+  const obj = data as Record<string, unknown>;
+  if ("schema_version" in obj) {
+    if (typeof obj.schema_version === "number" && obj.schema_version > SCHEMA_VERSION) {
+      throw new GlintError(
+        `${source}: schema_version ${obj.schema_version} was written by a newer Glint; upgrade Glint`,
+      );
+    }
+    const r = systemIdentifiersSchema.safeParse(obj);
+    if (!r.success) throw new GlintError(`${source}: ${formatZodError(r.error, obj)}; ${hint}`);
+    return Object.freeze(r.data);
+  }
+  const r = legacySchema.safeParse(obj);
+  if (!r.success) throw new GlintError(`${source}: ${formatZodError(r.error, obj)}; ${hint}`);
+  const { vm_generation_id, ...rest } = r.data;
+  return Object.freeze({
+    schema_version: SCHEMA_VERSION,
+    ...rest,
+    vm_generation_id: vm_generation_id ?? derivedGenerationId(rest.vm_uuid),
+    generation: 1,
+    updated_at: rest.created_at,
+  } satisfies SystemIdentifiers);
+}
+
+/** Key order used when writing identifiers.json: the seed's order, then Glint's additions. */
+const KEY_ORDER = [
+  "schema_version",
+  "vm_uuid",
+  "machine_id",
+  "mac_address",
+  "disk_uuid",
+  "partition_uuid",
+  "filesystem_uuid",
+  "boot_uuid",
+  "swap_uuid",
+  "dmi_uuid",
+  "smbios_uuid",
+  "cpu_serial",
+  "motherboard_serial",
+  "bios_uuid",
+  "vm_generation_id",
+  "generation",
+  "created_at",
+  "updated_at",
+] as const satisfies readonly (keyof SystemIdentifiers)[];
+
+/** A plain object in file order (the seed's `to_dict`). */
+export function identifiersToDict(ids: SystemIdentifiers): Record<string, string | number> {
+  const out: Record<string, string | number> = {};
+  for (const k of KEY_ORDER) out[k] = ids[k];
+  return out;
+}
+
+/** The seed's `SystemIdentifiers` class methods, in TypeScript naming. */
+export const SystemIdentifiers = {
+  parse: parseIdentifiers,
+  fromDict: (data: unknown): SystemIdentifiers => parseIdentifiers(data),
+  toDict: identifiersToDict,
+  toJSON: (ids: SystemIdentifiers): string =>
+    `${JSON.stringify(identifiersToDict(ids), null, 2)}\n`,
+} as const;

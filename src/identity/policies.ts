@@ -1,0 +1,84 @@
+/**
+ * The regeneration policies: what each of "fresh", "disk", "base" and "nuke"
+ * redraws and which VM state it resets. This table is the single source of
+ * truth; the README quotes it and the manager executes it.
+ */
+import { IDENTIFIER_FIELDS, type IdentifierField } from "./model.js";
+
+export type PolicyName = "fresh" | "disk" | "base" | "nuke";
+
+/** VM state outside identifiers.json that a policy resets. */
+export type ResetStep =
+  /** Replace uefi-instance.fd with a fresh copy of uefi-seed.fd (incl. Secure Boot variables). */
+  | "uefi"
+  /** Wipe tpm/ and create a new TPM 2.0 state with a new EK. */
+  | "tpm"
+  /** Recreate overlay.qcow2 on top of base.qcow2 (old overlay kept in history/). */
+  | "overlay"
+  /** Re-render shared/set_identifiers.sh and seed.iso. */
+  | "guest-files";
+
+export interface Policy {
+  readonly name: PolicyName;
+  /** What the seed calls it. */
+  readonly title: string;
+  /** Identifier fields drawn anew; every other field is kept. */
+  readonly regenerate: readonly IdentifierField[];
+  /** State reset after the identifiers are written. */
+  readonly reset: readonly ResetStep[];
+  /** Whether the policy refuses to run when identifiers already exist (unless forced). */
+  readonly refusesExisting: boolean;
+  readonly description: string;
+}
+
+const DISK_FIELDS = [
+  "disk_uuid",
+  "partition_uuid",
+  "filesystem_uuid",
+  "boot_uuid",
+  "swap_uuid",
+  "vm_generation_id",
+] as const satisfies readonly IdentifierField[];
+
+export const POLICIES: Readonly<Record<PolicyName, Policy>> = {
+  fresh: {
+    name: "fresh",
+    title: "Fresh creation",
+    regenerate: IDENTIFIER_FIELDS,
+    reset: ["guest-files"],
+    refusesExisting: true,
+    description:
+      "all new identifiers for a new VM; refuses if the VM already has some unless forced",
+  },
+  disk: {
+    name: "disk",
+    title: "Regenerate overlay with fresh identifiers",
+    regenerate: DISK_FIELDS,
+    reset: ["uefi", "overlay", "guest-files"],
+    refusesExisting: false,
+    description:
+      "new disk, partition, filesystem, boot and swap UUIDs and a new vm_generation_id; keeps vm_uuid, MAC and machine_id",
+  },
+  base: {
+    name: "base",
+    title: "Regenerate base image identifiers",
+    regenerate: IDENTIFIER_FIELDS,
+    reset: ["uefi", "guest-files"],
+    refusesExisting: false,
+    description: "every identifier anew, for a cloned or new base image",
+  },
+  nuke: {
+    name: "nuke",
+    title: "NUKE VM session (complete reset)",
+    regenerate: IDENTIFIER_FIELDS,
+    reset: ["uefi", "tpm", "overlay", "guest-files"],
+    refusesExisting: false,
+    description:
+      "every identifier anew, and fresh UEFI NVRAM, Secure Boot variables, TPM and overlay",
+  },
+};
+
+/** Fields a policy keeps (the complement of `regenerate`). */
+export function keptFields(policy: Policy): IdentifierField[] {
+  return IDENTIFIER_FIELDS.filter((f) => !policy.regenerate.includes(f));
+}

@@ -1,0 +1,74 @@
+/**
+ * Applies a regeneration policy to an identity, drawing every new value
+ * until it is unique in the store.
+ */
+import { GlintError } from "../errors.js";
+import { cryptoRandom, drawIdentifier, type RandomSource } from "./generate.js";
+import {
+  IDENTIFIER_FIELDS,
+  type IdentifierField,
+  SCHEMA_VERSION,
+  type SystemIdentifiers,
+} from "./model.js";
+import type { Policy } from "./policies.js";
+
+/** The set of values already held in the store (see `UsedValues`). */
+export interface ValueSet {
+  has(value: string): boolean;
+}
+
+export interface RegenerateOptions {
+  random?: RandomSource;
+  now?: Date;
+  /** Upper bound on draws per field before giving up (the space is exhausted). */
+  maxAttempts?: number;
+  /** Called for every value that was drawn and rejected as a duplicate (for tests and logs). */
+  onCollision?: (field: IdentifierField, value: string) => void;
+}
+
+/**
+ * A new identity following `policy`: fields it regenerates are drawn anew
+ * (re-drawn while `used` or the new identity itself already has the value),
+ * every other field is kept from `current`.
+ */
+export function applyPolicy(
+  current: SystemIdentifiers | undefined,
+  policy: Policy,
+  used: ValueSet,
+  options: RegenerateOptions = {},
+): SystemIdentifiers {
+  const random = options.random ?? cryptoRandom;
+  const maxAttempts = options.maxAttempts ?? 10_000;
+  const now = (options.now ?? new Date()).toISOString();
+  const drawn = new Set<string>();
+  const values = {} as Record<IdentifierField, string>;
+  for (const field of IDENTIFIER_FIELDS) {
+    if (current && !policy.regenerate.includes(field)) {
+      values[field] = current[field];
+      continue;
+    }
+    let attempt = 0;
+    for (;;) {
+      const v = drawIdentifier(field, random);
+      const key = v.replaceAll("-", "");
+      if (!used.has(v) && !drawn.has(key)) {
+        values[field] = v;
+        drawn.add(key);
+        break;
+      }
+      options.onCollision?.(field, v);
+      if (++attempt >= maxAttempts) {
+        throw new GlintError(
+          `could not draw a unique ${field} after ${maxAttempts} attempts: the store's value space is exhausted`,
+        );
+      }
+    }
+  }
+  return Object.freeze({
+    schema_version: SCHEMA_VERSION,
+    ...values,
+    generation: current ? current.generation + 1 : 1,
+    created_at: current && policy.name === "disk" ? current.created_at : now,
+    updated_at: now,
+  });
+}

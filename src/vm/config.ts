@@ -1,0 +1,53 @@
+/**
+ * `<home>/<vm>/config.json`: the choices made at `glint create` time.
+ * Unknown keys (e.g. from the seed prototype) are preserved.
+ */
+import { z } from "zod";
+import { timestamp } from "../identity/formats.js";
+
+export const FIRMWARE_KINDS = ["bios", "uefi", "uefi-secure"] as const;
+export type FirmwareKind = (typeof FIRMWARE_KINDS)[number];
+
+export const NET_MODES = ["user", "bridge", "tap", "none"] as const;
+export type NetMode = (typeof NET_MODES)[number];
+
+/** Linux interface / bridge names: they reach QEMU options, so keep them strict. */
+const IFNAME_RE = /^[A-Za-z0-9_.-]{1,15}$/;
+
+export const vmConfigSchema = z.looseObject({
+  schema_version: z.literal(1).default(1),
+  firmware: z.enum(FIRMWARE_KINDS).default("bios"),
+  tpm: z.boolean().default(false),
+  tpm_model: z.enum(["tpm-crb", "tpm-tis"]).default("tpm-crb"),
+  /** Where base.qcow2 came from, and whether it is a symlink to a shared image. */
+  base: z
+    .strictObject({ source: z.string().min(1), linked: z.boolean() })
+    .nullable()
+    .default(null),
+  overlay: z.boolean().default(false),
+  /** Size of the blank disk when there is no base image, e.g. "8G". */
+  disk_size: z
+    .string()
+    .regex(/^[1-9][0-9]*[KMGT]?$/, "must be a size like 512M or 8G")
+    .nullable()
+    .default(null),
+  net: z.enum(NET_MODES).default("user"),
+  /** Bridge name for net=bridge, tap interface for net=tap. */
+  net_ifname: z
+    .string()
+    .regex(IFNAME_RE, "must be a Linux interface name")
+    .nullable()
+    .default(null),
+  memory_mb: z.number().int().min(16).max(1048576).default(512),
+  cpus: z.number().int().min(1).max(255).default(1),
+  hostname_from: z.enum(["name", "machine-id"]).default("name"),
+  created_at: timestamp.optional(),
+});
+
+export type VmConfig = z.infer<typeof vmConfigSchema>;
+export type VmConfigInput = z.input<typeof vmConfigSchema>;
+
+/** Defaults for a VM created with no options. */
+export function defaultConfig(): VmConfig {
+  return vmConfigSchema.parse({});
+}

@@ -1,0 +1,162 @@
+/**
+ * Per-VM and store-wide locks that survive crashes.
+ *
+ * A lock is a small JSON file created atomically with `link()` (so it never
+ * exists half-written) that names its owner's pid and process start time.
+ * A lock whose owner is gone (or whose pid was reused by another process) is
+ * stale and is taken over; the takeover itself is serialised by a short-lived
+ * guard directory so that two processes can never both take the same lock.
+ */
+import { randomBytes } from "node:crypto";
+import { promises as fs, readFileSync } from "node:fs";
+import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { BusyError } from "../errors.js";
+
+interface Owner {
+  pid: number;
+  start: string;
+  token: string;
+  purpose: string;
+  since: string;
+}
+
+/** The start time of a process (field 22 of /proc/PID/stat), or "" if unknown. */
+function processStart(pid: number): string {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return fields[19] ?? "";
+  } catch {
+    return "";
+  }
+}
+
+function ownerAlive(owner: Owner): boolean {
+  try {
+    process.kill(owner.pid, 0);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EPERM") return false;
+  }
+  const start = processStart(owner.pid);
+  // A different start time means the pid was reused: the owner is gone.
+  return start === "" || owner.start === "" || start === owner.start;
+}
+
+async function readOwner(
+  file: string,
+): Promise<{ raw: string; owner: Owner | undefined } | undefined> {
+  let raw: string;
+  try {
+    raw = await fs.readFile(file, "utf8");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw error;
+  }
+  try {
+    const parsed = JSON.parse(raw) as Owner;
+    return { raw, owner: typeof parsed.pid === "number" ? parsed : undefined };
+  } catch {
+    return { raw, owner: undefined };
+  }
+}
+
+/** A held lock. Call `release()` exactly once (or use {@link withLock}). */
+export interface Lock {
+  readonly file: string;
+  release(): Promise<void>;
+}
+
+export interface AcquireOptions {
+  /** Shown to other processes that find the lock held, e.g. "glint run". */
+  purpose: string;
+  /** How long to wait for a live holder; 0 = fail at once with BusyError. */
+  waitMs?: number;
+  /** Message of the BusyError; receives the holder's pid and purpose. */
+  busyMessage?: (holder: { pid: number; purpose: string }) => string;
+}
+
+const GUARD_STALE_MS = 10_000;
+
+async function takeOverStale(file: string, staleRaw: string): Promise<void> {
+  const guard = `${file}.takeover`;
+  try {
+    await fs.mkdir(guard);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    // Someone else is taking it over; a guard left by a killed process expires.
+    const st = await fs.stat(guard).catch(() => undefined);
+    if (st && Date.now() - st.mtimeMs > GUARD_STALE_MS)
+      await fs.rm(guard, { recursive: true, force: true });
+    return;
+  }
+  try {
+    const now = await readOwner(file);
+    // Only remove the exact stale file we judged; a fresh lock has another token.
+    if (now && now.raw === staleRaw) await fs.rm(file, { force: true });
+  } finally {
+    await fs.rm(guard, { recursive: true, force: true });
+  }
+}
+
+/** Acquire the lock file `file`, creating its directory if needed. */
+export async function acquireLock(file: string, options: AcquireOptions): Promise<Lock> {
+  await fs.mkdir(path.dirname(file), { recursive: true });
+  const owner: Owner = {
+    pid: process.pid,
+    start: processStart(process.pid),
+    token: randomBytes(8).toString("hex"),
+    purpose: options.purpose,
+    since: new Date().toISOString(),
+  };
+  const body = JSON.stringify(owner);
+  const deadline = Date.now() + (options.waitMs ?? 0);
+  let delay = 2;
+  for (;;) {
+    const tmp = `${file}.${owner.token}.new`;
+    await fs.writeFile(tmp, body, { flag: "wx" });
+    try {
+      await fs.link(tmp, file);
+      await fs.rm(tmp, { force: true });
+      return {
+        file,
+        release: async () => {
+          const cur = await readOwner(file);
+          if (cur?.owner?.token === owner.token) await fs.rm(file, { force: true });
+        },
+      };
+    } catch (error) {
+      await fs.rm(tmp, { force: true });
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    }
+    const cur = await readOwner(file);
+    if (cur === undefined) continue; // released meanwhile
+    if (cur.owner === undefined || !ownerAlive(cur.owner)) {
+      await takeOverStale(file, cur.raw);
+      continue;
+    }
+    if (Date.now() >= deadline) {
+      const holder = { pid: cur.owner.pid, purpose: cur.owner.purpose };
+      throw new BusyError(
+        options.busyMessage?.(holder) ??
+          `${file} is locked by process ${holder.pid} (${holder.purpose}); try again when it finishes`,
+      );
+    }
+    await sleep(delay + Math.random() * delay);
+    delay = Math.min(delay * 2, 50);
+  }
+}
+
+/** Run `fn` while holding the lock; always releases it. */
+export async function withLock<T>(
+  file: string,
+  options: AcquireOptions,
+  fn: () => Promise<T>,
+): Promise<T> {
+  const lock = await acquireLock(file, options);
+  try {
+    return await fn();
+  } finally {
+    await lock.release();
+  }
+}

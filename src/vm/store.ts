@@ -1,0 +1,164 @@
+/**
+ * Reading and writing one VM's files. Callers hold the VM's lock.
+ */
+import { randomBytes } from "node:crypto";
+import { promises as fs } from "node:fs";
+import path from "node:path";
+import { GlintError } from "../errors.js";
+import { VM_NAME_RE } from "../identity/formats.js";
+import { parseIdentifiers, SystemIdentifiers } from "../identity/model.js";
+import { writeFileAtomic } from "./atomic.js";
+import { type VmConfig, vmConfigSchema } from "./config.js";
+import type { VmPaths } from "./layout.js";
+
+function isMissing(error: unknown): boolean {
+  return (error as NodeJS.ErrnoException).code === "ENOENT";
+}
+
+async function readJson(file: string): Promise<{ raw: string; data: unknown } | undefined> {
+  let raw: string;
+  try {
+    raw = await fs.readFile(file, "utf8");
+  } catch (error) {
+    if (isMissing(error)) return undefined;
+    throw error;
+  }
+  try {
+    return { raw, data: JSON.parse(raw) };
+  } catch (error) {
+    const why = error instanceof Error ? error.message.split("\n")[0] : String(error);
+    throw new GlintError(
+      `${file}: not valid JSON (${why}); fix it, or replace the identity with \`glint create <vm> --force\` (the old file is kept in history/)`,
+    );
+  }
+}
+
+/** The VM's identifiers, or `undefined` if it has none. Throws a GlintError if the file is invalid. */
+export async function readIdentifiers(paths: VmPaths): Promise<SystemIdentifiers | undefined> {
+  const json = await readJson(paths.identifiers);
+  return json && parseIdentifiers(json.data, paths.identifiers);
+}
+
+export async function writeIdentifiers(paths: VmPaths, ids: SystemIdentifiers): Promise<void> {
+  await fs.mkdir(paths.dir, { recursive: true });
+  await writeFileAtomic(paths.identifiers, SystemIdentifiers.toJSON(ids));
+}
+
+export async function readConfig(paths: VmPaths): Promise<VmConfig | undefined> {
+  const json = await readJson(paths.config);
+  if (!json) return undefined;
+  const r = vmConfigSchema.safeParse(json.data);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    const field = issue?.path.join(".") || "(root)";
+    throw new GlintError(`${paths.config}: field "${field}" ${issue?.message ?? "is invalid"}`);
+  }
+  return r.data;
+}
+
+export async function writeConfig(paths: VmPaths, config: VmConfig): Promise<void> {
+  await fs.mkdir(paths.dir, { recursive: true });
+  await writeFileAtomic(paths.config, `${JSON.stringify(config, null, 2)}\n`);
+}
+
+/** A filesystem-safe, sortable timestamp: 2026-11-29T16-50-00.123Z */
+function stamp(date = new Date()): string {
+  return date.toISOString().replaceAll(":", "-");
+}
+
+/**
+ * Copy a file into the VM's history/ (never overwriting an entry) and return
+ * the new path. `label` says why, e.g. "base" or "nuke".
+ */
+export async function archiveFile(
+  paths: VmPaths,
+  file: string,
+  label: string,
+): Promise<string | undefined> {
+  let data: Buffer;
+  try {
+    data = await fs.readFile(file);
+  } catch (error) {
+    if (isMissing(error)) return undefined;
+    throw error;
+  }
+  await fs.mkdir(paths.history, { recursive: true });
+  const base = path.basename(file).replace(/\.[^.]+$/, "");
+  const ext = path.extname(file);
+  const target = path.join(
+    paths.history,
+    `${stamp()}_${label}_${base}-${randomBytes(3).toString("hex")}${ext}`,
+  );
+  await writeFileAtomic(target, data);
+  return target;
+}
+
+/** Move a (large) file into history/ without copying it. */
+export async function archiveByRename(
+  paths: VmPaths,
+  file: string,
+  label: string,
+): Promise<string | undefined> {
+  await fs.mkdir(paths.history, { recursive: true });
+  const target = path.join(
+    paths.history,
+    `${stamp()}_${label}_${path.basename(file, path.extname(file))}-${randomBytes(3).toString("hex")}${path.extname(file)}`,
+  );
+  try {
+    await fs.rename(file, target);
+  } catch (error) {
+    if (isMissing(error)) return undefined;
+    throw error;
+  }
+  return target;
+}
+
+export interface HistoryEntry {
+  readonly file: string;
+  /** When it was archived (from the file name). */
+  readonly archivedAt: string;
+  /** The policy or operation that replaced it. */
+  readonly reason: string;
+  /** The identity, or the reason it cannot be read (a corrupt file is still kept). */
+  readonly identifiers: SystemIdentifiers | { readonly error: string };
+}
+
+/** Past identities of the VM, oldest first. */
+export async function listHistory(paths: VmPaths): Promise<HistoryEntry[]> {
+  let names: string[];
+  try {
+    names = await fs.readdir(paths.history);
+  } catch (error) {
+    if (isMissing(error)) return [];
+    throw error;
+  }
+  const entries: HistoryEntry[] = [];
+  for (const name of names.filter((n) => /_identifiers-[0-9a-f]{6}\.json$/.test(n)).sort()) {
+    const [ts = "", reason = ""] = name.split("_");
+    const archivedAt = ts.replace(/T(\d{2})-(\d{2})-(\d{2})/, "T$1:$2:$3");
+    const file = path.join(paths.history, name);
+    let identifiers: HistoryEntry["identifiers"];
+    try {
+      identifiers = parseIdentifiers(JSON.parse(await fs.readFile(file, "utf8")), file);
+    } catch (error) {
+      identifiers = { error: error instanceof Error ? error.message : String(error) };
+    }
+    entries.push({ file, archivedAt, reason, identifiers });
+  }
+  return entries;
+}
+
+/** Names of the VMs under `home` (directories with a valid name), sorted. */
+export async function listVmNames(home: string): Promise<string[]> {
+  let entries: import("node:fs").Dirent[];
+  try {
+    entries = await fs.readdir(home, { withFileTypes: true });
+  } catch (error) {
+    if (isMissing(error)) return [];
+    throw error;
+  }
+  return entries
+    .filter((e) => e.isDirectory() && VM_NAME_RE.test(e.name))
+    .map((e) => e.name)
+    .sort();
+}
