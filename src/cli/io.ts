@@ -1,0 +1,47 @@
+/** Terminal helpers: confirmation prompts that refuse without a TTY. */
+import { UsageError } from "../errors.js";
+
+export interface Io {
+  readonly stdout: (text: string) => void;
+  readonly stderr: (text: string) => void;
+  readonly isTTY: boolean;
+}
+
+export const processIo: Io = {
+  stdout: (t) => process.stdout.write(t.endsWith("\n") ? t : `${t}\n`),
+  stderr: (t) => process.stderr.write(t.endsWith("\n") ? t : `${t}\n`),
+  get isTTY() {
+    return Boolean(process.stdin.isTTY && process.stdout.isTTY);
+  },
+};
+
+/**
+ * Ask the user to type `expected` back. Without a TTY this refuses (exit 2)
+ * and tells the user about `--yes`.
+ */
+export async function confirmByTyping(
+  io: Io,
+  question: string,
+  expected: string,
+  flagHint: string,
+): Promise<boolean> {
+  if (!io.isTTY) {
+    throw new UsageError(
+      `refusing without confirmation: no terminal to ask on; pass ${flagHint} to confirm`,
+    );
+  }
+  const { input } = await import("@inquirer/prompts");
+  const answer = await input({ message: `${question} Type "${expected}" to confirm:` });
+  return answer.trim() === expected;
+}
+
+/** Yes/no confirmation; refuses without a TTY. */
+export async function confirmYesNo(io: Io, question: string, flagHint: string): Promise<boolean> {
+  if (!io.isTTY) {
+    throw new UsageError(
+      `refusing without confirmation: no terminal to ask on; pass ${flagHint} to confirm`,
+    );
+  }
+  const { confirm } = await import("@inquirer/prompts");
+  return confirm({ message: question, default: false });
+}
