@@ -11,12 +11,34 @@
  *      restored and nothing else has changed,
  *   3. commit the prepared steps (renames).
  */
-import { promises as fs } from "node:fs";
-import { BusyError, GlintError } from "./errors.js";
+import { existsSync, promises as fs } from "node:fs";
+import path from "node:path";
+import { BusyError, GlintError, UsageError } from "./errors.js";
+import {
+  prepareTpmReset,
+  resetUefiVariables as resetUefiFiles,
+  TPM2_PERMALL,
+} from "./firmware/index.js";
+import {
+  renderPostInstallScript,
+  createPostInstallScript as writeScriptFile,
+  writeSeed,
+} from "./guest/index.js";
 import type { RandomSource } from "./identity/generate.js";
 import { parseIdentifiers, type SystemIdentifiers } from "./identity/model.js";
 import { POLICIES, type Policy, type PolicyName, type ResetStep } from "./identity/policies.js";
 import { applyPolicy } from "./identity/regenerate.js";
+import {
+  type DiskAndFirmwareOptions,
+  hasProvisioningOptions,
+  planVm,
+  provisionVm,
+  type RunOptions,
+  runVm,
+  vmArgv,
+} from "./lifecycle.js";
+import { applyIdentifiersToQemuCommand, requireTool } from "./qemu/index.js";
+import { DEFAULT_STEPS, tpmCaDir } from "./steps.js";
 import { writeFileAtomic } from "./vm/atomic.js";
 import { defaultConfig, type VmConfig } from "./vm/config.js";
 import { resolveHome, storePaths, type VmPaths, vmPaths } from "./vm/layout.js";
@@ -68,6 +90,8 @@ export interface UuidManagerOptions {
   storeLockWaitMs?: number;
 }
 
+export interface CreateVmOptions extends OperationOptions, DiskAndFirmwareOptions {}
+
 export interface OperationOptions {
   /** `fresh`: replace an existing identity. */
   forceRegenerate?: boolean;
@@ -101,7 +125,7 @@ export class UuidManager {
     this.env = options.env ?? process.env;
     this.home = resolveHome(options.home, this.env);
     this.random = options.random;
-    this.steps = options.steps ?? {};
+    this.steps = options.steps ?? DEFAULT_STEPS;
     this.used = new UsedValues(this.home);
     this.storeLockWaitMs = options.storeLockWaitMs ?? 120_000;
   }
@@ -205,6 +229,128 @@ export class UuidManager {
       `glint ${policy === "fresh" ? "create" : policy === "nuke" ? "nuke" : `regen ${policy}`}`,
       (paths) => this.runPolicy(paths, POLICIES[policy], options),
     );
+  }
+
+  /**
+   * Create a VM: its config, disks (`base`, `overlay` or a blank disk), UEFI
+   * NVRAM and TPM, then fresh identifiers, post-install script and seed.iso.
+   * Nothing is left behind if a step fails. With `forceRegenerate` on an
+   * existing VM only the identity is replaced.
+   */
+  async createVm(vm: string, options: CreateVmOptions = {}): Promise<OperationResult> {
+    return this.withVm(vm, "glint create", async (paths) => {
+      const exists = existsSync(paths.identifiers) || existsSync(paths.config);
+      if (exists && hasProvisioningOptions(options)) {
+        throw new UsageError(
+          `VM "${vm}" already exists; disk and firmware options only apply to a new VM (use another name, or \`glint nuke ${vm}\` to reset it)`,
+        );
+      }
+      if (existsSync(paths.identifiers) && !options.forceRegenerate) {
+        return this.runPolicy(paths, POLICIES.fresh, options);
+      }
+      if (exists) return this.runPolicy(paths, POLICIES.fresh, options);
+      const plan = await planVm(options, this.env);
+      const created = !existsSync(paths.dir);
+      try {
+        await provisionVm(paths, plan, this.env, options.onProgress);
+        return await this.runPolicy(paths, POLICIES.fresh, options);
+      } catch (error) {
+        if (created) await fs.rm(paths.dir, { recursive: true, force: true });
+        throw error;
+      }
+    });
+  }
+
+  /** Replace the VM's UEFI variables (uefi-instance.fd) with a fresh copy of uefi-seed.fd; the old ones go to history/. */
+  async resetUefiVariables(vm: string): Promise<void> {
+    await this.withVm(vm, "glint reset uefi", async (paths) => {
+      const config = (await readConfig(paths)) ?? defaultConfig();
+      if (config.firmware === "bios") {
+        throw new GlintError(`VM "${vm}" uses BIOS firmware: it has no UEFI variables to reset`);
+      }
+      await archiveFile(paths, paths.uefiInstance, "reset-uefi");
+      await resetUefiFiles(paths.uefiSeed, paths.uefiInstance);
+    });
+  }
+
+  /** Wipe the VM's TPM and manufacture a new one (new EK); the old state goes to history/. */
+  async resetTpm(vm: string): Promise<void> {
+    await this.withVm(vm, "glint reset tpm", async (paths) => {
+      const config = (await readConfig(paths)) ?? defaultConfig();
+      if (!config.tpm) throw new GlintError(`VM "${vm}" has no TPM (create it with --tpm)`);
+      const prepared = await prepareTpmReset(paths.tpm, {
+        vmName: vm,
+        caDir: tpmCaDir(this.home),
+        env: this.env,
+      });
+      try {
+        await archiveFile(paths, path.join(paths.tpm, TPM2_PERMALL), "reset-tpm");
+      } catch (error) {
+        await prepared.abort();
+        throw error;
+      }
+      await prepared.commit();
+    });
+  }
+
+  /** The QEMU arguments (without the binary) that give the VM its identity, firmware, TPM and disks. */
+  async qemuArgs(vm: string, extra: readonly string[] = []): Promise<string[]> {
+    const paths = this.paths(vm);
+    const ids = await this.getIdentifiers(vm);
+    const config = await this.getConfig(vm);
+    return vmArgv({ paths, config, ids, extra, env: this.env });
+  }
+
+  /** The whole QEMU command line, binary first. */
+  async qemuCommand(vm: string, extra: readonly string[] = []): Promise<string[]> {
+    const qemu = await requireTool("qemu-system-x86_64", this.env);
+    return [qemu, ...(await this.qemuArgs(vm, extra))];
+  }
+
+  /** The seed's `apply_identifiers_to_qemu_command`: idempotent, replaces identity options already present. */
+  applyIdentifiersToQemuCommand(
+    baseArgv: readonly string[],
+    identifiers: SystemIdentifiers,
+  ): string[] {
+    return applyIdentifiersToQemuCommand(baseArgv, identifiers);
+  }
+
+  /** Write `<vm>/shared/set_identifiers.sh` for the current identity; returns its path. */
+  async createPostInstallScript(vm: string): Promise<string> {
+    return this.withVm(vm, "glint script", async (paths) => {
+      const ids = await this.getIdentifiers(vm);
+      const config = (await readConfig(paths)) ?? defaultConfig();
+      return writeScriptFile(paths, ids, { hostnameFrom: config.hostname_from });
+    });
+  }
+
+  /** The post-install script's text for the current identity. */
+  async renderPostInstallScript(vm: string): Promise<string> {
+    const ids = await this.getIdentifiers(vm);
+    const config = await this.getConfig(vm);
+    return renderPostInstallScript(vm, ids, { hostnameFrom: config.hostname_from });
+  }
+
+  /** Rebuild `<vm>/seed.iso` (cloud-init NoCloud, label cidata); returns its path. */
+  async writeSeedIso(vm: string): Promise<string> {
+    return this.withVm(vm, "glint seed", async (paths) => {
+      const ids = await this.getIdentifiers(vm);
+      const config = (await readConfig(paths)) ?? defaultConfig();
+      return writeSeed(paths, ids, { hostnameFrom: config.hostname_from });
+    });
+  }
+
+  /**
+   * Run the VM in the foreground with `qemu-system-x86_64`, holding its lock
+   * (so it cannot be regenerated or nuked meanwhile) and its swtpm sidecar.
+   * Resolves to QEMU's exit code; with `dryRun`, to the command instead.
+   */
+  async run(vm: string, options: RunOptions = {}): Promise<{ argv: string[]; exitCode: number }> {
+    return this.withVm(vm, "glint run", async (paths) => {
+      const ids = await this.getIdentifiers(vm);
+      const config = (await readConfig(paths)) ?? defaultConfig();
+      return runVm(paths, config, ids, options, this.env);
+    });
   }
 
   /**

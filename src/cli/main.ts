@@ -16,7 +16,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   program.exitOverride();
   try {
     await program.parseAsync([...argv], { from: "user" });
-    return 0;
+    return typeof process.exitCode === "number" ? process.exitCode : 0;
   } catch (error) {
     if (error instanceof CommanderError) {
       // Help and version exit 0; commander already printed its usage message.

@@ -8,8 +8,44 @@ import { GlintError, UsageError } from "../errors.js";
 import { identifiersToDict } from "../identity/model.js";
 import { POLICIES } from "../identity/policies.js";
 import { type OperationResult, UuidManager } from "../manager.js";
+import { shellQuote } from "../qemu/index.js";
+import { FIRMWARE_KINDS, type FirmwareKind, NET_MODES, type NetMode } from "../vm/config.js";
 import { formatComparison, formatIdentity, formatTable } from "./format.js";
-import { confirmByTyping, type Io, processIo } from "./io.js";
+import { confirmByTyping, confirmYesNo, type Io, processIo } from "./io.js";
+
+interface CreateCliOptions {
+  force?: boolean;
+  base?: string;
+  linkBase?: boolean;
+  overlay?: boolean;
+  diskSize?: string;
+  firmware?: FirmwareKind;
+  tpm?: boolean;
+  tpmModel?: "tpm-crb" | "tpm-tis";
+  net?: NetMode;
+  netIfname?: string;
+  memory?: number;
+  cpus?: number;
+  hostnameFrom?: "name" | "machine-id";
+}
+
+function parseInteger(value: string): number {
+  if (!/^[1-9][0-9]{0,6}$/.test(value))
+    throw new UsageError(`expected a positive integer, got ${JSON.stringify(value)}`);
+  return Number(value);
+}
+
+/** Drop keys whose value is undefined (exactOptionalPropertyTypes-friendly spreading). */
+function definedOnly<T extends Record<string, unknown>>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** A progress reporter: one line on stderr per step (silent with --json). */
+function progress(io: Io, json: boolean | undefined): (message: string) => void {
+  return (message) => {
+    if (!json) io.stderr(`… ${message}`);
+  };
+}
 
 interface CommonOptions {
   home?: string;
@@ -42,12 +78,17 @@ function printResult(io: Io, result: OperationResult, json: boolean | undefined)
 
 export interface ProgramContext {
   io: Io;
+  /** Exit code of a command that ran something (e.g. QEMU's, for `glint run`). */
+  setExitCode: (code: number) => void;
   /** Builds the manager for a command's `--home` (tests inject options here). */
   manager: (home: string | undefined) => UuidManager;
 }
 
 export const defaultContext: ProgramContext = {
   io: processIo,
+  setExitCode: (code) => {
+    process.exitCode = code;
+  },
   manager: (home) => new UuidManager(home === undefined ? {} : { home }),
 };
 
@@ -60,12 +101,46 @@ export function buildProgram(ctx: ProgramContext = defaultContext): Command {
     .configureOutput({ writeOut: (s) => io.stdout(s), writeErr: (s) => io.stderr(s) });
 
   common(program.command("create"))
-    .description("create a VM's identity (all new identifiers) and print it")
+    .description("create a VM: fresh identifiers, and optionally its disks, UEFI NVRAM and TPM")
     .argument("<vm>", "VM name (becomes the hostname)")
     .option("--force", "replace existing identifiers (the old ones are kept in history/)")
-    .action(async (vm: string, opts: CommonOptions & { force?: boolean }) => {
-      const result = await ctx.manager(opts.home).generateFreshIdentifiers(vm, {
+    .option("--base <img>", "base image (qcow2) to copy into the VM as base.qcow2")
+    .option("--link-base", "symlink base.qcow2 to the shared --base image instead of copying it")
+    .option("--overlay", "create overlay.qcow2 on top of base.qcow2 (needs --base)")
+    .option("--disk-size <size>", "blank base.qcow2 of this size when there is no base, e.g. 8G")
+    .addOption(new Option("--firmware <kind>", "firmware").choices(FIRMWARE_KINDS))
+    .option("--tpm", "give the VM its own TPM 2.0 (swtpm)")
+    .addOption(new Option("--tpm-model <model>", "TPM device").choices(["tpm-crb", "tpm-tis"]))
+    .addOption(new Option("--net <mode>", "network backend").choices(NET_MODES))
+    .option("--net-ifname <name>", "bridge (--net bridge) or tap interface (--net tap)")
+    .option("--memory <mib>", "guest memory in MiB", parseInteger)
+    .option("--cpus <n>", "virtual CPUs", parseInteger)
+    .addOption(
+      new Option(
+        "--hostname-from <source>",
+        "guest hostname: the VM name or glint-<machine-id>",
+      ).choices(["name", "machine-id"]),
+    )
+    .action(async (vm: string, opts: CommonOptions & CreateCliOptions) => {
+      const m = ctx.manager(opts.home);
+      const spinner = progress(io, opts.json);
+      const result = await m.createVm(vm, {
         forceRegenerate: Boolean(opts.force),
+        ...definedOnly({
+          base: opts.base,
+          linkBase: opts.linkBase,
+          overlay: opts.overlay,
+          diskSize: opts.diskSize,
+          firmware: opts.firmware,
+          tpm: opts.tpm,
+          tpmModel: opts.tpmModel,
+          net: opts.net,
+          netIfname: opts.netIfname,
+          memoryMb: opts.memory,
+          cpus: opts.cpus,
+          hostnameFrom: opts.hostnameFrom,
+        }),
+        onProgress: spinner,
       });
       printResult(io, result, opts.json);
     });
@@ -150,33 +225,59 @@ export function buildProgram(ctx: ProgramContext = defaultContext): Command {
       .description(POLICIES[policy].description)
       .argument("<vm>", "VM name")
       .option("--yes", "do not ask for confirmation")
-      .action(async (vm: string, opts: CommonOptions & { yes?: boolean }) => {
-        const m = ctx.manager(opts.home);
-        const result = await m.regenerate(vm, policy, {});
-        printResult(io, result, opts.json);
-      });
+      .option("--discard-overlay", "delete the old overlay instead of keeping it in history/")
+      .action(
+        async (vm: string, opts: CommonOptions & { yes?: boolean; discardOverlay?: boolean }) => {
+          const m = ctx.manager(opts.home);
+          await m.getIdentifiers(vm);
+          const config = await m.getConfig(vm);
+          if (policy === "disk" && config.overlay && !opts.yes) {
+            const ok = await confirmYesNo(
+              io,
+              `Replace the overlay of "${vm}"? Everything the guest wrote to it is discarded${opts.discardOverlay ? " (deleted)" : " (the old overlay is kept in history/)"}.`,
+              "--yes",
+            );
+            if (!ok) throw new GlintError("regen disk cancelled; nothing was changed");
+          }
+          const result = await m.regenerate(vm, policy, {
+            discardOverlay: Boolean(opts.discardOverlay),
+            onProgress: progress(io, opts.json),
+          });
+          printResult(io, result, opts.json);
+        },
+      );
   }
 
   common(program.command("nuke"))
     .description("NUKE: regenerate every identifier and reset UEFI, Secure Boot, TPM and overlay")
     .argument("<vm>", "VM name")
     .option("--yes", "do not ask for the VM name to be typed back")
-    .action(async (vm: string, opts: CommonOptions & { yes?: boolean }) => {
-      const m = ctx.manager(opts.home);
-      m.paths(vm);
-      await m.getIdentifiers(vm);
-      if (!opts.yes) {
-        const ok = await confirmByTyping(
+    .option("--discard-overlay", "delete the old overlay instead of keeping it in history/")
+    .action(
+      async (vm: string, opts: CommonOptions & { yes?: boolean; discardOverlay?: boolean }) => {
+        const m = ctx.manager(opts.home);
+        m.paths(vm);
+        await m.getIdentifiers(vm);
+        if (!opts.yes) {
+          const ok = await confirmByTyping(
+            io,
+            `This replaces every identifier of "${vm}" and resets its UEFI variables, Secure Boot state, TPM and overlay.`,
+            vm,
+            "--yes",
+          );
+          if (!ok)
+            throw new GlintError("nuke cancelled: the name did not match; nothing was changed");
+        }
+        printResult(
           io,
-          `This replaces every identifier of "${vm}" and resets its UEFI variables, Secure Boot state, TPM and overlay.`,
-          vm,
-          "--yes",
+          await m.nukeAndRegenerateAll(vm, {
+            discardOverlay: Boolean(opts.discardOverlay),
+            onProgress: progress(io, opts.json),
+          }),
+          opts.json,
         );
-        if (!ok)
-          throw new GlintError("nuke cancelled: the name did not match; nothing was changed");
-      }
-      printResult(io, await m.nukeAndRegenerateAll(vm), opts.json);
-    });
+      },
+    );
 
   common(program.command("history"))
     .description("list a VM's past identities, oldest first")
@@ -219,6 +320,74 @@ export function buildProgram(ctx: ProgramContext = defaultContext): Command {
           ),
         ]),
       );
+    });
+
+  const reset = program.command("reset").description("reset a VM's firmware state");
+  common(reset.command("uefi"))
+    .description("replace the VM's UEFI variables with a fresh copy (old ones kept in history/)")
+    .argument("<vm>", "VM name")
+    .action(async (vm: string, opts: CommonOptions) => {
+      await ctx.manager(opts.home).resetUefiVariables(vm);
+      io.stdout(
+        opts.json ? JSON.stringify({ vm, reset: "uefi" }) : `UEFI variables of "${vm}" reset`,
+      );
+    });
+  common(reset.command("tpm"))
+    .description(
+      "wipe the VM's TPM and manufacture a new one with a new EK (old state kept in history/)",
+    )
+    .argument("<vm>", "VM name")
+    .action(async (vm: string, opts: CommonOptions) => {
+      const m = ctx.manager(opts.home);
+      const stop = progress(io, opts.json);
+      stop("manufacturing a new TPM");
+      await m.resetTpm(vm);
+      io.stdout(opts.json ? JSON.stringify({ vm, reset: "tpm" }) : `TPM of "${vm}" reset (new EK)`);
+    });
+
+  common(program.command("qemu-args"))
+    .description("print the QEMU arguments for a VM: identity, firmware, TPM and disks")
+    .argument("<vm>", "VM name")
+    .argument("[base-args...]", "QEMU arguments to merge with (after --)")
+    .action(async (vm: string, base: string[], opts: CommonOptions) => {
+      const argv = await ctx.manager(opts.home).qemuArgs(vm, base);
+      io.stdout(opts.json ? JSON.stringify(argv) : shellQuote(argv));
+    });
+
+  common(program.command("run"))
+    .description(
+      "run the VM with qemu-system-x86_64 in the foreground, with its identity, firmware, TPM and disks",
+    )
+    .argument("<vm>", "VM name")
+    .argument("[qemu-args...]", "extra QEMU arguments (after --), e.g. -kernel … -nographic")
+    .option("--dry-run", "print the command instead of running it")
+    .action(async (vm: string, extra: string[], opts: CommonOptions & { dryRun?: boolean }) => {
+      const m = ctx.manager(opts.home);
+      const { argv, exitCode } = await m.run(vm, { extra, dryRun: Boolean(opts.dryRun) });
+      if (opts.dryRun) io.stdout(opts.json ? JSON.stringify(argv) : shellQuote(argv));
+      ctx.setExitCode(exitCode);
+    });
+
+  common(program.command("script"))
+    .description("write the post-install script shared/set_identifiers.sh (or print it)")
+    .argument("<vm>", "VM name")
+    .option("--stdout", "print the script instead of writing it")
+    .action(async (vm: string, opts: CommonOptions & { stdout?: boolean }) => {
+      const m = ctx.manager(opts.home);
+      if (opts.stdout) {
+        io.stdout(await m.renderPostInstallScript(vm));
+        return;
+      }
+      const file = await m.createPostInstallScript(vm);
+      io.stdout(opts.json ? JSON.stringify({ vm, script: file }) : `wrote ${file}`);
+    });
+
+  common(program.command("seed"))
+    .description("rebuild seed.iso, the cloud-init NoCloud seed (label cidata)")
+    .argument("<vm>", "VM name")
+    .action(async (vm: string, opts: CommonOptions) => {
+      const file = await ctx.manager(opts.home).writeSeedIso(vm);
+      io.stdout(opts.json ? JSON.stringify({ vm, seed: file }) : `wrote ${file}`);
     });
 
   program.addOption(new Option("--debug", "print stack traces").hideHelp());

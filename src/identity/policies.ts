@@ -82,3 +82,28 @@ export const POLICIES: Readonly<Record<PolicyName, Policy>> = {
 export function keptFields(policy: Policy): IdentifierField[] {
   return IDENTIFIER_FIELDS.filter((f) => !policy.regenerate.includes(f));
 }
+
+const STEP_TEXT: Record<ResetStep, string> = {
+  uefi: "fresh UEFI NVRAM (incl. Secure Boot variables)",
+  tpm: "new TPM state (new EK)",
+  overlay: "fresh overlay (old one kept in history/)",
+  "guest-files": "post-install script and seed.iso re-rendered",
+};
+
+/** The policies table as Markdown; the README quotes it verbatim (a test checks). */
+export function policiesTableMarkdown(): string {
+  const rows = Object.values(POLICIES).map((p) => {
+    const kept = keptFields(p);
+    const ids =
+      kept.length === 0
+        ? "all new"
+        : `new ${p.regenerate.map((f) => `\`${f}\``).join(", ")}; keeps ${kept.map((f) => `\`${f}\``).join(", ")}`;
+    const refuses = p.refusesExisting ? "; refuses if identifiers exist unless `--force`" : "";
+    return `| \`${p.name}\` | ${p.title} | ${ids}${refuses} | ${p.reset.map((s) => STEP_TEXT[s]).join("; ")} |`;
+  });
+  return [
+    "| policy | seed name | identifiers | firmware and files reset |",
+    "| --- | --- | --- | --- |",
+    ...rows,
+  ].join("\n");
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Glint drives (QEMU, qemu-img, OVMF, swtpm,
+# genisoimage) and the ones its tests use (a Debian kernel, busybox, tmux,
+# shellcheck, dash, mkfs.ext4), only those that are missing.
+set -euo pipefail
+PACKAGES=(
+  qemu-system-x86 qemu-utils ovmf swtpm swtpm-tools genisoimage
+  linux-image-amd64 busybox-static cpio xz-utils e2fsprogs
+  shellcheck dash bash tmux openssh-client
+)
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]} == 0)); then
+  echo "host packages: all present"
+  exit 0
+fi
+echo "host packages: installing ${missing[*]}"
+SUDO=()
+if [[ $(id -u) -ne 0 ]]; then SUDO=(sudo); fi
+"${SUDO[@]}" apt-get update
+DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y "${missing[@]}"

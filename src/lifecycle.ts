@@ -1,0 +1,278 @@
+/**
+ * VM lifecycle beyond identifiers: creating a VM with disks and firmware,
+ * building its QEMU command, and running it with its swtpm sidecar.
+ * Used by UuidManager; callers hold the VM's lock.
+ */
+import { spawn } from "node:child_process";
+import { existsSync, promises as fs } from "node:fs";
+import { constants as osConstants } from "node:os";
+import path from "node:path";
+import { GlintError, UsageError } from "./errors.js";
+import {
+  createTpmState,
+  installUefiVars,
+  type ResolvedFirmware,
+  resolveFirmware,
+  startSwtpm,
+} from "./firmware/index.js";
+import { createPostInstallScript, writeSeed } from "./guest/index.js";
+import type { SystemIdentifiers } from "./identity/model.js";
+import {
+  buildVmArgv,
+  createBlankDisk,
+  createOverlay,
+  type FirmwareFiles,
+  imageInfo,
+  requireTool,
+} from "./qemu/index.js";
+import { tpmCaDir } from "./steps.js";
+import { copyFileAtomic } from "./vm/atomic.js";
+import { type FirmwareKind, type NetMode, type VmConfig, vmConfigSchema } from "./vm/config.js";
+import type { VmPaths } from "./vm/layout.js";
+import { writeConfig } from "./vm/store.js";
+
+export interface DiskAndFirmwareOptions {
+  /** Base image (qcow2) copied into the VM as base.qcow2, or linked with `linkBase`. */
+  base?: string;
+  /** Symlink base.qcow2 to the shared `base` instead of copying it. */
+  linkBase?: boolean;
+  /** Create overlay.qcow2 on top of base.qcow2. */
+  overlay?: boolean;
+  /** Size of a blank base.qcow2 when there is no base image, e.g. "8G". */
+  diskSize?: string;
+  firmware?: FirmwareKind;
+  tpm?: boolean;
+  tpmModel?: "tpm-crb" | "tpm-tis";
+  net?: NetMode;
+  /** Bridge (net=bridge) or tap interface (net=tap). */
+  netIfname?: string;
+  memoryMb?: number;
+  cpus?: number;
+  hostnameFrom?: "name" | "machine-id";
+}
+
+/** Whether any option that shapes disks or firmware was given. */
+export function hasProvisioningOptions(o: DiskAndFirmwareOptions): boolean {
+  return (
+    o.base !== undefined ||
+    o.linkBase !== undefined ||
+    o.overlay !== undefined ||
+    o.diskSize !== undefined ||
+    o.firmware !== undefined ||
+    o.tpm !== undefined ||
+    o.tpmModel !== undefined ||
+    o.net !== undefined ||
+    o.netIfname !== undefined ||
+    o.memoryMb !== undefined ||
+    o.cpus !== undefined ||
+    o.hostnameFrom !== undefined
+  );
+}
+
+/** Validate the options into a config, checking every host tool before anything is created. */
+export async function planVm(
+  o: DiskAndFirmwareOptions,
+  env: NodeJS.ProcessEnv,
+): Promise<{ config: VmConfig; firmware: ResolvedFirmware | undefined; base: string | undefined }> {
+  if (o.overlay && o.base === undefined) throw new UsageError("--overlay needs --base IMG");
+  if (o.linkBase && o.base === undefined) throw new UsageError("--link-base needs --base IMG");
+  if (o.diskSize !== undefined && o.base !== undefined) {
+    throw new UsageError("--disk-size makes a blank disk; it cannot be combined with --base");
+  }
+  const parsed = vmConfigSchema.safeParse({
+    firmware: o.firmware,
+    tpm: o.tpm,
+    tpm_model: o.tpmModel,
+    overlay: o.overlay,
+    disk_size: o.diskSize ?? null,
+    net: o.net,
+    net_ifname: o.netIfname ?? null,
+    memory_mb: o.memoryMb,
+    cpus: o.cpus,
+    hostname_from: o.hostnameFrom,
+    created_at: new Date().toISOString(),
+  });
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new UsageError(
+      `invalid option ${issue?.path.join(".") ?? ""}: ${issue?.message ?? "invalid"}`,
+    );
+  }
+  const config = parsed.data;
+  if ((config.net === "bridge" || config.net === "tap") && config.net_ifname === null) {
+    throw new UsageError(`--net ${config.net} needs --net-ifname NAME`);
+  }
+  let base: string | undefined;
+  if (o.base !== undefined) {
+    base = path.resolve(o.base);
+    const st = await fs.stat(base).catch(() => undefined);
+    if (!st?.isFile()) throw new GlintError(`base image ${base} does not exist or is not a file`);
+    const info = await imageInfo(base, { env });
+    if (info.format !== "qcow2") {
+      throw new GlintError(
+        `base image ${base} is ${info.format}, not qcow2: convert it with \`qemu-img convert -O qcow2 ${base} base.qcow2\``,
+      );
+    }
+    config.base = { source: base, linked: Boolean(o.linkBase) };
+  }
+  if (o.overlay || o.diskSize !== undefined) await requireTool("qemu-img", env);
+  const firmware =
+    config.firmware === "bios" ? undefined : await resolveFirmware(config.firmware, { env });
+  if (config.tpm) {
+    await requireTool("swtpm_setup", env);
+    await requireTool("swtpm", env);
+  }
+  await requireTool("genisoimage", env);
+  return { config, firmware, base };
+}
+
+/** Create config, disks, NVRAM and TPM of a new VM (identifiers come next). */
+export async function provisionVm(
+  paths: VmPaths,
+  plan: Awaited<ReturnType<typeof planVm>>,
+  env: NodeJS.ProcessEnv,
+  onProgress?: (message: string) => void,
+): Promise<void> {
+  const { config, firmware, base } = plan;
+  await fs.mkdir(paths.dir, { recursive: true });
+  await writeConfig(paths, config);
+  if (base !== undefined) {
+    if (config.base?.linked) {
+      await fs.symlink(base, paths.base);
+    } else {
+      onProgress?.("copying the base image");
+      await copyFileAtomic(base, paths.base);
+    }
+  }
+  if (config.disk_size !== null) {
+    onProgress?.("creating a blank disk");
+    await createBlankDisk(paths.base, config.disk_size, { env });
+  }
+  if (config.overlay) {
+    onProgress?.("creating the overlay");
+    await createOverlay(paths.base, paths.overlay, { env });
+  }
+  if (firmware) {
+    onProgress?.("installing fresh UEFI variables");
+    await installUefiVars(firmware, paths.uefiSeed, paths.uefiInstance);
+  }
+  if (config.tpm) {
+    onProgress?.("manufacturing the TPM");
+    await createTpmState(paths.tpm, {
+      vmName: paths.name,
+      caDir: tpmCaDir(path.dirname(paths.dir)),
+      env,
+    });
+  }
+}
+
+/** The firmware files QEMU maps for this VM, or undefined for BIOS. */
+async function vmFirmware(
+  config: VmConfig,
+  paths: VmPaths,
+  env: NodeJS.ProcessEnv,
+): Promise<FirmwareFiles | undefined> {
+  if (config.firmware === "bios") return undefined;
+  const fw = await resolveFirmware(config.firmware, { env });
+  if (!existsSync(paths.uefiInstance)) {
+    if (!existsSync(paths.uefiSeed)) {
+      throw new GlintError(
+        `${paths.uefiSeed} is missing: the VM's UEFI variables are gone; recreate them with \`glint nuke ${paths.name}\``,
+      );
+    }
+    await copyFileAtomic(paths.uefiSeed, paths.uefiInstance);
+  }
+  return { code: fw.code, vars: paths.uefiInstance, secure: fw.secureBoot || fw.requiresSmm };
+}
+
+/** Where `glint run` asks swtpm to put its control socket. */
+export function tpmSocketPath(paths: VmPaths): string {
+  return path.join(paths.dir, "swtpm.sock");
+}
+
+export interface VmCommandInput {
+  paths: VmPaths;
+  config: VmConfig;
+  ids: SystemIdentifiers;
+  extra?: readonly string[];
+  tpmSocket?: string;
+  env: NodeJS.ProcessEnv;
+}
+
+/** The full QEMU argv (without the binary) of a VM. */
+export async function vmArgv(input: VmCommandInput): Promise<string[]> {
+  const { paths, config, ids, env } = input;
+  const firmware = await vmFirmware(config, paths, env);
+  return buildVmArgv({
+    name: paths.name,
+    ids,
+    config,
+    paths,
+    ...(firmware ? { firmware } : {}),
+    ...(config.tpm ? { tpmSocket: input.tpmSocket ?? tpmSocketPath(paths) } : {}),
+    ...(existsSync(paths.seedIso) ? { seedIso: paths.seedIso } : {}),
+    shareDir: paths.shared,
+    extra: input.extra ?? [],
+  });
+}
+
+export interface RunOptions {
+  extra?: readonly string[];
+  dryRun?: boolean;
+  /** Where `--dry-run` prints the command. */
+  print?: (line: string) => void;
+}
+
+/** Start QEMU in the foreground (stdio inherited) with the swtpm sidecar; resolves to QEMU's exit code. */
+export async function runVm(
+  paths: VmPaths,
+  config: VmConfig,
+  ids: SystemIdentifiers,
+  options: RunOptions,
+  env: NodeJS.ProcessEnv,
+): Promise<{ argv: string[]; exitCode: number }> {
+  const qemu = await requireTool("qemu-system-x86_64", env);
+  if (!existsSync(paths.seedIso) || !existsSync(paths.script)) {
+    await writeSeed(paths, ids, { hostnameFrom: config.hostname_from });
+    await createPostInstallScript(paths, ids, { hostnameFrom: config.hostname_from });
+  }
+  if (options.dryRun) {
+    const argv = await vmArgv({ paths, config, ids, extra: options.extra ?? [], env });
+    return { argv: [qemu, ...argv], exitCode: 0 };
+  }
+  const tpm = config.tpm ? await startSwtpm(paths.tpm, tpmSocketPath(paths), { env }) : undefined;
+  try {
+    const argv = await vmArgv({
+      paths,
+      config,
+      ids,
+      extra: options.extra ?? [],
+      ...(tpm ? { tpmSocket: tpm.socket } : {}),
+      env,
+    });
+    const child = spawn(qemu, argv, { stdio: "inherit", env });
+    // QEMU owns the terminal while it runs: Ctrl-C reaches it directly; we only forward TERM/HUP.
+    const forward = (signal: NodeJS.Signals) => () => child.kill(signal);
+    const onInt = () => {};
+    const onTerm = forward("SIGTERM");
+    const onHup = forward("SIGHUP");
+    process.on("SIGINT", onInt);
+    process.on("SIGTERM", onTerm);
+    process.on("SIGHUP", onHup);
+    try {
+      const exitCode = await new Promise<number>((resolve, reject) => {
+        child.once("error", reject);
+        child.once("exit", (code, signal) =>
+          resolve(code ?? (signal ? 128 + (osConstants.signals[signal] ?? 0) : 1)),
+        );
+      });
+      return { argv: [qemu, ...argv], exitCode };
+    } finally {
+      process.off("SIGINT", onInt);
+      process.off("SIGTERM", onTerm);
+      process.off("SIGHUP", onHup);
+    }
+  } finally {
+    await tpm?.stop();
+  }
+}
