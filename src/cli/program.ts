@@ -3,7 +3,7 @@
  * the UuidManager API (the menu calls the same API) and prints either text or
  * JSON. Errors become one line on stderr; see main.ts for exit codes.
  */
-import { Command, Option } from "commander";
+import { Command, CommanderError, Option } from "commander";
 import { GlintError, UsageError } from "../errors.js";
 import { identifiersToDict } from "../identity/model.js";
 import { POLICIES } from "../identity/policies.js";
@@ -12,6 +12,7 @@ import { shellQuote } from "../qemu/index.js";
 import { FIRMWARE_KINDS, type FirmwareKind, NET_MODES, type NetMode } from "../vm/config.js";
 import { formatComparison, formatIdentity, formatTable } from "./format.js";
 import { confirmByTyping, confirmYesNo, type Io, processIo } from "./io.js";
+import { startMenu } from "./menu/index.js";
 
 interface CreateCliOptions {
   force?: boolean;
@@ -97,6 +98,7 @@ export function buildProgram(ctx: ProgramContext = defaultContext): Command {
   const program = new Command("glint")
     .description("Give every QEMU/KVM Linux VM a unique, checkable identity")
     .version("0.1.0")
+    .enablePositionalOptions()
     .showHelpAfterError("(run `glint --help` for usage)")
     .configureOutput({ writeOut: (s) => io.stdout(s), writeErr: (s) => io.stderr(s) });
 
@@ -390,7 +392,27 @@ export function buildProgram(ctx: ProgramContext = defaultContext): Command {
       io.stdout(opts.json ? JSON.stringify({ vm, seed: file }) : `wrote ${file}`);
     });
 
-  program.addOption(new Option("--debug", "print stack traces").hideHelp());
+  const menu = async (home: string | undefined): Promise<void> => {
+    const code = await startMenu(ctx.manager(home), { isTTY: io.isTTY, env: process.env });
+    // startMenu printed its own message; exit with its code (2 without a TTY).
+    if (code !== 0) throw new CommanderError(code, "glint.menu", "");
+  };
+  program
+    .command("menu")
+    .description("interactive menu (also plain `glint` in a terminal)")
+    .option("--home <dir>", "VM home directory (default: $GLINT_HOME or ./vms_linux)")
+    .option("--json", "not supported by the menu; use the other commands")
+    .action((opts: CommonOptions) => menu(opts.home));
+  program
+    .option("--home <dir>", "VM home directory for the menu")
+    .argument("[command]")
+    .action(async (command: string | undefined, opts: CommonOptions) => {
+      if (command !== undefined) {
+        throw new UsageError(`unknown command '${command}' (run \`glint --help\` for usage)`);
+      }
+      if (io.isTTY) await menu(opts.home);
+      else program.help({ error: true });
+    });
   return program;
 }
 

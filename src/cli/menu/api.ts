@@ -1,0 +1,38 @@
+/**
+ * What the interactive menu needs from the manager. `UuidManager` satisfies
+ * this interface; the menu never reimplements an operation, it only asks,
+ * confirms and calls one of these methods.
+ */
+import type { SystemIdentifiers } from "../../identity/model.js";
+import type { OperationOptions, OperationResult } from "../../manager.js";
+import type { FirmwareKind, VmConfig } from "../../vm/config.js";
+
+export interface CreateVmOptions {
+  /** Path of a base image to copy (or link, with `linkBase`) into the VM. */
+  base?: string;
+  linkBase?: boolean;
+  /** Put a copy-on-write overlay on top of the base image. */
+  overlay?: boolean;
+  /** Size of the blank disk when there is no base image, e.g. "8G". */
+  diskSize?: string;
+  firmware?: FirmwareKind;
+  tpm?: boolean;
+  onProgress?: (message: string) => void;
+}
+
+export interface MenuApi {
+  readonly home: string;
+  listVms(): Promise<string[]>;
+  getIdentifiers(vm: string): Promise<SystemIdentifiers>;
+  getConfig(vm: string): Promise<VmConfig>;
+  createVm(vm: string, options: CreateVmOptions): Promise<OperationResult>;
+  regenerateDiskIdentifiers(vm: string, options?: OperationOptions): Promise<OperationResult>;
+  regenerateBaseIdentifiers(vm: string, options?: OperationOptions): Promise<OperationResult>;
+  nukeAndRegenerateAll(vm: string, options?: OperationOptions): Promise<OperationResult>;
+  resetUefiVariables(vm: string): Promise<void>;
+  resetTpm(vm: string): Promise<void>;
+  /** The full QEMU argv, binary name first. */
+  qemuCommand(vm: string): Promise<string[]>;
+  /** Writes the guest post-install script; returns its path. */
+  createPostInstallScript(vm: string): Promise<string>;
+}
