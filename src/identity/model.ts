@@ -95,6 +95,7 @@ const legacySchema = z.strictObject({
     z
       .string()
       .regex(NAIVE_TIMESTAMP_RE, "must be an ISO 8601 date-time, e.g. 2026-01-31T12:00:00Z")
+      .refine((s) => !Number.isNaN(Date.parse(`${s}Z`)), "is not a real date")
       .transform((s) => `${s}Z`),
   ]),
 });

@@ -42,6 +42,12 @@ export function applyPolicy(
   const now = (options.now ?? new Date()).toISOString();
   const drawn = new Set<string>();
   const values = {} as Record<IdentifierField, string>;
+  // Kept values belong to the new identity too: a new value must differ from them.
+  if (current) {
+    for (const field of IDENTIFIER_FIELDS) {
+      if (!policy.regenerate.includes(field)) drawn.add(current[field].replaceAll("-", ""));
+    }
+  }
   for (const field of IDENTIFIER_FIELDS) {
     if (current && !policy.regenerate.includes(field)) {
       values[field] = current[field];

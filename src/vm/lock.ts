@@ -78,7 +78,8 @@ export interface AcquireOptions {
 
 const GUARD_STALE_MS = 10_000;
 
-async function takeOverStale(file: string, staleRaw: string): Promise<void> {
+/** Returns false if another process holds the takeover guard (the caller should back off). */
+async function takeOverStale(file: string, staleRaw: string): Promise<boolean> {
   const guard = `${file}.takeover`;
   try {
     await fs.mkdir(guard);
@@ -86,9 +87,11 @@ async function takeOverStale(file: string, staleRaw: string): Promise<void> {
     if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
     // Someone else is taking it over; a guard left by a killed process expires.
     const st = await fs.stat(guard).catch(() => undefined);
-    if (st && Date.now() - st.mtimeMs > GUARD_STALE_MS)
+    if (st && Date.now() - st.mtimeMs > GUARD_STALE_MS) {
       await fs.rm(guard, { recursive: true, force: true });
-    return;
+      return true;
+    }
+    return false;
   }
   try {
     const now = await readOwner(file);
@@ -97,6 +100,7 @@ async function takeOverStale(file: string, staleRaw: string): Promise<void> {
   } finally {
     await fs.rm(guard, { recursive: true, force: true });
   }
+  return true;
 }
 
 /** Acquire the lock file `file`, creating its directory if needed. */
@@ -132,7 +136,10 @@ export async function acquireLock(file: string, options: AcquireOptions): Promis
     const cur = await readOwner(file);
     if (cur === undefined) continue; // released meanwhile
     if (cur.owner === undefined || !ownerAlive(cur.owner)) {
-      await takeOverStale(file, cur.raw);
+      if (await takeOverStale(file, cur.raw)) continue;
+      // Another process is taking it over: back off instead of spinning.
+      await sleep(delay + Math.random() * delay);
+      delay = Math.min(delay * 2, 50);
       continue;
     }
     if (Date.now() >= deadline) {

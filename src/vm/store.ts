@@ -7,7 +7,7 @@ import path from "node:path";
 import { GlintError } from "../errors.js";
 import { VM_NAME_RE } from "../identity/formats.js";
 import { parseIdentifiers, SystemIdentifiers } from "../identity/model.js";
-import { writeFileAtomic } from "./atomic.js";
+import { removeStaleTemps, writeFileAtomic } from "./atomic.js";
 import { type VmConfig, vmConfigSchema } from "./config.js";
 import type { VmPaths } from "./layout.js";
 
@@ -41,6 +41,9 @@ export async function readIdentifiers(paths: VmPaths): Promise<SystemIdentifiers
 
 export async function writeIdentifiers(paths: VmPaths, ids: SystemIdentifiers): Promise<void> {
   await fs.mkdir(paths.dir, { recursive: true });
+  // Temp files of writers that were killed mid-write (only those of dead pids).
+  await removeStaleTemps(paths.dir);
+  await removeStaleTemps(paths.history);
   await writeFileAtomic(paths.identifiers, SystemIdentifiers.toJSON(ids));
 }
 

@@ -1,0 +1,3 @@
+export * from "./cloudinit.js";
+export * from "./render.js";
+export * from "./script.js";

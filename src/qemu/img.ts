@@ -1,0 +1,183 @@
+/**
+ * Disk images through qemu-img: overlays with a relative backing file (so a
+ * VM directory can be moved), blank disks, and `qemu-img info`.
+ * Images are created under a temporary name in the target directory and
+ * renamed into place, so a crash never leaves a half-written image.
+ */
+import { randomBytes } from "node:crypto";
+import { promises as fs } from "node:fs";
+import path from "node:path";
+import { z } from "zod";
+import { GlintError } from "../errors.js";
+import { fsyncDir } from "../vm/atomic.js";
+import { runTool } from "./tools.js";
+
+export interface ImgOptions {
+  /** Environment for finding and running qemu-img (GLINT_QEMU_IMG, PATH). */
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+/** Same pattern as src/vm/atomic.ts, so removeStaleTemps cleans up after a crash. */
+function tempPathFor(target: string): string {
+  return path.join(
+    path.dirname(target),
+    `.${path.basename(target)}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`,
+  );
+}
+
+async function fsyncFile(file: string): Promise<void> {
+  const fh = await fs.open(file, "r+");
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Run `create` (which writes `tmp`), then fsync and rename `tmp` to `target`. */
+async function createAtomically(
+  target: string,
+  create: (tmp: string) => Promise<void>,
+): Promise<void> {
+  const tmp = tempPathFor(target);
+  try {
+    await create(tmp);
+    await fsyncFile(tmp);
+    await fs.rename(tmp, target);
+  } catch (error) {
+    await fs.rm(tmp, { force: true });
+    throw error;
+  }
+  await fsyncDir(path.dirname(target));
+}
+
+/**
+ * The backing-file reference stored in an overlay at `overlayPath`: the path
+ * of `basePath` relative to the overlay's directory. A `./` is prepended when
+ * the first path component contains ':' so that QEMU does not read it as a
+ * protocol prefix (`nbd:`, `json:` …).
+ */
+export function relativeBackingPath(basePath: string, overlayPath: string): string {
+  const rel = path.relative(path.dirname(path.resolve(overlayPath)), path.resolve(basePath));
+  const firstComponent = rel.split("/")[0] ?? "";
+  return firstComponent.includes(":") ? `./${rel}` : rel;
+}
+
+export interface CreateOverlayOptions extends ImgOptions {
+  /** Format of the base image (default qcow2). */
+  readonly backingFormat?: "qcow2" | "raw";
+}
+
+/**
+ * Create (or replace) `overlayPath` as a qcow2 overlay on `basePath`, with the
+ * backing file recorded relative to the overlay's directory:
+ * `qemu-img create -f qcow2 -b <relative base> -F qcow2 <overlay>`.
+ */
+export async function createOverlay(
+  basePath: string,
+  overlayPath: string,
+  options: CreateOverlayOptions = {},
+): Promise<void> {
+  const base = path.resolve(basePath);
+  const overlay = path.resolve(overlayPath);
+  try {
+    await fs.access(base);
+  } catch {
+    throw new GlintError(`cannot create ${overlay}: base image ${base} does not exist`);
+  }
+  const backing = relativeBackingPath(base, overlay);
+  const backingFormat = options.backingFormat ?? "qcow2";
+  await createAtomically(overlay, async (tmp) => {
+    await runTool(
+      "qemu-img",
+      ["create", "-q", "-f", "qcow2", "-b", backing, "-F", backingFormat, tmp],
+      options,
+    );
+  });
+}
+
+/** qemu-img sizes: a positive integer with an optional K/M/G/T suffix (or a byte count). */
+export const DISK_SIZE_RE = /^[1-9][0-9]*[KMGT]?$/;
+
+/** Create (or replace) an empty qcow2 image of `size` (e.g. "8G", or bytes) at `target`. */
+export async function createBlankDisk(
+  target: string,
+  size: string | number,
+  options: ImgOptions = {},
+): Promise<void> {
+  const sizeText = typeof size === "number" ? String(size) : size;
+  if (
+    !DISK_SIZE_RE.test(sizeText) ||
+    (typeof size === "number" && (!Number.isSafeInteger(size) || size <= 0))
+  ) {
+    throw new GlintError(`invalid disk size ${JSON.stringify(size)}: use a size like 512M or 8G`);
+  }
+  await createAtomically(path.resolve(target), async (tmp) => {
+    await runTool("qemu-img", ["create", "-q", "-f", "qcow2", tmp, sizeText], options);
+  });
+}
+
+const imageInfoSchema = z.looseObject({
+  filename: z.string(),
+  format: z.string(),
+  "virtual-size": z.number().int().nonnegative(),
+  "actual-size": z.number().int().nonnegative().optional(),
+  "backing-filename": z.string().optional(),
+  "full-backing-filename": z.string().optional(),
+  "backing-filename-format": z.string().optional(),
+});
+
+export interface ImageInfo {
+  readonly filename: string;
+  /** e.g. "qcow2" or "raw". */
+  readonly format: string;
+  /** Guest-visible size in bytes. */
+  readonly virtualSize: number;
+  /** Bytes used on the host, if reported. */
+  readonly actualSize?: number;
+  /** The backing file exactly as stored in the image (relative for Glint's overlays). */
+  readonly backingFilename?: string;
+  /** The backing file resolved against the image's directory. */
+  readonly fullBackingFilename?: string;
+  readonly backingFormat?: string;
+}
+
+/**
+ * `qemu-img info --output=json` of `image` (with --force-share, so it works on
+ * an image a running VM has open).
+ */
+export async function imageInfo(image: string, options: ImgOptions = {}): Promise<ImageInfo> {
+  const abs = path.resolve(image);
+  const { stdout } = await runTool(
+    "qemu-img",
+    ["info", "--output=json", "--force-share", abs],
+    options,
+  );
+  let json: unknown;
+  try {
+    json = JSON.parse(stdout);
+  } catch {
+    throw new GlintError(`qemu-img info ${abs}: output is not JSON`);
+  }
+  const r = imageInfoSchema.safeParse(json);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    throw new GlintError(
+      `qemu-img info ${abs}: unexpected output (${issue?.path.join(".") ?? ""}: ${issue?.message ?? "invalid"})`,
+    );
+  }
+  const d = r.data;
+  return {
+    filename: d.filename,
+    format: d.format,
+    virtualSize: d["virtual-size"],
+    ...(d["actual-size"] === undefined ? {} : { actualSize: d["actual-size"] }),
+    ...(d["backing-filename"] === undefined ? {} : { backingFilename: d["backing-filename"] }),
+    ...(d["full-backing-filename"] === undefined
+      ? {}
+      : { fullBackingFilename: d["full-backing-filename"] }),
+    ...(d["backing-filename-format"] === undefined
+      ? {}
+      : { backingFormat: d["backing-filename-format"] }),
+  };
+}

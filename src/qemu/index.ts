@@ -1,0 +1,12 @@
+export * from "./argv.js";
+export * from "./img.js";
+export * from "./mapping.js";
+export {
+  ARG_OPTIONS,
+  type ArgvToken,
+  FLAG_OPTIONS,
+  joinArgv,
+  optionHead,
+  splitArgv,
+} from "./options.js";
+export * from "./tools.js";

@@ -1,0 +1,158 @@
+/**
+ * Issue "guest side": a clone of a shared base disk comes up with its own
+ * machine-id, hostname and SSH host keys, applied inside the guest by
+ * set_identifiers.sh delivered through the cloud-init seed or the 9p share.
+ */
+import { execFile } from "node:child_process";
+import { promises as fs, readFileSync } from "node:fs";
+import path from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildInitramfs, findKernel, type Markers, markerValue } from "./guest/tiny-guest.js";
+import { bootWithGlint, glintOk, readIds, type TinyGuest, tempHome } from "./helpers.js";
+
+const exec = promisify(execFile);
+
+let guest: TinyGuest;
+let home: string;
+let base: string;
+let baseFingerprint: string;
+
+/** ssh-keygen and the shared libraries it needs, as initramfs files. */
+async function sshKeygenFiles(): Promise<Record<string, Buffer>> {
+  const bin = "/usr/bin/ssh-keygen";
+  const { stdout } = await exec("ldd", [bin]);
+  const files: Record<string, Buffer> = {
+    "/bin/ssh-keygen": readFileSync(bin),
+    // ssh-keygen refuses to run for a uid without a passwd entry.
+    "/etc/passwd": Buffer.from("root:x:0:0:root:/root:/bin/sh\n"),
+    "/etc/group": Buffer.from("root:x:0:\n"),
+  };
+  for (const m of stdout.matchAll(/(\/\S+\.so[.\d]*)/g)) {
+    const lib = m[1] ?? "";
+    files[lib] = readFileSync(lib);
+  }
+  return files;
+}
+
+/** A base ext4 root: one machine-id, one set of SSH host keys, one hostname, a stale lease. */
+async function buildBaseImage(dir: string): Promise<string> {
+  const root = path.join(dir, "root");
+  for (const d of ["etc/ssh", "var/lib/dbus", "var/lib/dhcp", "usr/sbin"]) {
+    await fs.mkdir(path.join(root, d), { recursive: true });
+  }
+  await fs.writeFile(path.join(root, "etc/machine-id"), "0123456789abcdef0123456789abcdef\n");
+  await fs.writeFile(
+    path.join(root, "var/lib/dbus/machine-id"),
+    "0123456789abcdef0123456789abcdef\n",
+  );
+  await fs.writeFile(path.join(root, "etc/hostname"), "base\n");
+  await fs.writeFile(path.join(root, "etc/hosts"), "127.0.0.1\tlocalhost\n127.0.1.1\tbase\n");
+  await fs.writeFile(
+    path.join(root, "var/lib/dhcp/dhclient.eth0.leases"),
+    "lease { fixed-address 10.0.2.15; }\n",
+  );
+  await exec("ssh-keygen", ["-A", "-f", root]);
+  const { stdout } = await exec("ssh-keygen", [
+    "-lf",
+    path.join(root, "etc/ssh/ssh_host_ed25519_key.pub"),
+  ]);
+  baseFingerprint = stdout.split(" ")[1] ?? "";
+  const raw = path.join(dir, "base.raw");
+  await exec("mkfs.ext4", ["-q", "-F", "-d", root, raw, "16M"]);
+  const qcow = path.join(dir, "base.qcow2");
+  await exec("qemu-img", ["convert", "-f", "raw", "-O", "qcow2", raw, qcow]);
+  return qcow;
+}
+
+beforeAll(async () => {
+  const kernel = findKernel();
+  const initrd = await buildInitramfs({
+    kernel,
+    extraFiles: {
+      "/apply-identity.sh": readFileSync(new URL("./guest/apply-identity.sh", import.meta.url)),
+      ...(await sshKeygenFiles()),
+    },
+  });
+  guest = { kernel: kernel.kernel, initrd };
+  home = await tempHome("glint-e2e-guest-");
+  base = await buildBaseImage(home);
+}, 300_000);
+
+afterAll(async () => {
+  await fs.rm(home, { recursive: true, force: true });
+});
+
+interface GuestState {
+  machineId: string;
+  dbus: string;
+  hostname: string;
+  hosts: string;
+  ssh: string;
+  sshRsa: string;
+  lease: string;
+}
+
+function applied(markers: Markers, route: string): GuestState {
+  const out = (markers.first_out ?? []).join("\n");
+  expect(markerValue(markers, "route")).toBe(route);
+  expect(markerValue(markers, "first_rc"), out).toBe("0");
+  expect(markerValue(markers, "second_rc")).toBe("0");
+  expect((markers.second_out ?? []).join("\n")).toMatch(/nothing to do/i);
+  return {
+    machineId: markerValue(markers, "guest_machine_id"),
+    dbus: markerValue(markers, "guest_dbus_machine_id"),
+    hostname: markerValue(markers, "guest_hostname"),
+    hosts: markerValue(markers, "guest_hosts"),
+    ssh: markerValue(markers, "guest_ssh_ed25519"),
+    sshRsa: markerValue(markers, "guest_ssh_rsa"),
+    lease: markerValue(markers, "guest_lease"),
+  };
+}
+
+async function boot(vm: string, route: "cidata" | "9p"): Promise<GuestState> {
+  const result = await bootWithGlint(
+    home,
+    vm,
+    guest,
+    `glint.cidata=wait glint.route=${route} glint.hook=/apply-identity.sh`,
+  );
+  return applied(result.markers, route);
+}
+
+async function expectMatches(state: GuestState, vm: string): Promise<void> {
+  const ids = await readIds(home, vm);
+  expect(state.machineId).toBe(ids.machine_id);
+  expect(state.dbus).toBe(ids.machine_id);
+  expect(state.hostname).toBe(vm);
+  expect(state.hosts).toMatch(new RegExp(`^127\\.0\\.1\\.1\\s+${vm}\\b`));
+  expect(state.ssh).toMatch(/^SHA256:/);
+  expect(state.ssh).not.toBe(baseFingerprint);
+  expect(state.lease).toBe("gone");
+}
+
+describe("set_identifiers.sh inside a real guest", () => {
+  let first: { a: GuestState; b: GuestState };
+
+  it("two clones of one base disk end with their own machine-id, hostname and SSH keys", async () => {
+    await glintOk(["create", "guest-a", "--home", home, "--base", base, "--overlay"]);
+    await glintOk(["create", "guest-b", "--home", home, "--base", base, "--overlay"]);
+    const a = await boot("guest-a", "cidata");
+    const b = await boot("guest-b", "9p");
+    await expectMatches(a, "guest-a");
+    await expectMatches(b, "guest-b");
+    expect(a.machineId).not.toBe(b.machineId);
+    expect(a.hostname).not.toBe(b.hostname);
+    expect(a.ssh).not.toBe(b.ssh);
+    expect(a.sshRsa).not.toBe(b.sshRsa);
+    first = { a, b };
+  }, 600_000);
+
+  it("after glint nuke the values change again", async () => {
+    await glintOk(["nuke", "guest-a", "--yes", "--home", home]);
+    const again = await boot("guest-a", "cidata");
+    await expectMatches(again, "guest-a");
+    expect(again.machineId).not.toBe(first.a.machineId);
+    expect(again.ssh).not.toBe(first.a.ssh);
+  }, 600_000);
+});

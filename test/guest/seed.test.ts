@@ -1,0 +1,187 @@
+/**
+ * The NoCloud seed ISO (real genisoimage) and the atomic writers of the guest
+ * files into a VM directory.
+ */
+import { promises as fs } from "node:fs";
+import path from "node:path";
+import { afterEach, beforeEach, describe, expect, test } from "vitest";
+import { GlintError, MissingToolError } from "../../src/errors.js";
+import {
+  buildSeedIso,
+  createPostInstallScript,
+  prepareGuestFiles,
+  renderPostInstallScript,
+  renderSeed,
+  writeSeed,
+} from "../../src/guest/index.js";
+import { vmPaths } from "../../src/vm/layout.js";
+import { freshIds, makeTempDir, regenerate, run, runOk } from "./helpers.js";
+
+/** Volume identifier from the ISO 9660 primary volume descriptor (sector 16). */
+async function volumeId(iso: string): Promise<string> {
+  const fh = await fs.open(iso, "r");
+  try {
+    const pvd = Buffer.alloc(2048);
+    await fh.read(pvd, 0, 2048, 16 * 2048);
+    expect(pvd[0]).toBe(1); // primary volume descriptor
+    expect(pvd.subarray(1, 6).toString("latin1")).toBe("CD001");
+    return pvd.subarray(40, 72).toString("latin1").trimEnd();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Files in the ISO (Rock Ridge names), via isoinfo. */
+async function isoFiles(iso: string): Promise<string[]> {
+  const out = await runOk("isoinfo", ["-R", "-f", "-i", iso]);
+  return out.split("\n").filter(Boolean).sort();
+}
+
+async function isoExtract(iso: string, file: string): Promise<string> {
+  return runOk("isoinfo", ["-R", "-i", iso, "-x", file]);
+}
+
+/** Names in `dir` that look like Glint temp files. */
+async function temps(dir: string): Promise<string[]> {
+  return (await fs.readdir(dir)).filter((n) => n.includes(".tmp-"));
+}
+
+let home: string;
+
+beforeEach(async () => {
+  home = await makeTempDir("seed");
+});
+
+afterEach(async () => {
+  await fs.rm(home, { recursive: true, force: true });
+});
+
+describe("buildSeedIso", () => {
+  test("builds a cidata ISO with user-data and meta-data", async () => {
+    const files = renderSeed("web-01", freshIds());
+    const iso = path.join(home, "seed.iso");
+    await buildSeedIso(files, iso);
+    expect(await volumeId(iso)).toBe("cidata");
+    const info = await runOk("isoinfo", ["-d", "-i", iso]);
+    expect(info).toMatch(/^Volume id: cidata$/m);
+    expect(info).toMatch(/Rock Ridge/);
+    expect(info).toMatch(/Joliet/);
+    expect(await isoFiles(iso)).toEqual(["/meta-data", "/user-data"]);
+    expect(await isoExtract(iso, "/user-data")).toBe(files.userData);
+    expect(await isoExtract(iso, "/meta-data")).toBe(files.metaData);
+    expect(await temps(home)).toEqual([]);
+  });
+
+  test("replaces an existing ISO atomically", async () => {
+    const iso = path.join(home, "seed.iso");
+    const ids = freshIds();
+    await buildSeedIso(renderSeed("vm", ids), iso);
+    const next = renderSeed("vm", regenerate(ids, "nuke"));
+    await buildSeedIso(next, iso);
+    expect(await isoExtract(iso, "/meta-data")).toBe(next.metaData);
+    expect(await fs.readdir(home)).toEqual(["seed.iso"]);
+  });
+
+  test("a missing genisoimage is a MissingToolError; a failing one a GlintError; no temps left", async () => {
+    const files = renderSeed("vm", freshIds());
+    const iso = path.join(home, "seed.iso");
+    const missing = buildSeedIso(files, iso, {
+      genisoimage: path.join(home, "no-such-genisoimage"),
+    });
+    await expect(missing).rejects.toBeInstanceOf(MissingToolError);
+    await expect(missing).rejects.toThrow(/apt-get install genisoimage/);
+    const failing = buildSeedIso(files, iso, { genisoimage: "false" });
+    await expect(failing).rejects.toBeInstanceOf(GlintError);
+    await expect(failing).rejects.toThrow(/genisoimage failed/);
+    expect(await fs.readdir(home)).toEqual([]);
+  });
+});
+
+describe("guest files in a VM directory", () => {
+  test("createPostInstallScript writes shared/set_identifiers.sh with mode 0755", async () => {
+    const paths = vmPaths(home, "web-01");
+    const ids = freshIds();
+    expect(await createPostInstallScript(paths, ids)).toBe(paths.script);
+    expect(await fs.readFile(paths.script, "utf8")).toBe(renderPostInstallScript("web-01", ids));
+    expect((await fs.stat(paths.script)).mode & 0o777).toBe(0o755);
+    // re-render over an existing file (e.g. read-only for others)
+    await fs.chmod(paths.script, 0o400);
+    const ids2 = regenerate(ids, "base");
+    await createPostInstallScript(paths, ids2, { hostnameFrom: "machine-id" });
+    expect(await fs.readFile(paths.script, "utf8")).toBe(
+      renderPostInstallScript("web-01", ids2, { hostnameFrom: "machine-id" }),
+    );
+    expect((await fs.stat(paths.script)).mode & 0o777).toBe(0o755);
+    expect(await temps(paths.shared)).toEqual([]);
+    const r = await run("sh", [paths.script, "--help"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("--dry-run");
+  });
+
+  test("writeSeed builds <vm>/seed.iso", async () => {
+    const paths = vmPaths(home, "web-01");
+    const ids = freshIds();
+    expect(await writeSeed(paths, ids)).toBe(paths.seedIso);
+    expect(await volumeId(paths.seedIso)).toBe("cidata");
+    expect(await isoExtract(paths.seedIso, "/meta-data")).toBe(renderSeed("web-01", ids).metaData);
+  });
+
+  test("prepareGuestFiles: nothing visible before commit; commit swaps both in", async () => {
+    const paths = vmPaths(home, "web-01");
+    const old = freshIds();
+    await createPostInstallScript(paths, old);
+    await writeSeed(paths, old);
+    const oldScript = await fs.readFile(paths.script, "utf8");
+    const oldIso = await fs.readFile(paths.seedIso);
+
+    const ids = regenerate(old, "disk");
+    const prepared = await prepareGuestFiles(paths, "web-01", ids);
+    expect(await fs.readFile(paths.script, "utf8")).toBe(oldScript);
+    expect(await fs.readFile(paths.seedIso)).toEqual(oldIso);
+    expect(await temps(paths.shared)).toHaveLength(1);
+    expect(await temps(paths.dir)).toHaveLength(1);
+
+    await prepared.commit();
+    await prepared.commit(); // idempotent
+    await prepared.abort(); // no-op after commit
+    expect(await fs.readFile(paths.script, "utf8")).toBe(renderPostInstallScript("web-01", ids));
+    expect((await fs.stat(paths.script)).mode & 0o777).toBe(0o755);
+    expect(await isoExtract(paths.seedIso, "/meta-data")).toBe(renderSeed("web-01", ids).metaData);
+    expect(await temps(paths.shared)).toEqual([]);
+    expect(await temps(paths.dir)).toEqual([]);
+  });
+
+  test("prepareGuestFiles: abort leaves the old files and no temps", async () => {
+    const paths = vmPaths(home, "web-01");
+    const prepared = await prepareGuestFiles(paths, "web-01", freshIds(), {
+      hostnameFrom: "machine-id",
+    });
+    await prepared.abort();
+    await prepared.abort();
+    await expect(prepared.commit()).rejects.toThrow(/commit after abort/);
+    expect(await fs.readdir(paths.shared)).toEqual([]);
+    expect(await fs.readdir(paths.dir)).toEqual(["shared"]);
+  });
+
+  test("prepareGuestFiles: a failing genisoimage leaves nothing behind; temps are named like atomic.ts temps", async () => {
+    const paths = vmPaths(home, "web-01");
+    await expect(
+      prepareGuestFiles(paths, "web-01", freshIds(), { genisoimage: path.join(home, "nope") }),
+    ).rejects.toBeInstanceOf(MissingToolError);
+    expect(await fs.readdir(paths.shared)).toEqual([]);
+    expect(await fs.readdir(paths.dir)).toEqual(["shared"]);
+
+    // Temps follow atomic.ts naming, so removeStaleTemps cleans up after a killed writer.
+    const prepared = await prepareGuestFiles(paths, "web-01", freshIds());
+    const names = [...(await temps(paths.shared)), ...(await temps(paths.dir))];
+    expect(names).toHaveLength(2);
+    for (const n of names) expect(n).toMatch(/^\..+\.tmp-\d+-[0-9a-f]{8}$/);
+    await prepared.abort();
+  });
+
+  test("prepareGuestFiles refuses a VM name that does not match the paths", async () => {
+    const paths = vmPaths(home, "web-01");
+    await expect(prepareGuestFiles(paths, "web-02", freshIds())).rejects.toThrow(/does not match/);
+    await expect(prepareGuestFiles(paths, "Web 01", freshIds())).rejects.toThrow(/invalid VM name/);
+  });
+});
