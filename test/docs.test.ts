@@ -6,7 +6,9 @@ import { mappingTableMarkdown } from "../src/qemu/mapping.js";
 const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
 
 function section(name: string): string {
-  const m = readme.match(new RegExp(`<!-- ${name}:start -->\\n([\\s\\S]*?)\\n<!-- ${name}:end -->`));
+  const m = readme.match(
+    new RegExp(`<!-- ${name}:start -->\\n([\\s\\S]*?)\\n<!-- ${name}:end -->`),
+  );
   if (!m?.[1]) throw new Error(`README.md has no ${name} section`);
   return m[1];
 }

@@ -293,7 +293,7 @@ const S_IFREG = 0o100000;
 const S_IFLNK = 0o120000;
 const S_IFCHR = 0o020000;
 
-interface CpioEntry {
+export interface CpioEntry {
   name: string;
   mode: number;
   data?: Buffer;
@@ -401,10 +401,19 @@ export async function buildInitramfs(opts: BuildInitramfsOptions = {}): Promise<
   const plan = planModules(kernel.version, opts.modules ?? GUEST_MODULES, modulesRoot);
   const init = await readFile(initScript);
   const bbStat = statSync(busybox);
+  const kStat = statSync(kernel.kernel);
   const extraFiles = Object.entries(opts.extraFiles ?? {}).sort(([a], [b]) => a.localeCompare(b));
 
   const key = createHash("sha256");
-  key.update(JSON.stringify({ FORMAT_VERSION, kernel, plan, bb: [bbStat.size, bbStat.mtimeMs] }));
+  key.update(
+    JSON.stringify({
+      FORMAT_VERSION,
+      kernel,
+      plan,
+      bb: [bbStat.size, bbStat.mtimeMs],
+      k: [kStat.size, kStat.mtimeMs],
+    }),
+  );
   key.update(init);
   for (const [path, content] of extraFiles) key.update(path).update("\0").update(content);
   const digest = key.digest("hex").slice(0, 16);
