@@ -27,7 +27,6 @@
  */
 import { existsSync } from "node:fs";
 import path from "node:path";
-import { quote } from "shell-quote";
 import { GlintError } from "../errors.js";
 import {
   IDENTIFIER_FIELDS,
@@ -540,5 +539,11 @@ export function buildVmArgv(input: VmArgvInput): string[] {
 
 /** A POSIX-shell-quoted command line, for printing (never executed by Glint). */
 export function shellQuote(argv: readonly string[]): string {
-  return quote(argv);
+  return argv.map(shellWord).join(" ");
+}
+
+/** One word for a POSIX shell: bare when only safe characters, else single-quoted. */
+export function shellWord(word: string): string {
+  if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(word)) return word;
+  return `'${word.replaceAll("'", `'\\''`)}'`;
 }

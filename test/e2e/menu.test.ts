@@ -8,8 +8,8 @@ import { execFile } from "node:child_process";
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
-import { quote } from "shell-quote";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { shellQuote } from "../../src/qemu/argv.js";
 import { CLI, ROOT, runCli, tempDir } from "../fixtures/helpers.js";
 
 const exec = promisify(execFile);
@@ -93,7 +93,7 @@ describe("glint menu in a terminal (tmux)", () => {
     const config = JSON.parse(await fs.readFile(path.join(home, "vm1", "config.json"), "utf8"));
     expect(config.overlay).toBe(true);
 
-    const shell = `${quote([process.execPath, CLI, "menu", "--home", home])}; echo "[menu exited with $?]"; sleep 600`;
+    const shell = `${shellQuote([process.execPath, CLI, "menu", "--home", home])}; echo "[menu exited with $?]"; sleep 600`;
     const env: NodeJS.ProcessEnv = { ...process.env };
     delete env.GLINT_HOME;
     delete env.GLINT_DEBUG;

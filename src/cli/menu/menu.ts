@@ -13,12 +13,12 @@ import os from "node:os";
 import path from "node:path";
 import type { confirm, input, select } from "@inquirer/prompts";
 import { Separator } from "@inquirer/prompts";
-import { quote } from "shell-quote";
 import { GlintError } from "../../errors.js";
 import { VM_NAME_RE } from "../../identity/formats.js";
 import { IDENTIFIER_FIELDS, type SystemIdentifiers } from "../../identity/model.js";
 import { keptFields, POLICIES, type Policy, type ResetStep } from "../../identity/policies.js";
 import type { OperationResult } from "../../manager.js";
+import { shellQuote } from "../../qemu/argv.js";
 import { FIRMWARE_KINDS, type FirmwareKind, type VmConfig } from "../../vm/config.js";
 import { formatComparison, formatIdentity, label } from "../format.js";
 import type { CreateVmOptions, MenuApi } from "./api.js";
@@ -458,7 +458,7 @@ export function formatCommand(argv: readonly string[]): string {
     if (!last || arg.startsWith("-")) groups.push([arg]);
     else last.push(arg);
   }
-  return groups.map((g) => quote(g)).join(" \\\n  ");
+  return groups.map((g) => shellQuote(g)).join(" \\\n  ");
 }
 
 const qemu: Action = async (ctx, vms) => {

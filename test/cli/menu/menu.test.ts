@@ -356,7 +356,9 @@ describe("UEFI, TPM, QEMU command, post-install script", () => {
     const fake = await run(api, [sel("qemu"), sel("vm1"), sel("exit")]);
     expect(api.calls.find((c) => c.method === "qemuCommand")?.vm).toBe("vm1");
     expect(fake.output()).toContain(
-      ["qemu-system-x86_64 \\", "  -name 'vm 1' \\", `  -smbios "type=1,serial=it's"`].join("\n"),
+      ["qemu-system-x86_64 \\", "  -name 'vm 1' \\", "  -smbios 'type=1,serial=it'\\''s'"].join(
+        "\n",
+      ),
     );
   });
 

@@ -93,6 +93,11 @@ const COMPRESSORS: readonly { magic: Buffer; ext: string; argv: readonly string[
  * QEMU boots such an ELF through its PVH entry point (needs CONFIG_PVH=y, as in
  * Debian kernels) when no UEFI firmware is given, skipping the in-guest XZ
  * decompression that costs ~3.5 s under TCG. UEFI (OVMF) boots need the bzImage.
+ *
+ * Caveat (QEMU 7.2 + SeaBIOS): with a TPM device attached, QEMU puts a PVH
+ * initrd on top of the memory SeaBIOS reserves for ACPI tables + TPM log, so
+ * the guest loses ACPI (no TPM, poweroff halts: GLINT:acpi=no). Use the
+ * bzImage whenever a TPM is attached.
  */
 export async function extractVmlinux(
   kernel: KernelInfo = findKernel(),
