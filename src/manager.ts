@@ -39,7 +39,7 @@ import {
 } from "./lifecycle.js";
 import { applyIdentifiersToQemuCommand, requireTool } from "./qemu/index.js";
 import { DEFAULT_STEPS, tpmCaDir } from "./steps.js";
-import { writeFileAtomic } from "./vm/atomic.js";
+import { removeStaleTemps, writeFileAtomic } from "./vm/atomic.js";
 import { defaultConfig, type VmConfig } from "./vm/config.js";
 import { resolveHome, storePaths, type VmPaths, vmPaths } from "./vm/layout.js";
 import { withLock } from "./vm/lock.js";
@@ -145,7 +145,12 @@ export class UuidManager {
         busyMessage: (h) =>
           `VM "${vm}" is busy: process ${h.pid} holds it for "${h.purpose}"; wait for it to finish (or stop it) and try again`,
       },
-      () => fn(paths),
+      async () => {
+        // Temp files of a writer that was killed while it held this lock.
+        await removeStaleTemps(paths.dir);
+        await removeStaleTemps(paths.shared);
+        return fn(paths);
+      },
     );
   }
 

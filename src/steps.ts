@@ -10,6 +10,7 @@ import { prepareTpmReset, prepareUefiReset, TPM2_PERMALL } from "./firmware/inde
 import { prepareGuestFiles } from "./guest/index.js";
 import type { PreparedStep, StepContext, StepPreparers } from "./manager.js";
 import { createOverlay, relativeBackingPath, runTool } from "./qemu/index.js";
+import { tempPathFor } from "./vm/atomic.js";
 import { storePaths } from "./vm/layout.js";
 import { archiveByRename, archiveFile } from "./vm/store.js";
 
@@ -54,7 +55,7 @@ const tpm = async (ctx: StepContext): Promise<PreparedStep | undefined> => {
 const overlay = async (ctx: StepContext): Promise<PreparedStep | undefined> => {
   if (!ctx.config.overlay) return undefined;
   ctx.options.onProgress?.("creating a fresh overlay");
-  const tmp = path.join(ctx.paths.dir, `.overlay.qcow2.new-${process.pid}`);
+  const tmp = tempPathFor(ctx.paths.overlay);
   await createOverlay(ctx.paths.base, tmp, { env: ctx.env });
   return {
     async commit() {

@@ -17,12 +17,11 @@
  * (50-edk2-x86_64-secure.json is Secure Boot code with an *empty* varstore:
  * no keys enrolled, so Secure Boot would be off; it matches neither kind.)
  */
-import { randomBytes } from "node:crypto";
-import { constants, promises as fs } from "node:fs";
+import { promises as fs } from "node:fs";
 import path from "node:path";
 import { z } from "zod";
 import { GlintError, MissingToolError, UsageError } from "../errors.js";
-import { copyFileAtomic, fsyncDir } from "../vm/atomic.js";
+import { copyFileAtomic, copyToTemp, renameIntoPlace } from "../vm/atomic.js";
 
 // ---------------------------------------------------------------------------
 // Descriptor schema (QEMU docs/interop/firmware.json)
@@ -376,32 +375,15 @@ export async function prepareUefiReset(
   instancePath: string,
 ): Promise<PreparedReset> {
   await assertSeed(seedPath);
-  const dir = path.dirname(instancePath);
-  const tmp = path.join(
-    dir,
-    `.${path.basename(instancePath)}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`,
-  );
-  try {
-    await fs.copyFile(seedPath, tmp, constants.COPYFILE_EXCL);
-    const fh = await fs.open(tmp, "r+");
-    try {
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-  } catch (error) {
-    await fs.rm(tmp, { force: true });
-    throw error;
-  }
+  const tmp = await copyToTemp(seedPath, instancePath);
 
   let state: "prepared" | "committed" | "aborted" = "prepared";
   return {
     async commit() {
       if (state === "committed") return;
       if (state === "aborted") throw new GlintError("UEFI variable reset was already aborted");
-      await fs.rename(tmp, instancePath);
+      await renameIntoPlace(tmp, instancePath);
       state = "committed";
-      await fsyncDir(dir);
     },
     async abort() {
       if (state !== "prepared") return;

@@ -27,7 +27,6 @@ import { promisify } from "node:util";
 import { GlintError, UsageError } from "../errors.js";
 import { requireTool } from "../qemu/tools.js";
 import { fsyncDir } from "../vm/atomic.js";
-import { findTool } from "./find-tool.js";
 import type { PreparedReset } from "./ovmf.js";
 
 const execFileAsync = promisify(execFile);
@@ -157,7 +156,7 @@ async function runSwtpmSetup(
   const swtpm = await requireTool("swtpm", env);
   const swtpmSetup = await requireTool("swtpm_setup", env);
   // Not (yet) in src/qemu/tools.ts's TOOLS: found with the private finder.
-  const swtpmLocalca = await findTool("swtpm_localca", "swtpm-tools", env);
+  const swtpmLocalca = await requireTool("swtpm_localca", env);
 
   const work = await fs.mkdtemp(path.join(plainTmpRoot(env), "glint-swtpm-setup-"));
   try {

@@ -12,8 +12,8 @@ import { z } from "zod";
 import { GlintError, MissingToolError } from "../errors.js";
 import { UUID_V4_RE, VM_NAME_RE } from "../identity/formats.js";
 import { parseIdentifiers, type SystemIdentifiers } from "../identity/model.js";
+import { fsyncFile, renameIntoPlace, tempPathFor } from "../vm/atomic.js";
 import { assertVmName, type VmPaths } from "../vm/layout.js";
-import { fsyncFile, renameIntoPlace, tempPathFor } from "./files.js";
 import { loadTemplate, type PlaceholderSpec, renderTemplate } from "./render.js";
 import {
   checkHostnameFrom,

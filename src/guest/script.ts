@@ -7,8 +7,8 @@ import { promises as fs } from "node:fs";
 import { GlintError, UsageError } from "../errors.js";
 import { MAC_RE, MACHINE_ID_RE, UUID_V4_RE, VM_NAME_RE } from "../identity/formats.js";
 import { parseIdentifiers, type SystemIdentifiers } from "../identity/model.js";
+import { renameIntoPlace, writeTemp } from "../vm/atomic.js";
 import { assertVmName, type VmPaths } from "../vm/layout.js";
-import { renameIntoPlace, writeTemp } from "./files.js";
 import { loadTemplate, type PlaceholderSpec, renderTemplate, SHELL_SAFE_RE } from "./render.js";
 
 export type HostnameFrom = "name" | "machine-id";

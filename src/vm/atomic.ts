@@ -2,15 +2,22 @@
  * Crash-safe file replacement: write a temp file in the same directory,
  * fsync it, rename it over the target, then fsync the directory. A reader
  * (or a process killed at any instant) sees either the old or the new file.
+ *
+ * The two halves are exported separately so that multi-file operations can
+ * prepare every temp file first and rename them all only when all succeeded.
+ * Temp files are named `.<name>[.<tag>].tmp-<pid>-<8 hex>`, so that
+ * {@link removeStaleTemps} can clean up after a killed writer.
  */
 import { randomBytes } from "node:crypto";
 import { constants, promises as fs } from "node:fs";
 import path from "node:path";
 
-function tempPathFor(target: string): string {
+/** A fresh temp path next to `target` (same directory, so a rename is atomic). */
+export function tempPathFor(target: string, tag?: string): string {
+  const base = tag ? `${path.basename(target)}.${tag}` : path.basename(target);
   return path.join(
     path.dirname(target),
-    `.${path.basename(target)}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`,
+    `.${base}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`,
   );
 }
 
@@ -24,7 +31,56 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
-async function commit(tmp: string, target: string): Promise<void> {
+/** fsync a file that is already written (e.g. by an external tool). */
+export async function fsyncFile(file: string): Promise<void> {
+  const fh = await fs.open(file, "r");
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * Write `data` to a new temp file next to `target` with exactly `mode`
+ * (chmod after open, so the umask does not matter) and fsync it.
+ * Returns the temp path; rename it into place with {@link renameIntoPlace}.
+ */
+export async function writeTemp(
+  target: string,
+  data: string | Uint8Array,
+  mode = 0o644,
+): Promise<string> {
+  const tmp = tempPathFor(target);
+  const fh = await fs.open(tmp, "wx", mode);
+  try {
+    await fh.writeFile(data);
+    await fh.chmod(mode);
+    await fh.sync();
+  } catch (error) {
+    await fh.close();
+    await fs.rm(tmp, { force: true });
+    throw error;
+  }
+  await fh.close();
+  return tmp;
+}
+
+/** Copy `source` to a new, fsynced temp file next to `target`; returns the temp path. */
+export async function copyToTemp(source: string, target: string): Promise<string> {
+  const tmp = tempPathFor(target);
+  try {
+    await fs.copyFile(source, tmp, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);
+    await fsyncFile(tmp);
+  } catch (error) {
+    await fs.rm(tmp, { force: true });
+    throw error;
+  }
+  return tmp;
+}
+
+/** Rename `tmp` over `target` and fsync the directory; removes `tmp` on failure. */
+export async function renameIntoPlace(tmp: string, target: string): Promise<void> {
   try {
     await fs.rename(tmp, target);
   } catch (error) {
@@ -40,39 +96,15 @@ export async function writeFileAtomic(
   data: string | Uint8Array,
   options: { mode?: number } = {},
 ): Promise<void> {
-  const tmp = tempPathFor(target);
-  const fh = await fs.open(tmp, "wx", options.mode ?? 0o644);
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } catch (error) {
-    await fh.close();
-    await fs.rm(tmp, { force: true });
-    throw error;
-  }
-  await fh.close();
-  await commit(tmp, target);
+  await renameIntoPlace(await writeTemp(target, data, options.mode ?? 0o644), target);
 }
 
 /** Atomically replace `target` with a copy of `source` (e.g. a fresh UEFI NVRAM). */
 export async function copyFileAtomic(source: string, target: string): Promise<void> {
-  const tmp = tempPathFor(target);
-  try {
-    await fs.copyFile(source, tmp, constants.COPYFILE_EXCL);
-    const fh = await fs.open(tmp, "r+");
-    try {
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-  } catch (error) {
-    await fs.rm(tmp, { force: true });
-    throw error;
-  }
-  await commit(tmp, target);
+  await renameIntoPlace(await copyToTemp(source, target), target);
 }
 
-/** Remove temp files that a killed writer left next to `dir`'s entries. */
+/** Remove temp files (or directories) that a killed writer left in `dir`. */
 export async function removeStaleTemps(dir: string): Promise<void> {
   let names: string[];
   try {
@@ -83,7 +115,7 @@ export async function removeStaleTemps(dir: string): Promise<void> {
   await Promise.all(
     names
       .filter((n) => /^\..+\.tmp-\d+-[0-9a-f]{8}$/.test(n))
-      .filter((n) => !isAlive(Number(n.split(".tmp-")[1]?.split("-")[0])))
+      .filter((n) => !isAlive(Number(n.split(".tmp-").at(-1)?.split("-")[0])))
       .map((n) => fs.rm(path.join(dir, n), { force: true, recursive: true })),
   );
 }

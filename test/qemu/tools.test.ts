@@ -41,6 +41,7 @@ describe("TOOLS", () => {
       "qemu-img": { debianPackage: "qemu-utils", envVar: "GLINT_QEMU_IMG" },
       swtpm: { debianPackage: "swtpm", envVar: "GLINT_SWTPM" },
       swtpm_setup: { debianPackage: "swtpm-tools", envVar: "GLINT_SWTPM_SETUP" },
+      swtpm_localca: { debianPackage: "swtpm-tools", envVar: "GLINT_SWTPM_LOCALCA" },
       genisoimage: { debianPackage: "genisoimage", envVar: "GLINT_GENISOIMAGE" },
     });
   });
