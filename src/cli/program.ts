@@ -98,9 +98,23 @@ export function buildProgram(ctx: ProgramContext = defaultContext): Command {
   const program = new Command("glint")
     .description("Give every QEMU/KVM Linux VM a unique, checkable identity")
     .version("0.1.0")
+    .usage("[options] [command]")
     .enablePositionalOptions()
-    .showHelpAfterError("(run `glint --help` for usage)")
-    .configureOutput({ writeOut: (s) => io.stdout(s), writeErr: (s) => io.stderr(s) });
+    // Set before any subcommand is added: commander copies these settings to
+    // subcommands when they are created. Usage errors become one line and
+    // exit code 2 (see main.ts).
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => io.stdout(s),
+      writeErr: (s) => io.stderr(s),
+      outputError: (s, write) =>
+        write(
+          `glint: ${s
+            .replace(/^error: /, "")
+            .trim()
+            .replace(/\s*\n\s*/g, " ")} (run \`glint --help\` for usage)\n`,
+        ),
+    });
 
   common(program.command("create"))
     .description("create a VM: fresh identifiers, and optionally its disks, UEFI NVRAM and TPM")
@@ -221,7 +235,14 @@ export function buildProgram(ctx: ProgramContext = defaultContext): Command {
       else io.stdout(all.map((x) => `${x.name}\n${formatIdentity(x.ids, "  ")}`).join("\n\n"));
     });
 
-  const regen = program.command("regen").description("regenerate part of a VM's identity");
+  const regen = program
+    .command("regen")
+    .description("regenerate part of a VM's identity")
+    .action(() => {
+      throw new UsageError(
+        "regen needs a policy: `glint regen disk <vm>` or `glint regen base <vm>`",
+      );
+    });
   for (const policy of ["disk", "base"] as const) {
     common(regen.command(policy))
       .description(POLICIES[policy].description)
@@ -324,7 +345,14 @@ export function buildProgram(ctx: ProgramContext = defaultContext): Command {
       );
     });
 
-  const reset = program.command("reset").description("reset a VM's firmware state");
+  const reset = program
+    .command("reset")
+    .description("reset a VM's firmware state")
+    .action(() => {
+      throw new UsageError(
+        "reset needs a target: `glint reset uefi <vm>` or `glint reset tpm <vm>`",
+      );
+    });
   common(reset.command("uefi"))
     .description("replace the VM's UEFI variables with a fresh copy (old ones kept in history/)")
     .argument("<vm>", "VM name")

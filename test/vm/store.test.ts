@@ -1,0 +1,93 @@
+/** One VM's files: reading with clear errors, history that never overwrites. */
+import { promises as fs } from "node:fs";
+import path from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { GlintError } from "../../src/errors.js";
+import { parseIdentifiers, SystemIdentifiers } from "../../src/identity/model.js";
+import { vmPaths } from "../../src/vm/layout.js";
+import {
+  archiveFile,
+  listHistory,
+  listVmNames,
+  readIdentifiers,
+  writeIdentifiers,
+} from "../../src/vm/store.js";
+import { FIXTURES, fixture, tempDir } from "../fixtures/helpers.js";
+
+let home: string;
+let cleanup: () => Promise<void>;
+beforeEach(async () => {
+  ({ dir: home, cleanup } = await tempDir("glint-store-"));
+});
+afterEach(() => cleanup());
+
+const seedIds = parseIdentifiers(fixture("seed-identifiers.json"));
+
+describe("readIdentifiers", () => {
+  it("returns undefined for a VM without identifiers", async () => {
+    expect(await readIdentifiers(vmPaths(home, "none"))).toBeUndefined();
+  });
+
+  it("reads the seed fixture from disk and writes it back in the current format", async () => {
+    const p = vmPaths(home, "seed");
+    await fs.mkdir(p.dir);
+    await fs.copyFile(path.join(FIXTURES, "seed-identifiers.json"), p.identifiers);
+    const ids = await readIdentifiers(p);
+    expect(ids).toEqual(seedIds);
+    await writeIdentifiers(p, seedIds);
+    expect(await fs.readFile(p.identifiers, "utf8")).toBe(SystemIdentifiers.toJSON(seedIds));
+    expect(await readIdentifiers(p)).toEqual(seedIds);
+  });
+
+  it.each([
+    ["truncated JSON", '{"vm_uuid": "6f1c', /not valid JSON/],
+    ["the seed's invalid example", null, /field "machine_id" must be 32 lowercase hex/],
+  ])("names the file for %s", async (_what, content, pattern) => {
+    const p = vmPaths(home, "bad");
+    await fs.mkdir(p.dir);
+    if (content === null)
+      await fs.copyFile(path.join(FIXTURES, "seed-invalid-machine-id.json"), p.identifiers);
+    else await fs.writeFile(p.identifiers, content);
+    const before = await fs.readFile(p.identifiers);
+    const err = await readIdentifiers(p).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(GlintError);
+    const msg = (err as GlintError).message;
+    expect(msg.startsWith(`${p.identifiers}: `)).toBe(true);
+    expect(msg).toMatch(pattern);
+    expect(msg).toContain("--force");
+    expect(msg).not.toContain("\n");
+    expect(Buffer.compare(await fs.readFile(p.identifiers), before)).toBe(0);
+  });
+});
+
+describe("history", () => {
+  it("archives copies without overwriting and lists them oldest first, corrupt ones too", async () => {
+    const p = vmPaths(home, "vm");
+    await writeIdentifiers(p, seedIds);
+    const a = await archiveFile(p, p.identifiers, "disk");
+    const b = await archiveFile(p, p.identifiers, "disk");
+    await fs.writeFile(p.identifiers, "{ corrupt");
+    const c = await archiveFile(p, p.identifiers, "fresh");
+    expect(new Set([a, b, c]).size).toBe(3);
+    expect(await archiveFile(p, path.join(p.dir, "missing.json"), "x")).toBeUndefined();
+    const h = await listHistory(p);
+    expect(h.map((e) => e.reason)).toEqual(["disk", "disk", "fresh"]);
+    expect(h[0]?.identifiers).toEqual(seedIds);
+    expect(h[2]?.identifiers).toHaveProperty("error");
+    expect(await fs.readFile(c ?? "", "utf8")).toBe("{ corrupt");
+    for (const e of h) expect(Number.isNaN(Date.parse(e.archivedAt))).toBe(false);
+  });
+
+  it("is empty for a VM without history", async () => {
+    expect(await listHistory(vmPaths(home, "vm"))).toEqual([]);
+  });
+});
+
+describe("listVmNames", () => {
+  it("lists only directories with valid VM names, sorted", async () => {
+    for (const d of ["b", "a", "Bad", ".glint", "with space"]) await fs.mkdir(path.join(home, d));
+    await fs.writeFile(path.join(home, "c"), "a file, not a VM");
+    expect(await listVmNames(home)).toEqual(["a", "b"]);
+    expect(await listVmNames(path.join(home, "missing"))).toEqual([]);
+  });
+});
