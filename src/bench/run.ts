@@ -10,8 +10,9 @@
 import { parseArgs } from "node:util";
 import { type Benchmark, formatResult, peakRssMiB, removeLiveTempDirsSync } from "./harness.js";
 import { identityBenchmark } from "./identity.js";
+import { qemuBenchmark } from "./qemu.js";
 
-export const BENCHMARKS: readonly Benchmark[] = [identityBenchmark];
+export const BENCHMARKS: readonly Benchmark[] = [identityBenchmark, qemuBenchmark];
 
 export async function main(argv: readonly string[]): Promise<number> {
   const { values, positionals } = parseArgs({

@@ -12,7 +12,6 @@ import { shellQuote } from "../qemu/index.js";
 import { FIRMWARE_KINDS, type FirmwareKind, NET_MODES, type NetMode } from "../vm/config.js";
 import { formatComparison, formatIdentity, formatTable } from "./format.js";
 import { confirmByTyping, confirmYesNo, type Io, processIo } from "./io.js";
-import { startMenu } from "./menu/index.js";
 
 interface CreateCliOptions {
   force?: boolean;
@@ -421,6 +420,8 @@ export function buildProgram(ctx: ProgramContext = defaultContext): Command {
     });
 
   const menu = async (home: string | undefined): Promise<void> => {
+    // Loaded on demand: the prompt library is only needed by the menu.
+    const { startMenu } = await import("./menu/index.js");
     const code = await startMenu(ctx.manager(home), { isTTY: io.isTTY, env: process.env });
     // startMenu printed its own message; exit with its code (2 without a TTY).
     if (code !== 0) throw new CommanderError(code, "glint.menu", "");
