@@ -11,7 +11,24 @@ function oneLine(text: string): string {
   return text.replace(/\s*\n\s*/g, " ").trim();
 }
 
+/**
+ * Ctrl-C or SIGTERM while a command changes a VM must not leave it half-done:
+ * the running step finishes (every operation is all-or-nothing under the VM
+ * lock), then glint exits. A second signal forces the exit.
+ */
+function deferSignals(): void {
+  let pending = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (pending) process.exit(128 + (signal === "SIGINT" ? 2 : 15));
+    pending = true;
+    process.stderr.write(`glint: ${signal} received; finishing the current operation so nothing is left half-done\n`);
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+}
+
 export async function main(argv: readonly string[]): Promise<number> {
+  deferSignals();
   const program = buildProgram();
   try {
     await program.parseAsync([...argv], { from: "user" });

@@ -186,9 +186,14 @@ async function withSpinner<T>(
   fn: (onProgress: (message: string) => void) => Promise<T>,
 ): Promise<T> {
   const spinner = ctx.deps.spinner(text);
+  // Ctrl-C while an operation runs must not leave it half-done: the operation
+  // finishes (it is all-or-nothing under the VM lock) and the menu comes back.
+  const onInterrupt = () => spinner.update("finishing the current operation (it cannot be interrupted)…");
+  process.on("SIGINT", onInterrupt);
   try {
     return await fn((message) => spinner.update(message));
   } finally {
+    process.off("SIGINT", onInterrupt);
     spinner.stop();
   }
 }
