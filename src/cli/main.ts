@@ -21,7 +21,9 @@ function deferSignals(): void {
   const onSignal = (signal: NodeJS.Signals) => {
     if (pending) process.exit(128 + (signal === "SIGINT" ? 2 : 15));
     pending = true;
-    process.stderr.write(`glint: ${signal} received; finishing the current operation so nothing is left half-done\n`);
+    process.stderr.write(
+      `glint: ${signal} received; finishing the current operation so nothing is left half-done\n`,
+    );
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);

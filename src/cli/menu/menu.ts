@@ -188,7 +188,8 @@ async function withSpinner<T>(
   const spinner = ctx.deps.spinner(text);
   // Ctrl-C while an operation runs must not leave it half-done: the operation
   // finishes (it is all-or-nothing under the VM lock) and the menu comes back.
-  const onInterrupt = () => spinner.update("finishing the current operation (it cannot be interrupted)…");
+  const onInterrupt = () =>
+    spinner.update("finishing the current operation (it cannot be interrupted)…");
   process.on("SIGINT", onInterrupt);
   try {
     return await fn((message) => spinner.update(message));
