@@ -15,7 +15,7 @@ import {
   resolveFirmware,
   startSwtpm,
 } from "./firmware/index.js";
-import { createPostInstallScript, writeSeed } from "./guest/index.js";
+import { createPostInstallScript, hostnameFor, writeSeed } from "./guest/index.js";
 import type { SystemIdentifiers } from "./identity/model.js";
 import {
   buildVmArgv,
@@ -166,7 +166,7 @@ export async function provisionVm(
   }
 }
 
-/** The firmware files QEMU maps for this VM, or undefined for BIOS. */
+/** The firmware files QEMU maps for this VM, or undefined for BIOS. Reads only. */
 async function vmFirmware(
   config: VmConfig,
   paths: VmPaths,
@@ -174,15 +174,18 @@ async function vmFirmware(
 ): Promise<FirmwareFiles | undefined> {
   if (config.firmware === "bios") return undefined;
   const fw = await resolveFirmware(config.firmware, { env });
-  if (!existsSync(paths.uefiInstance)) {
-    if (!existsSync(paths.uefiSeed)) {
-      throw new GlintError(
-        `${paths.uefiSeed} is missing: the VM's UEFI variables are gone; recreate them with \`glint nuke ${paths.name}\``,
-      );
-    }
-    await copyFileAtomic(paths.uefiSeed, paths.uefiInstance);
+  return { code: fw.code, vars: paths.uefiInstance, secure: fw.secureBoot };
+}
+
+/** Before a boot: a missing NVRAM instance is restored from the VM's seed (the caller holds the lock). */
+async function ensureUefiInstance(config: VmConfig, paths: VmPaths): Promise<void> {
+  if (config.firmware === "bios" || existsSync(paths.uefiInstance)) return;
+  if (!existsSync(paths.uefiSeed)) {
+    throw new GlintError(
+      `${paths.uefiSeed} is missing: the VM's UEFI variables are gone; recreate them with \`glint nuke ${paths.name}\``,
+    );
   }
-  return { code: fw.code, vars: paths.uefiInstance, secure: fw.secureBoot || fw.requiresSmm };
+  await copyFileAtomic(paths.uefiSeed, paths.uefiInstance);
 }
 
 /** Where `glint run` asks swtpm to put its control socket. */
@@ -210,7 +213,8 @@ export async function vmArgv(input: VmCommandInput): Promise<string[]> {
     paths,
     ...(firmware ? { firmware } : {}),
     ...(config.tpm ? { tpmSocket: input.tpmSocket ?? tpmSocketPath(paths) } : {}),
-    ...(existsSync(paths.seedIso) ? { seedIso: paths.seedIso } : {}),
+    seedIso: paths.seedIso,
+    hostname: hostnameFor(paths.name, ids, config.hostname_from),
     shareDir: paths.shared,
     extra: input.extra ?? [],
   });
@@ -232,13 +236,15 @@ export async function runVm(
   env: NodeJS.ProcessEnv,
 ): Promise<{ argv: string[]; exitCode: number }> {
   const qemu = await requireTool("qemu-system-x86_64", env);
-  if (!existsSync(paths.seedIso) || !existsSync(paths.script)) {
-    await writeSeed(paths, ids, { hostnameFrom: config.hostname_from });
-    await createPostInstallScript(paths, ids, { hostnameFrom: config.hostname_from });
-  }
   if (options.dryRun) {
     const argv = await vmArgv({ paths, config, ids, extra: options.extra ?? [], env });
     return { argv: [qemu, ...argv], exitCode: 0 };
+  }
+  // Files a boot needs that an older Glint, or a person, may have removed.
+  await ensureUefiInstance(config, paths);
+  if (!existsSync(paths.seedIso) || !existsSync(paths.script)) {
+    await writeSeed(paths, ids, { hostnameFrom: config.hostname_from, env });
+    await createPostInstallScript(paths, ids, { hostnameFrom: config.hostname_from });
   }
   const tpm = config.tpm ? await startSwtpm(paths.tpm, tpmSocketPath(paths), { env }) : undefined;
   try {

@@ -1,15 +1,19 @@
 /**
- * The seed's UUIDManager API, in TypeScript naming. Every method that touches
+ * The seed's UUIDManager API, in TypeScript naming. Every method that changes
  * a VM holds that VM's lock for the whole operation; values are drawn under
  * the store-wide lock so that they are unique across the home directory.
  *
  * A regeneration runs in three phases so that it is all-or-nothing:
- *   1. draw and write the new identity (the old identifiers.json is first
- *      copied into history/),
+ *   1. under the store lock: draw the new identity, copy the old
+ *      identifiers.json into history/, and record the operation in the VM's
+ *      journal (`.pending.json`, whose values count as taken);
  *   2. prepare every reset step of the policy into temp files (fresh UEFI
- *      NVRAM, TPM state, overlay, guest files) — on failure the old identity is
- *      restored and nothing else has changed,
- *   3. commit the prepared steps (renames).
+ *      NVRAM, TPM state, overlay, guest files) — if one fails, everything is
+ *      undone and the VM is exactly as before;
+ *   3. commit the prepared steps (renames), rename the new identity into
+ *      identifiers.json and delete the journal.
+ * A process killed after phase 1 leaves the journal; the next operation on the
+ * VM finishes the interrupted one first (see src/vm/journal.ts).
  */
 import { existsSync, promises as fs } from "node:fs";
 import path from "node:path";
@@ -39,17 +43,19 @@ import {
 } from "./lifecycle.js";
 import { applyIdentifiersToQemuCommand, requireTool } from "./qemu/index.js";
 import { DEFAULT_STEPS, tpmCaDir } from "./steps.js";
-import { removeStaleTemps, writeFileAtomic } from "./vm/atomic.js";
-import { defaultConfig, type VmConfig } from "./vm/config.js";
+import { removeStaleTemps } from "./vm/atomic.js";
+import type { VmConfig } from "./vm/config.js";
+import { type PendingOperation, readJournal, removeJournal, writeJournal } from "./vm/journal.js";
 import { resolveHome, storePaths, type VmPaths, vmPaths } from "./vm/layout.js";
-import { withLock } from "./vm/lock.js";
+import { lockHolder, withLock } from "./vm/lock.js";
 import { UsedValues } from "./vm/registry.js";
 import {
   archiveFile,
   type HistoryEntry,
+  invalidJson,
   listHistory,
   listVmNames,
-  readConfig,
+  readConfigOrDefault,
   readIdentifiers,
   writeIdentifiers,
 } from "./vm/store.js";
@@ -135,23 +141,27 @@ export class UuidManager {
     return vmPaths(this.home, vm);
   }
 
-  /** Run `fn` holding the VM's lock; a live holder gives a clear BusyError. */
+  /**
+   * Run `fn` holding the VM's lock; a live holder gives a clear BusyError.
+   * First cleans up after a process that was killed while it held the lock:
+   * its temp files are removed and its interrupted operation is finished.
+   */
   async withVm<T>(vm: string, purpose: string, fn: (paths: VmPaths) => Promise<T>): Promise<T> {
     const paths = this.paths(vm);
-    return withLock(
-      paths.lock,
-      {
-        purpose,
-        busyMessage: (h) =>
-          `VM "${vm}" is busy: process ${h.pid} holds it for "${h.purpose}"; wait for it to finish (or stop it) and try again`,
-      },
-      async () => {
-        // Temp files of a writer that was killed while it held this lock.
-        await removeStaleTemps(paths.dir);
-        await removeStaleTemps(paths.shared);
-        return fn(paths);
-      },
-    );
+    return withLock(paths.lock, { purpose, busyMessage: busyMessage(vm) }, async () => {
+      await removeStaleTemps(paths.dir);
+      await removeStaleTemps(paths.shared);
+      await removeStaleTemps(paths.history);
+      const pending = await readJournal(paths);
+      if (pending) await this.finishInterrupted(paths, pending);
+      return fn(paths);
+    });
+  }
+
+  /** Throws a BusyError if another live process holds the VM (e.g. `glint run`). */
+  async assertNotBusy(vm: string): Promise<void> {
+    const holder = await lockHolder(this.paths(vm).lock);
+    if (holder) throw new BusyError(busyMessage(vm)(holder));
   }
 
   /** Names of all VMs in the home directory. */
@@ -161,18 +171,14 @@ export class UuidManager {
 
   /** The VM's identifiers; throws if it has none. */
   async getIdentifiers(vm: string): Promise<SystemIdentifiers> {
-    const paths = this.paths(vm);
-    const ids = await readIdentifiers(paths);
-    if (!ids)
-      throw new GlintError(
-        `VM "${vm}" has no identifiers in ${this.home}: create it with \`glint create ${vm}\``,
-      );
+    const ids = await readIdentifiers(this.paths(vm));
+    if (!ids) throw noIdentifiers(vm, this.home);
     return ids;
   }
 
   /** The VM's config.json (defaults if it has none). */
   async getConfig(vm: string): Promise<VmConfig> {
-    return (await readConfig(this.paths(vm))) ?? defaultConfig();
+    return readConfigOrDefault(this.paths(vm));
   }
 
   /** Past identities of a VM, oldest first. */
@@ -193,9 +199,7 @@ export class UuidManager {
     vm: string,
     options: OperationOptions = {},
   ): Promise<OperationResult> {
-    return this.withVm(vm, "glint create", (paths) =>
-      this.runPolicy(paths, POLICIES.fresh, options),
-    );
+    return this.regenerate(vm, "fresh", options);
   }
 
   /** The "disk" policy: new disk-side UUIDs and vm_generation_id; keeps vm_uuid, MAC and machine_id. */
@@ -203,9 +207,7 @@ export class UuidManager {
     vm: string,
     options: OperationOptions = {},
   ): Promise<OperationResult> {
-    return this.withVm(vm, "glint regen disk", (paths) =>
-      this.runPolicy(paths, POLICIES.disk, options),
-    );
+    return this.regenerate(vm, "disk", options);
   }
 
   /** The "base" policy: every identifier anew (after cloning, or for a new base image). */
@@ -213,14 +215,12 @@ export class UuidManager {
     vm: string,
     options: OperationOptions = {},
   ): Promise<OperationResult> {
-    return this.withVm(vm, "glint regen base", (paths) =>
-      this.runPolicy(paths, POLICIES.base, options),
-    );
+    return this.regenerate(vm, "base", options);
   }
 
   /** The "nuke" policy: every identifier anew, and fresh UEFI, TPM and overlay. */
   async nukeAndRegenerateAll(vm: string, options: OperationOptions = {}): Promise<OperationResult> {
-    return this.withVm(vm, "glint nuke", (paths) => this.runPolicy(paths, POLICIES.nuke, options));
+    return this.regenerate(vm, "nuke", options);
   }
 
   /** Run any policy by name. */
@@ -229,32 +229,34 @@ export class UuidManager {
     policy: PolicyName,
     options: OperationOptions = {},
   ): Promise<OperationResult> {
-    return this.withVm(
-      vm,
-      `glint ${policy === "fresh" ? "create" : policy === "nuke" ? "nuke" : `regen ${policy}`}`,
-      (paths) => this.runPolicy(paths, POLICIES[policy], options),
+    return this.withVm(vm, POLICIES[policy].command, (paths) =>
+      this.runPolicy(paths, POLICIES[policy], options),
     );
   }
 
   /**
    * Create a VM: its config, disks (`base`, `overlay` or a blank disk), UEFI
    * NVRAM and TPM, then fresh identifiers, post-install script and seed.iso.
-   * Nothing is left behind if a step fails. With `forceRegenerate` on an
-   * existing VM only the identity is replaced.
+   * Nothing is left behind if a step fails; a create that was killed midway
+   * (config.json but no identity) is started again from scratch. With
+   * `forceRegenerate` on an existing VM only the identity is replaced.
    */
   async createVm(vm: string, options: CreateVmOptions = {}): Promise<OperationResult> {
-    return this.withVm(vm, "glint create", async (paths) => {
-      const exists = existsSync(paths.identifiers) || existsSync(paths.config);
-      if (exists && hasProvisioningOptions(options)) {
-        throw new UsageError(
-          `VM "${vm}" already exists; disk and firmware options only apply to a new VM (use another name, or \`glint nuke ${vm}\` to reset it)`,
-        );
-      }
-      if (existsSync(paths.identifiers) && !options.forceRegenerate) {
+    return this.withVm(vm, POLICIES.fresh.command, async (paths) => {
+      if (existsSync(paths.identifiers)) {
+        if (hasProvisioningOptions(options)) {
+          throw new UsageError(
+            `VM "${vm}" already exists; disk and firmware options only apply to a new VM (use another name, or \`glint nuke ${vm}\` to reset it)`,
+          );
+        }
         return this.runPolicy(paths, POLICIES.fresh, options);
       }
-      if (exists) return this.runPolicy(paths, POLICIES.fresh, options);
       const plan = await planVm(options, this.env);
+      if (existsSync(paths.config)) {
+        // config.json without an identity: a create that was killed midway.
+        options.onProgress?.("removing an unfinished earlier create");
+        await fs.rm(paths.dir, { recursive: true, force: true });
+      }
       const created = !existsSync(paths.dir);
       try {
         await provisionVm(paths, plan, this.env, options.onProgress);
@@ -269,7 +271,7 @@ export class UuidManager {
   /** Replace the VM's UEFI variables (uefi-instance.fd) with a fresh copy of uefi-seed.fd; the old ones go to history/. */
   async resetUefiVariables(vm: string): Promise<void> {
     await this.withVm(vm, "glint reset uefi", async (paths) => {
-      const config = (await readConfig(paths)) ?? defaultConfig();
+      const config = await readConfigOrDefault(paths);
       if (config.firmware === "bios") {
         throw new GlintError(`VM "${vm}" uses BIOS firmware: it has no UEFI variables to reset`);
       }
@@ -281,7 +283,7 @@ export class UuidManager {
   /** Wipe the VM's TPM and manufacture a new one (new EK); the old state goes to history/. */
   async resetTpm(vm: string): Promise<void> {
     await this.withVm(vm, "glint reset tpm", async (paths) => {
-      const config = (await readConfig(paths)) ?? defaultConfig();
+      const config = await readConfigOrDefault(paths);
       if (!config.tpm) throw new GlintError(`VM "${vm}" has no TPM (create it with --tpm)`);
       const prepared = await prepareTpmReset(paths.tpm, {
         vmName: vm,
@@ -298,11 +300,14 @@ export class UuidManager {
     });
   }
 
-  /** The QEMU arguments (without the binary) that give the VM its identity, firmware, TPM and disks. */
+  /**
+   * The QEMU arguments (without the binary) that give the VM its identity,
+   * firmware, TPM, disks, seed and share. Reads only; takes no lock.
+   */
   async qemuArgs(vm: string, extra: readonly string[] = []): Promise<string[]> {
     const paths = this.paths(vm);
     const ids = await this.getIdentifiers(vm);
-    const config = await this.getConfig(vm);
+    const config = await readConfigOrDefault(paths);
     return vmArgv({ paths, config, ids, extra, env: this.env });
   }
 
@@ -320,11 +325,15 @@ export class UuidManager {
     return applyIdentifiersToQemuCommand(baseArgv, identifiers);
   }
 
-  /** Write `<vm>/shared/set_identifiers.sh` for the current identity; returns its path. */
-  async createPostInstallScript(vm: string): Promise<string> {
+  /**
+   * Write `<vm>/shared/set_identifiers.sh` for the VM's identity (or for
+   * `identifiers`, as the seed's `create_post_install_script(vm, ids)`);
+   * returns its path.
+   */
+  async createPostInstallScript(vm: string, identifiers?: SystemIdentifiers): Promise<string> {
     return this.withVm(vm, "glint script", async (paths) => {
-      const ids = await this.getIdentifiers(vm);
-      const config = (await readConfig(paths)) ?? defaultConfig();
+      const ids = identifiers ?? (await this.getIdentifiers(vm));
+      const config = await readConfigOrDefault(paths);
       return writeScriptFile(paths, ids, { hostnameFrom: config.hostname_from });
     });
   }
@@ -340,53 +349,50 @@ export class UuidManager {
   async writeSeedIso(vm: string): Promise<string> {
     return this.withVm(vm, "glint seed", async (paths) => {
       const ids = await this.getIdentifiers(vm);
-      const config = (await readConfig(paths)) ?? defaultConfig();
-      return writeSeed(paths, ids, { hostnameFrom: config.hostname_from });
+      const config = await readConfigOrDefault(paths);
+      return writeSeed(paths, ids, { hostnameFrom: config.hostname_from, env: this.env });
     });
   }
 
   /**
    * Run the VM in the foreground with `qemu-system-x86_64`, holding its lock
    * (so it cannot be regenerated or nuked meanwhile) and its swtpm sidecar.
-   * Resolves to QEMU's exit code; with `dryRun`, to the command instead.
+   * Resolves to QEMU's exit code. With `dryRun`, resolves to the command
+   * instead, and changes nothing.
    */
   async run(vm: string, options: RunOptions = {}): Promise<{ argv: string[]; exitCode: number }> {
-    return this.withVm(vm, "glint run", async (paths) => {
+    const go = async (paths: VmPaths) => {
       const ids = await this.getIdentifiers(vm);
-      const config = (await readConfig(paths)) ?? defaultConfig();
+      const config = await readConfigOrDefault(paths);
       return runVm(paths, config, ids, options, this.env);
-    });
+    };
+    if (options.dryRun) return go(this.paths(vm));
+    return this.withVm(vm, "glint run", go);
   }
 
-  /**
-   * The body of every policy. The caller holds the VM lock.
-   * @internal exported for the CLI's create flow, which adds disks first.
-   */
-  async runPolicy(
+  /** The body of every policy. The caller holds the VM lock. */
+  private async runPolicy(
     paths: VmPaths,
     policy: Policy,
     options: OperationOptions,
   ): Promise<OperationResult> {
-    let previous: SystemIdentifiers | undefined;
     let previousRaw: string | undefined;
     try {
       previousRaw = await fs.readFile(paths.identifiers, "utf8");
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
     }
+    let previous: SystemIdentifiers | undefined;
     if (previousRaw !== undefined) {
       try {
-        previous = parseIdentifiers(JSON.parse(previousRaw), paths.identifiers);
+        previous = parseIdentifiers(
+          parseJson(previousRaw, paths.identifiers),
+          paths.identifiers,
+          paths.name,
+        );
       } catch (error) {
         // Only an explicit `create --force` may replace a file it cannot read.
-        if (!(policy.name === "fresh" && options.forceRegenerate)) {
-          if (error instanceof SyntaxError) {
-            throw new GlintError(
-              `${paths.identifiers}: not valid JSON (${error.message}); fix it, or replace the identity with \`glint create ${paths.name} --force\` (the old file is kept in history/)`,
-            );
-          }
-          throw error;
-        }
+        if (!(policy.name === "fresh" && options.forceRegenerate)) throw error;
       }
     }
     if (policy.refusesExisting && previousRaw !== undefined && !options.forceRegenerate) {
@@ -394,80 +400,151 @@ export class UuidManager {
         `VM "${paths.name}" already has identifiers; use \`glint create ${paths.name} --force\` to replace them (the old ones are kept in history/)`,
       );
     }
-    if (!policy.refusesExisting && previous === undefined) {
-      throw new GlintError(
-        `VM "${paths.name}" has no identifiers in ${this.home}: create it with \`glint create ${paths.name}\``,
-      );
-    }
-    const config = (await readConfig(paths)) ?? defaultConfig();
+    if (!policy.refusesExisting && previous === undefined)
+      throw noIdentifiers(paths.name, this.home);
 
-    // Phase 1: draw unique values and write them, under the store lock.
-    const store = storePaths(this.home);
-    let archived: string | undefined;
-    const identifiers = await withLock(
-      store.lock,
+    // Phase 1: draw unique values and record the operation, under the store lock.
+    const op = await withLock(
+      storePaths(this.home).lock,
       { purpose: "drawing identifiers", waitMs: this.storeLockWaitMs },
-      async () => {
+      async (): Promise<PendingOperation> => {
         await this.used.refresh();
-        const next = applyPolicy(
+        const identifiers = applyPolicy(
           previous,
           policy,
           this.used,
           this.random ? { random: this.random } : {},
         );
-        if (previousRaw !== undefined)
-          archived = await archiveFile(paths, paths.identifiers, policy.name);
-        await writeIdentifiers(paths, next);
-        await this.used.commit(paths.name, next, previous);
-        return next;
+        const archived =
+          previousRaw === undefined
+            ? null
+            : ((await archiveFile(paths, paths.identifiers, policy.name)) ?? null);
+        const pending = {
+          policy: policy.name,
+          identifiers,
+          discardOverlay: Boolean(options.discardOverlay),
+          archived,
+        };
+        await writeJournal(paths, pending);
+        await this.used.commit(paths.name, identifiers);
+        return pending;
       },
     );
 
-    // Phase 2: prepare reset steps; undo phase 1 if one fails.
+    // Phases 2 and 3.
+    let steps: Partial<Record<ResetStep, StepOutcome>>;
+    try {
+      steps = await this.applySteps(paths, op, previous, options);
+    } catch (error) {
+      if (error instanceof PrepareError) await this.undo(paths, op);
+      throw error instanceof PrepareError ? error.cause : error;
+    }
+    return {
+      vm: paths.name,
+      policy: policy.name,
+      previous,
+      identifiers: op.identifiers,
+      archived: op.archived ?? undefined,
+      steps,
+    };
+  }
+
+  /**
+   * Prepare every reset step of `op`'s policy (throwing a PrepareError, with
+   * nothing changed, if one fails), commit them all, then write the identity
+   * and delete the journal.
+   */
+  private async applySteps(
+    paths: VmPaths,
+    op: PendingOperation,
+    previous: SystemIdentifiers | undefined,
+    options: OperationOptions,
+  ): Promise<Partial<Record<ResetStep, StepOutcome>>> {
+    const policy = POLICIES[op.policy];
     const ctx: StepContext = {
       paths,
-      config,
-      identifiers,
+      config: await readConfigOrDefault(paths),
+      identifiers: op.identifiers,
       previous,
       policy,
-      options,
+      options: { ...options, discardOverlay: op.discardOverlay },
       env: this.env,
     };
-    const prepared: [ResetStep, PreparedStep][] = [];
+    const prepared: PreparedStep[] = [];
     const steps: Partial<Record<ResetStep, StepOutcome>> = {};
     try {
       for (const step of policy.reset) {
-        const preparer = this.steps[step];
-        const p = preparer ? await preparer(ctx) : undefined;
+        const p = await this.steps[step]?.(ctx);
         steps[step] = p ? "done" : "not applicable";
-        if (p) prepared.push([step, p]);
+        if (p) prepared.push(p);
       }
     } catch (error) {
-      await Promise.allSettled(prepared.map(([, p]) => p.abort()));
-      await this.restore(paths, previousRaw, identifiers, previous);
-      throw error;
+      await Promise.allSettled(prepared.map((p) => p.abort()));
+      throw new PrepareError(error);
     }
-    // Phase 3: commit.
-    for (const [, p] of prepared) await p.commit();
-    return { vm: paths.name, policy: policy.name, previous, identifiers, archived, steps };
+    try {
+      for (const p of prepared) await p.commit();
+    } catch (error) {
+      const why = error instanceof Error ? error.message : String(error);
+      throw new GlintError(
+        `${policy.command} ${paths.name} stopped halfway (${why}); the next glint command on "${paths.name}" finishes it`,
+      );
+    }
+    await writeIdentifiers(paths, op.identifiers);
+    await removeJournal(paths);
+    return steps;
   }
 
-  private async restore(
-    paths: VmPaths,
-    previousRaw: string | undefined,
-    written: SystemIdentifiers,
-    previous: SystemIdentifiers | undefined,
-  ): Promise<void> {
+  /** Undo phase 1 after a failed preparation: the VM is exactly as before. */
+  private async undo(paths: VmPaths, op: PendingOperation): Promise<void> {
     await withLock(
       storePaths(this.home).lock,
-      { purpose: "restoring identifiers", waitMs: this.storeLockWaitMs },
+      { purpose: "undoing", waitMs: this.storeLockWaitMs },
       async () => {
-        if (previousRaw === undefined) await fs.rm(paths.identifiers, { force: true });
-        else await writeFileAtomic(paths.identifiers, previousRaw);
-        if (previous) await this.used.commit(paths.name, previous, written);
-        else await this.used.refresh();
+        await removeJournal(paths);
+        if (op.archived) await fs.rm(op.archived, { force: true });
+        await this.used.commit(paths.name, undefined, op.identifiers);
       },
     );
+  }
+
+  /** Finish an operation that a killed process left in the journal. */
+  private async finishInterrupted(paths: VmPaths, op: PendingOperation): Promise<void> {
+    try {
+      await this.applySteps(paths, op, await readIdentifiers(paths).catch(() => undefined), {});
+    } catch (error) {
+      const why = error instanceof PrepareError ? error.cause : error;
+      const msg = why instanceof Error ? why.message : String(why);
+      throw new GlintError(
+        `VM "${paths.name}" has an interrupted ${POLICIES[op.policy].command} that could not be finished: ${msg}`,
+      );
+    }
+  }
+}
+
+/** A reset step failed to prepare; nothing was committed. */
+class PrepareError extends Error {
+  constructor(override readonly cause: unknown) {
+    super(cause instanceof Error ? cause.message : String(cause));
+  }
+}
+
+function busyMessage(vm: string): (holder: { pid: number; purpose: string }) => string {
+  return (h) =>
+    `VM "${vm}" is busy: process ${h.pid} holds it for "${h.purpose}"; wait for it to finish (or stop it) and try again`;
+}
+
+function noIdentifiers(vm: string, home: string): GlintError {
+  return new GlintError(
+    `VM "${vm}" has no identifiers in ${home}: create it with \`glint create ${vm}\``,
+  );
+}
+
+function parseJson(raw: string, file: string): unknown {
+  try {
+    return JSON.parse(raw);
+  } catch (error) {
+    throw invalidJson(file, error);
   }
 }
 

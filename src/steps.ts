@@ -10,9 +10,9 @@ import { prepareTpmReset, prepareUefiReset, TPM2_PERMALL } from "./firmware/inde
 import { prepareGuestFiles } from "./guest/index.js";
 import type { PreparedStep, StepContext, StepPreparers } from "./manager.js";
 import { createOverlay, relativeBackingPath, runTool } from "./qemu/index.js";
-import { tempPathFor } from "./vm/atomic.js";
+import { renameIntoPlace, tempPathFor } from "./vm/atomic.js";
 import { storePaths } from "./vm/layout.js";
-import { archiveByRename, archiveFile } from "./vm/store.js";
+import { archiveByLink, archiveFile } from "./vm/store.js";
 
 /** The per-home local CA that signs every VM's EK certificate. */
 export function tpmCaDir(home: string): string {
@@ -59,31 +59,32 @@ const overlay = async (ctx: StepContext): Promise<PreparedStep | undefined> => {
   await createOverlay(ctx.paths.base, tmp, { env: ctx.env });
   return {
     async commit() {
-      if (existsSync(ctx.paths.overlay)) {
-        if (ctx.options.discardOverlay) await fs.rm(ctx.paths.overlay, { force: true });
-        else {
-          const kept = await archiveByRename(ctx.paths, ctx.paths.overlay, ctx.policy.name);
-          // Keep the archived overlay usable: its backing path is relative to history/ now.
-          if (kept) {
-            await runTool(
-              "qemu-img",
-              [
-                "rebase",
-                "-u",
-                "-f",
-                "qcow2",
-                "-b",
-                relativeBackingPath(ctx.paths.base, kept),
-                "-F",
-                "qcow2",
-                kept,
-              ],
-              { env: ctx.env },
-            );
-          }
-        }
+      // The old overlay stays reachable from history/ (a hard link, no copy)
+      // and the new one replaces it in one rename: at no moment is there no
+      // overlay.qcow2.
+      const kept =
+        ctx.options.discardOverlay || !existsSync(ctx.paths.overlay)
+          ? undefined
+          : await archiveByLink(ctx.paths, ctx.paths.overlay, ctx.policy.name);
+      await renameIntoPlace(tmp, ctx.paths.overlay);
+      if (kept) {
+        // Keep the archived overlay usable: its backing path must be relative to history/.
+        await runTool(
+          "qemu-img",
+          [
+            "rebase",
+            "-u",
+            "-f",
+            "qcow2",
+            "-b",
+            relativeBackingPath(ctx.paths.base, kept),
+            "-F",
+            "qcow2",
+            kept,
+          ],
+          { env: ctx.env },
+        );
       }
-      await fs.rename(tmp, ctx.paths.overlay);
     },
     async abort() {
       await fs.rm(tmp, { force: true });

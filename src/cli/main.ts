@@ -11,30 +11,39 @@ function oneLine(text: string): string {
   return text.replace(/\s*\n\s*/g, " ").trim();
 }
 
+/** Commands that change a VM. */
+const MUTATING = new Set(["create", "regen", "nuke", "reset", "script", "seed"]);
+
 /**
  * Ctrl-C or SIGTERM while a command changes a VM must not leave it half-done:
- * the running step finishes (every operation is all-or-nothing under the VM
- * lock), then glint exits. A second signal forces the exit.
+ * the running operation finishes (it is all-or-nothing under the VM lock),
+ * then glint exits with 130 (SIGINT) or 143 (SIGTERM). A second signal forces
+ * the exit; the next command on the VM then finishes the interrupted
+ * operation from its journal.
  */
-function deferSignals(): void {
-  let pending = false;
+function deferSignals(): () => number | undefined {
+  let received: NodeJS.Signals | undefined;
+  const code = (signal: NodeJS.Signals) => 128 + (signal === "SIGINT" ? 2 : 15);
   const onSignal = (signal: NodeJS.Signals) => {
-    if (pending) process.exit(128 + (signal === "SIGINT" ? 2 : 15));
-    pending = true;
+    if (received) process.exit(code(signal));
+    received = signal;
     process.stderr.write(
       `glint: ${signal} received; finishing the current operation so nothing is left half-done\n`,
     );
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
+  return () => (received ? code(received) : undefined);
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
-  deferSignals();
+  const command = argv.find((a) => !a.startsWith("-"));
+  const interrupted =
+    command !== undefined && MUTATING.has(command) ? deferSignals() : () => undefined;
   const program = buildProgram();
   try {
     await program.parseAsync([...argv], { from: "user" });
-    return typeof process.exitCode === "number" ? process.exitCode : 0;
+    return interrupted() ?? (typeof process.exitCode === "number" ? process.exitCode : 0);
   } catch (error) {
     if (error instanceof CommanderError) {
       // Help and version exit 0; commander already printed its usage message.

@@ -22,6 +22,8 @@ import path from "node:path";
 import { z } from "zod";
 import { GlintError, MissingToolError, UsageError } from "../errors.js";
 import { copyFileAtomic, copyToTemp, renameIntoPlace } from "../vm/atomic.js";
+import { isFile } from "../vm/fsutil.js";
+import { type PreparedChange, preparedChange } from "../vm/prepared.js";
 
 // ---------------------------------------------------------------------------
 // Descriptor schema (QEMU docs/interop/firmware.json)
@@ -324,14 +326,6 @@ function describeParseError(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-async function isFile(file: string): Promise<boolean> {
-  try {
-    return (await fs.stat(file)).isFile();
-  } catch {
-    return false;
-  }
-}
-
 // ---------------------------------------------------------------------------
 // Per-VM NVRAM
 // ---------------------------------------------------------------------------
@@ -356,12 +350,7 @@ export async function resetUefiVariables(seedPath: string, instancePath: string)
 }
 
 /** A prepared change that can still be committed or abandoned. */
-export interface PreparedReset {
-  /** Make the change visible (atomic). No-op if already committed. */
-  commit(): Promise<void>;
-  /** Throw the prepared change away. No-op once committed or aborted. */
-  abort(): Promise<void>;
-}
+export type PreparedReset = PreparedChange;
 
 /**
  * Two-phase UEFI variable reset for transactions: copies the seed to a temp
@@ -376,21 +365,11 @@ export async function prepareUefiReset(
 ): Promise<PreparedReset> {
   await assertSeed(seedPath);
   const tmp = await copyToTemp(seedPath, instancePath);
-
-  let state: "prepared" | "committed" | "aborted" = "prepared";
-  return {
-    async commit() {
-      if (state === "committed") return;
-      if (state === "aborted") throw new GlintError("UEFI variable reset was already aborted");
-      await renameIntoPlace(tmp, instancePath);
-      state = "committed";
-    },
-    async abort() {
-      if (state !== "prepared") return;
-      state = "aborted";
-      await fs.rm(tmp, { force: true });
-    },
-  };
+  return preparedChange({
+    what: "UEFI variable reset",
+    commit: () => renameIntoPlace(tmp, instancePath),
+    abort: () => fs.rm(tmp, { force: true }),
+  });
 }
 
 async function assertSeed(seedPath: string): Promise<void> {

@@ -19,14 +19,16 @@
  * are replaced by a socket in a short temp directory.
  */
 import { execFile, spawn } from "node:child_process";
-import { createHash, randomBytes, X509Certificate } from "node:crypto";
-import { constants, promises as fs } from "node:fs";
+import { createHash, X509Certificate } from "node:crypto";
+import { promises as fs } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { GlintError, UsageError } from "../errors.js";
 import { requireTool } from "../qemu/tools.js";
-import { fsyncDir } from "../vm/atomic.js";
+import { fsyncDir, fsyncFile, tempPathFor } from "../vm/atomic.js";
+import { isFile } from "../vm/fsutil.js";
+import { preparedChange } from "../vm/prepared.js";
 import type { PreparedReset } from "./ovmf.js";
 
 const execFileAsync = promisify(execFile);
@@ -103,10 +105,7 @@ export async function prepareTpmReset(
   options: TpmSetupOptions = {},
 ): Promise<PreparedReset> {
   const target = path.resolve(dir);
-  const tmp = path.join(
-    path.dirname(target),
-    `.${path.basename(target)}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`,
-  );
+  const tmp = tempPathFor(target);
   await fs.mkdir(tmp, { mode: 0o700 });
   try {
     await runSwtpmSetup(tmp, target, options);
@@ -117,28 +116,24 @@ export async function prepareTpmReset(
     throw error;
   }
 
-  let state: "prepared" | "committed" | "aborted" = "prepared";
-  return {
-    async commit() {
-      if (state === "committed") return;
-      if (state === "aborted") throw new GlintError("TPM reset was already aborted");
+  return preparedChange({
+    what: "TPM reset",
+    async commit(markCommitted) {
       if ((await fs.mkdir(target, { recursive: true, mode: 0o700 })) !== undefined) {
         await fsyncDir(path.dirname(target));
       }
       for (const name of DEPENDENT_STATE_FILES) {
         await fs.rm(path.join(target, name), { force: true });
       }
+      // Not renameIntoPlace: the source lives in the temp directory (which
+      // abort() removes), and the swap is done as soon as the rename is.
       await fs.rename(path.join(tmp, TPM2_PERMALL), path.join(target, TPM2_PERMALL));
-      state = "committed";
+      markCommitted();
       await fsyncDir(target);
       await fs.rm(tmp, { recursive: true, force: true });
     },
-    async abort() {
-      if (state !== "prepared") return;
-      state = "aborted";
-      await fs.rm(tmp, { recursive: true, force: true });
-    },
-  };
+    abort: () => fs.rm(tmp, { recursive: true, force: true }),
+  });
 }
 
 /** Run swtpm_setup so that it writes a new TPM 2 into `stateDir`. */
@@ -155,7 +150,8 @@ async function runSwtpmSetup(
   }
   const swtpm = await requireTool("swtpm", env);
   const swtpmSetup = await requireTool("swtpm_setup", env);
-  // Not (yet) in src/qemu/tools.ts's TOOLS: found with the private finder.
+  // swtpm_setup runs swtpm_localca itself: found here (GLINT_SWTPM_LOCALCA or
+  // PATH) and handed to it through create_certs_tool in swtpm_setup.conf.
   const swtpmLocalca = await requireTool("swtpm_localca", env);
 
   const work = await fs.mkdtemp(path.join(plainTmpRoot(env), "glint-swtpm-setup-"));
@@ -496,28 +492,11 @@ function shortTmpRoot(env: NodeJS.ProcessEnv): string {
   return Buffer.byteLength(root) <= 64 ? root : "/tmp";
 }
 
-async function isFile(file: string): Promise<boolean> {
-  try {
-    return (await fs.stat(file)).isFile();
-  } catch {
-    return false;
-  }
-}
-
 async function isSocket(file: string): Promise<boolean> {
   try {
     return (await fs.lstat(file)).isSocket();
   } catch {
     return false;
-  }
-}
-
-async function fsyncFile(file: string): Promise<void> {
-  const fh = await fs.open(file, constants.O_RDONLY);
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
   }
 }
 

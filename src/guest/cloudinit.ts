@@ -4,7 +4,6 @@
  * templates/cidata/*.tmpl). The instance-id changes with every identity
  * generation, so cloud-init treats a regenerated VM as a new instance.
  */
-import { execFile } from "node:child_process";
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { parseDocument } from "yaml";
@@ -12,15 +11,17 @@ import { z } from "zod";
 import { GlintError, MissingToolError } from "../errors.js";
 import { UUID_V4_RE, VM_NAME_RE } from "../identity/formats.js";
 import { parseIdentifiers, type SystemIdentifiers } from "../identity/model.js";
+import { runTool } from "../qemu/tools.js";
 import { fsyncFile, renameIntoPlace, tempPathFor } from "../vm/atomic.js";
 import { assertVmName, type VmPaths } from "../vm/layout.js";
+import { type PreparedChange, preparedChange } from "../vm/prepared.js";
 import { loadTemplate, type PlaceholderSpec, renderTemplate } from "./render.js";
 import {
   checkHostnameFrom,
   type GuestOptions,
   hostnameFor,
-  renderPostInstallScript,
-  writeScriptTemp,
+  renderValidatedScript,
+  writeRenderedScriptTemp,
 } from "./script.js";
 
 export const META_DATA_TEMPLATE = "cidata/meta-data.tmpl";
@@ -38,8 +39,11 @@ export interface SeedFiles {
 }
 
 export interface SeedIsoOptions {
-  /** The genisoimage binary (default: `genisoimage` on PATH). */
-  readonly genisoimage?: string;
+  /**
+   * Environment for finding and running genisoimage (GLINT_GENISOIMAGE, PATH);
+   * default process.env.
+   */
+  readonly env?: NodeJS.ProcessEnv;
 }
 
 export type SeedOptions = GuestOptions & SeedIsoOptions;
@@ -171,10 +175,23 @@ export function renderSeed(
   ids: SystemIdentifiers,
   options: GuestOptions = {},
 ): SeedFiles {
+  return renderGuestFiles(vmName, ids, options).seed;
+}
+
+/**
+ * The post-install script and the seed files that embed it, rendered (and
+ * the identifiers validated) once, so the script on the share and the one in
+ * the ISO are the same text.
+ */
+function renderGuestFiles(
+  vmName: string,
+  ids: SystemIdentifiers,
+  options: GuestOptions,
+): { script: string; seed: SeedFiles } {
   assertVmName(vmName);
   const hostnameFrom = checkHostnameFrom(options.hostnameFrom);
   const valid = parseIdentifiers(ids as unknown, `identifiers of ${vmName}`);
-  const script = renderPostInstallScript(vmName, valid, { hostnameFrom });
+  const script = renderValidatedScript(vmName, valid, hostnameFrom);
   const hostname = hostnameFor(vmName, valid, hostnameFrom);
   const generation = String(valid.generation);
   const metaData = renderTemplate(
@@ -196,16 +213,7 @@ export function renderSeed(
   );
   checkMetaData(metaData, { instanceId: instanceIdFor(valid), hostname });
   checkUserData(userData, { hostname, script });
-  return { metaData, userData };
-}
-
-function run(file: string, args: readonly string[]): Promise<{ stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    execFile(file, args, { maxBuffer: 4 * 1024 * 1024 }, (error, stdout, stderr) => {
-      if (error) reject(Object.assign(error, { stdout, stderr }));
-      else resolve({ stdout, stderr });
-    });
-  });
+  return { script, seed: { metaData, userData } };
 }
 
 /**
@@ -217,7 +225,6 @@ async function buildSeedIsoTemp(
   isoPath: string,
   options: SeedIsoOptions = {},
 ): Promise<string> {
-  const tool = options.genisoimage ?? "genisoimage";
   const stage = tempPathFor(isoPath, "stage");
   const tmp = tempPathFor(isoPath);
   await fs.mkdir(stage, { mode: 0o700 });
@@ -225,24 +232,33 @@ async function buildSeedIsoTemp(
     await fs.writeFile(path.join(stage, "meta-data"), files.metaData, { mode: 0o644 });
     await fs.writeFile(path.join(stage, "user-data"), files.userData, { mode: 0o644 });
     try {
-      await run(tool, [
-        "-quiet",
-        "-input-charset",
-        "utf-8",
-        "-output",
-        tmp,
-        "-volid",
-        CIDATA_LABEL,
-        "-joliet",
-        "-rock",
-        stage,
-      ]);
+      await runTool(
+        "genisoimage",
+        [
+          "-quiet",
+          "-input-charset",
+          "utf-8",
+          "-output",
+          tmp,
+          "-volid",
+          CIDATA_LABEL,
+          "-joliet",
+          "-rock",
+          stage,
+        ],
+        { env: options.env, maxBuffer: 4 * 1024 * 1024 },
+      );
     } catch (error) {
       await fs.rm(tmp, { force: true });
-      const e = error as NodeJS.ErrnoException & { stderr?: string };
-      if (e.code === "ENOENT") throw new MissingToolError("genisoimage", "genisoimage");
-      const detail = (e.stderr ?? "").trim().split("\n").slice(-3).join(" ");
-      throw new GlintError(`genisoimage failed: ${detail || e.message}`, { cause: error });
+      if (error instanceof MissingToolError) throw error;
+      // runTool's cause is execFile's error; keep the last lines of stderr.
+      const e = (error instanceof GlintError ? error.cause : error) as
+        | (Error & { stderr?: string })
+        | undefined;
+      const detail = (e?.stderr ?? "").trim().split("\n").slice(-3).join(" ");
+      throw new GlintError(`genisoimage failed: ${detail || e?.message || String(error)}`, {
+        cause: e ?? error,
+      });
     }
     await fsyncFile(tmp);
     return tmp;
@@ -267,19 +283,18 @@ export async function writeSeed(
   ids: SystemIdentifiers,
   options: SeedOptions = {},
 ): Promise<string> {
-  const files = renderSeed(paths.name, ids, options);
+  const { seed } = renderGuestFiles(paths.name, ids, options);
   await fs.mkdir(paths.dir, { recursive: true });
-  await buildSeedIso(files, paths.seedIso, options);
+  await buildSeedIso(seed, paths.seedIso, options);
   return paths.seedIso;
 }
 
-/** Guest files prepared in temp files, ready to be renamed into place. */
-export interface PreparedGuestFiles {
-  /** Rename the script and the ISO into place (and fsync their directories). */
-  commit(): Promise<void>;
-  /** Remove the temp files; nothing in place changes. */
-  abort(): Promise<void>;
-}
+/**
+ * Guest files prepared in temp files, ready to be renamed into place:
+ * `commit()` renames the script and the ISO into place (and fsyncs their
+ * directories), `abort()` removes the temp files.
+ */
+export type PreparedGuestFiles = PreparedChange;
 
 /**
  * Two-phase variant for transactional regeneration: render the script and
@@ -297,22 +312,21 @@ export async function prepareGuestFiles(
   if (vmName !== paths.name) {
     throw new GlintError(`prepareGuestFiles: VM name ${vmName} does not match ${paths.name}`);
   }
-  const files = renderSeed(vmName, ids, options);
-  const scriptTmp = await writeScriptTemp(paths, ids, options);
+  const { script, seed } = renderGuestFiles(vmName, ids, options);
+  const scriptTmp = await writeRenderedScriptTemp(paths, script);
   let isoTmp: string;
   try {
-    isoTmp = await buildSeedIsoTemp(files, paths.seedIso, options);
+    isoTmp = await buildSeedIsoTemp(seed, paths.seedIso, options);
   } catch (error) {
     await fs.rm(scriptTmp, { force: true });
     throw error;
   }
-  const temps = [scriptTmp, isoTmp];
-  let state: "prepared" | "committed" | "aborted" = "prepared";
-  return {
-    async commit() {
-      if (state === "committed") return;
-      if (state === "aborted") throw new GlintError("guest files: commit after abort");
-      state = "committed";
+  return preparedChange({
+    what: "guest file update",
+    async commit(markCommitted) {
+      // Committed from the start: a failure below removes the temps itself,
+      // so abort() has nothing left to do.
+      markCommitted();
       try {
         await renameIntoPlace(scriptTmp, paths.script);
       } catch (error) {
@@ -329,9 +343,7 @@ export async function prepareGuestFiles(
       }
     },
     async abort() {
-      if (state !== "prepared") return;
-      state = "aborted";
-      await Promise.all(temps.map((t) => fs.rm(t, { force: true })));
+      await Promise.all([scriptTmp, isoTmp].map((t) => fs.rm(t, { force: true })));
     },
-  };
+  });
 }

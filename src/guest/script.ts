@@ -107,6 +107,18 @@ export function renderPostInstallScript(
   assertVmName(vmName);
   const hostnameFrom = checkHostnameFrom(options.hostnameFrom);
   const valid = parseIdentifiers(ids as unknown, `identifiers of ${vmName}`);
+  return renderValidatedScript(vmName, valid, hostnameFrom);
+}
+
+/**
+ * {@link renderPostInstallScript} for callers that have already checked the
+ * VM name and hostname source and parsed `valid` with parseIdentifiers.
+ */
+export function renderValidatedScript(
+  vmName: string,
+  valid: SystemIdentifiers,
+  hostnameFrom: HostnameFrom,
+): string {
   return renderTemplate(
     loadTemplate(SCRIPT_TEMPLATE),
     SCRIPT_SPEC,
@@ -124,9 +136,17 @@ export async function writeScriptTemp(
   ids: SystemIdentifiers,
   options: GuestOptions = {},
 ): Promise<string> {
-  const text = renderPostInstallScript(paths.name, ids, options);
+  return writeRenderedScriptTemp(paths, renderPostInstallScript(paths.name, ids, options));
+}
+
+/**
+ * Write an already rendered `script` (from {@link renderPostInstallScript})
+ * into a fsynced temp file next to `paths.script` (mode 0755, creating
+ * `shared/`). Returns the temp path; rename it into place.
+ */
+export async function writeRenderedScriptTemp(paths: VmPaths, script: string): Promise<string> {
   await fs.mkdir(paths.shared, { recursive: true });
-  return writeTemp(paths.script, text, SCRIPT_MODE);
+  return writeTemp(paths.script, script, SCRIPT_MODE);
 }
 
 /** Write `<vm>/shared/set_identifiers.sh` atomically, mode 0755. Returns its path. */

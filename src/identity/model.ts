@@ -18,20 +18,6 @@ import {
 
 export const SCHEMA_VERSION = 1;
 
-/** Every UUID-valued field, in file order. */
-export const UUID_FIELDS = [
-  "vm_uuid",
-  "disk_uuid",
-  "partition_uuid",
-  "filesystem_uuid",
-  "boot_uuid",
-  "swap_uuid",
-  "dmi_uuid",
-  "smbios_uuid",
-  "bios_uuid",
-  "vm_generation_id",
-] as const;
-
 /** The identifiers proper: every field that is drawn at random. */
 export const IDENTIFIER_FIELDS = [
   "vm_uuid",
@@ -151,9 +137,12 @@ function formatZodError(error: z.ZodError, data: unknown): string {
  * Throws a GlintError naming the first bad fields.
  * @param source  Shown in the error, e.g. the file path.
  */
-export function parseIdentifiers(data: unknown, source = "identifiers"): SystemIdentifiers {
-  const hint =
-    "fix the field, or replace the identity with `glint create <vm> --force` (the old file is kept in history/)";
+export function parseIdentifiers(
+  data: unknown,
+  source = "identifiers",
+  vmName = "<vm>",
+): SystemIdentifiers {
+  const hint = `fix the field, or replace the identity with \`glint create ${vmName} --force\` (the old file is kept in history/)`;
   if (data === null || typeof data !== "object" || Array.isArray(data)) {
     throw new GlintError(`${source}: expected a JSON object; ${hint}`);
   }
@@ -183,20 +172,7 @@ export function parseIdentifiers(data: unknown, source = "identifiers"): SystemI
 /** Key order used when writing identifiers.json: the seed's order, then Glint's additions. */
 const KEY_ORDER = [
   "schema_version",
-  "vm_uuid",
-  "machine_id",
-  "mac_address",
-  "disk_uuid",
-  "partition_uuid",
-  "filesystem_uuid",
-  "boot_uuid",
-  "swap_uuid",
-  "dmi_uuid",
-  "smbios_uuid",
-  "cpu_serial",
-  "motherboard_serial",
-  "bios_uuid",
-  "vm_generation_id",
+  ...IDENTIFIER_FIELDS,
   "generation",
   "created_at",
   "updated_at",

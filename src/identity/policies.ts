@@ -22,6 +22,8 @@ export interface Policy {
   readonly name: PolicyName;
   /** What the seed calls it. */
   readonly title: string;
+  /** The CLI command that runs it (also the VM lock's purpose). */
+  readonly command: string;
   /** Identifier fields drawn anew; every other field is kept. */
   readonly regenerate: readonly IdentifierField[];
   /** State reset after the identifiers are written. */
@@ -43,6 +45,7 @@ const DISK_FIELDS = [
 export const POLICIES: Readonly<Record<PolicyName, Policy>> = {
   fresh: {
     name: "fresh",
+    command: "glint create",
     title: "Fresh creation",
     regenerate: IDENTIFIER_FIELDS,
     reset: ["guest-files"],
@@ -52,6 +55,7 @@ export const POLICIES: Readonly<Record<PolicyName, Policy>> = {
   },
   disk: {
     name: "disk",
+    command: "glint regen disk",
     title: "Regenerate overlay with fresh identifiers",
     regenerate: DISK_FIELDS,
     reset: ["uefi", "overlay", "guest-files"],
@@ -61,6 +65,7 @@ export const POLICIES: Readonly<Record<PolicyName, Policy>> = {
   },
   base: {
     name: "base",
+    command: "glint regen base",
     title: "Regenerate base image identifiers",
     regenerate: IDENTIFIER_FIELDS,
     reset: ["uefi", "guest-files"],
@@ -69,6 +74,7 @@ export const POLICIES: Readonly<Record<PolicyName, Policy>> = {
   },
   nuke: {
     name: "nuke",
+    command: "glint nuke",
     title: "NUKE VM session (complete reset)",
     regenerate: IDENTIFIER_FIELDS,
     reset: ["uefi", "tpm", "overlay", "guest-files"],

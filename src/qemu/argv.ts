@@ -34,7 +34,7 @@ import {
   type SystemIdentifiers,
   systemIdentifiersSchema,
 } from "../identity/model.js";
-import type { VmConfig } from "../vm/config.js";
+import { IFNAME_RE, type VmConfig } from "../vm/config.js";
 import { assertVmName, type VmPaths } from "../vm/layout.js";
 import { HOSTNAME_CREDENTIAL, IDENTITY_MAPPING, OWNED_OEM_PREFIXES } from "./mapping.js";
 import {
@@ -388,7 +388,6 @@ export interface VmArgvInput {
   readonly disk?: string | null;
 }
 
-const IFNAME_RE = /^[A-Za-z0-9_.-]{1,15}$/;
 /** QEMU's id for the system disk drive. */
 export const DISK_DRIVE_ID = "disk0";
 /** 9p mount tag of the shared directory. */
@@ -408,7 +407,7 @@ function chooseDisk(input: VmArgvInput): string | undefined {
   if (input.config.overlay) {
     if (!existsSync(input.paths.overlay)) {
       throw new GlintError(
-        `${input.paths.overlay} is missing although VM ${input.name} uses an overlay; recreate it (e.g. \`glint regenerate ${input.name} --policy disk\`)`,
+        `${input.paths.overlay} is missing although VM ${input.name} uses an overlay; recreate it (e.g. \`glint regen disk ${input.name}\`)`,
       );
     }
     return input.paths.overlay;

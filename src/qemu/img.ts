@@ -4,12 +4,12 @@
  * Images are created under a temporary name in the target directory and
  * renamed into place, so a crash never leaves a half-written image.
  */
-import { randomBytes } from "node:crypto";
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { z } from "zod";
 import { GlintError } from "../errors.js";
-import { fsyncDir } from "../vm/atomic.js";
+import { fsyncFile, renameIntoPlace, tempPathFor } from "../vm/atomic.js";
+import { DISK_SIZE_RE } from "../vm/config.js";
 import { runTool } from "./tools.js";
 
 export interface ImgOptions {
@@ -17,24 +17,11 @@ export interface ImgOptions {
   readonly env?: NodeJS.ProcessEnv;
 }
 
-/** Same pattern as src/vm/atomic.ts, so removeStaleTemps cleans up after a crash. */
-function tempPathFor(target: string): string {
-  return path.join(
-    path.dirname(target),
-    `.${path.basename(target)}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`,
-  );
-}
-
-async function fsyncFile(file: string): Promise<void> {
-  const fh = await fs.open(file, "r+");
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
-/** Run `create` (which writes `tmp`), then fsync and rename `tmp` to `target`. */
+/**
+ * Run `create` (which writes `tmp`, a temp path named like src/vm/atomic.ts's
+ * so removeStaleTemps cleans up after a crash), fsync `tmp` and rename it to
+ * `target`.
+ */
 async function createAtomically(
   target: string,
   create: (tmp: string) => Promise<void>,
@@ -43,12 +30,11 @@ async function createAtomically(
   try {
     await create(tmp);
     await fsyncFile(tmp);
-    await fs.rename(tmp, target);
   } catch (error) {
     await fs.rm(tmp, { force: true });
     throw error;
   }
-  await fsyncDir(path.dirname(target));
+  await renameIntoPlace(tmp, target);
 }
 
 /**
@@ -96,8 +82,7 @@ export async function createOverlay(
   });
 }
 
-/** qemu-img sizes: a positive integer with an optional K/M/G/T suffix (or a byte count). */
-export const DISK_SIZE_RE = /^[1-9][0-9]*[KMGT]?$/;
+export { DISK_SIZE_RE };
 
 /** Create (or replace) an empty qcow2 image of `size` (e.g. "8G", or bytes) at `target`. */
 export async function createBlankDisk(

@@ -12,7 +12,10 @@ export const NET_MODES = ["user", "bridge", "tap", "none"] as const;
 export type NetMode = (typeof NET_MODES)[number];
 
 /** Linux interface / bridge names: they reach QEMU options, so keep them strict. */
-const IFNAME_RE = /^[A-Za-z0-9_.-]{1,15}$/;
+export const IFNAME_RE = /^[A-Za-z0-9_.-]{1,15}$/;
+
+/** qemu-img sizes: a positive integer with an optional K/M/G/T suffix. */
+export const DISK_SIZE_RE = /^[1-9][0-9]*[KMGT]?$/;
 
 export const vmConfigSchema = z.looseObject({
   schema_version: z.literal(1).default(1),
@@ -28,7 +31,7 @@ export const vmConfigSchema = z.looseObject({
   /** Size of the blank disk when there is no base image, e.g. "8G". */
   disk_size: z
     .string()
-    .regex(/^[1-9][0-9]*[KMGT]?$/, "must be a size like 512M or 8G")
+    .regex(DISK_SIZE_RE, "must be a size like 512M or 8G")
     .nullable()
     .default(null),
   net: z.enum(NET_MODES).default("user"),

@@ -13,7 +13,8 @@
  *     <home>/<vm>/tpm/
  *     <home>/<vm>/seed.iso
  *
- * Locks live in `<home>/.glint/`, outside the VM directories.
+ * Locks live in `<home>/.glint/` (VM locks in `.glint/vms/`, so that no VM
+ * name can collide with the store lock), outside the VM directories.
  */
 import path from "node:path";
 import { UsageError } from "../errors.js";
@@ -71,7 +72,7 @@ export function vmPaths(home: string, name: string): VmPaths {
     history: path.join(dir, "history"),
     tpm: path.join(dir, "tpm"),
     seedIso: path.join(dir, "seed.iso"),
-    lock: path.join(home, ".glint", `${name}.lock`),
+    lock: path.join(home, ".glint", "vms", `${name}.lock`),
   };
 }
 

@@ -103,6 +103,15 @@ async function takeOverStale(file: string, staleRaw: string): Promise<boolean> {
   return true;
 }
 
+/** The live process holding lock `file`, if any (a stale or missing lock has none). */
+export async function lockHolder(
+  file: string,
+): Promise<{ pid: number; purpose: string } | undefined> {
+  const cur = await readOwner(file);
+  if (!cur?.owner || !ownerAlive(cur.owner)) return undefined;
+  return { pid: cur.owner.pid, purpose: cur.owner.purpose };
+}
+
 /** Acquire the lock file `file`, creating its directory if needed. */
 export async function acquireLock(file: string, options: AcquireOptions): Promise<Lock> {
   await fs.mkdir(path.dirname(file), { recursive: true });

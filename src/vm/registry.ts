@@ -15,6 +15,7 @@ import path from "node:path";
 import { canonicalHex } from "../identity/formats.js";
 import { IDENTIFIER_FIELDS, type SystemIdentifiers } from "../identity/model.js";
 import { writeFileAtomic } from "./atomic.js";
+import { journalValues } from "./journal.js";
 import { storePaths } from "./layout.js";
 import { listVmNames } from "./store.js";
 
@@ -50,13 +51,16 @@ export class UsedValues {
     if (key === this.cacheKey) return;
     this.owners.clear();
     for (const vm of await listVmNames(this.home)) {
+      const dir = path.join(this.home, vm);
       let data: unknown;
       try {
-        data = JSON.parse(await fs.readFile(path.join(this.home, vm, "identifiers.json"), "utf8"));
+        data = JSON.parse(await fs.readFile(path.join(dir, "identifiers.json"), "utf8"));
       } catch {
-        continue; // no or unreadable file: nothing to reserve
+        data = undefined; // no or unreadable file: nothing to reserve
       }
       for (const v of valuesOf(data)) this.add(v, vm);
+      // Values of an interrupted operation are reserved too.
+      for (const v of valuesOf(await journalValues(dir))) this.add(v, vm);
     }
     this.cacheKey = key;
   }
@@ -82,7 +86,11 @@ export class UsedValues {
   }
 
   /** Record that `vm` now holds `ids` (and no longer its `previous` values); bump the generation. */
-  async commit(vm: string, ids: SystemIdentifiers, previous?: SystemIdentifiers): Promise<void> {
+  async commit(
+    vm: string,
+    ids: SystemIdentifiers | undefined,
+    previous?: SystemIdentifiers,
+  ): Promise<void> {
     if (previous) {
       for (const v of valuesOf(previous)) {
         const set = this.owners.get(valueKey(v));

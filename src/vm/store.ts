@@ -7,8 +7,8 @@ import path from "node:path";
 import { GlintError } from "../errors.js";
 import { VM_NAME_RE } from "../identity/formats.js";
 import { parseIdentifiers, SystemIdentifiers } from "../identity/model.js";
-import { removeStaleTemps, writeFileAtomic } from "./atomic.js";
-import { type VmConfig, vmConfigSchema } from "./config.js";
+import { fsyncDir, writeFileAtomic } from "./atomic.js";
+import { defaultConfig, type VmConfig, vmConfigSchema } from "./config.js";
 import type { VmPaths } from "./layout.js";
 
 function isMissing(error: unknown): boolean {
@@ -26,24 +26,29 @@ async function readJson(file: string): Promise<{ raw: string; data: unknown } | 
   try {
     return { raw, data: JSON.parse(raw) };
   } catch (error) {
-    const why = error instanceof Error ? error.message.split("\n")[0] : String(error);
-    throw new GlintError(
-      `${file}: not valid JSON (${why}); fix it, or replace the identity with \`glint create <vm> --force\` (the old file is kept in history/)`,
-    );
+    throw invalidJson(file, error);
   }
+}
+
+/** The error for a file that is not JSON, with the way out. */
+export function invalidJson(file: string, error: unknown): GlintError {
+  const why = error instanceof Error ? error.message.split("\n")[0] : String(error);
+  const vm = path.basename(path.dirname(file));
+  const fix =
+    path.basename(file) === "identifiers.json"
+      ? `fix it, or replace the identity with \`glint create ${vm} --force\` (the old file is kept in history/)`
+      : "fix it";
+  return new GlintError(`${file}: not valid JSON (${why}); ${fix}`);
 }
 
 /** The VM's identifiers, or `undefined` if it has none. Throws a GlintError if the file is invalid. */
 export async function readIdentifiers(paths: VmPaths): Promise<SystemIdentifiers | undefined> {
   const json = await readJson(paths.identifiers);
-  return json && parseIdentifiers(json.data, paths.identifiers);
+  return json && parseIdentifiers(json.data, paths.identifiers, paths.name);
 }
 
 export async function writeIdentifiers(paths: VmPaths, ids: SystemIdentifiers): Promise<void> {
   await fs.mkdir(paths.dir, { recursive: true });
-  // Temp files of writers that were killed mid-write (only those of dead pids).
-  await removeStaleTemps(paths.dir);
-  await removeStaleTemps(paths.history);
   await writeFileAtomic(paths.identifiers, SystemIdentifiers.toJSON(ids));
 }
 
@@ -57,6 +62,11 @@ export async function readConfig(paths: VmPaths): Promise<VmConfig | undefined> 
     throw new GlintError(`${paths.config}: field "${field}" ${issue?.message ?? "is invalid"}`);
   }
   return r.data;
+}
+
+/** The VM's config.json, or the defaults if it has none. */
+export async function readConfigOrDefault(paths: VmPaths): Promise<VmConfig> {
+  return (await readConfig(paths)) ?? defaultConfig();
 }
 
 export async function writeConfig(paths: VmPaths, config: VmConfig): Promise<void> {
@@ -86,33 +96,39 @@ export async function archiveFile(
     throw error;
   }
   await fs.mkdir(paths.history, { recursive: true });
-  const base = path.basename(file).replace(/\.[^.]+$/, "");
-  const ext = path.extname(file);
-  const target = path.join(
-    paths.history,
-    `${stamp()}_${label}_${base}-${randomBytes(3).toString("hex")}${ext}`,
-  );
+  const target = historyName(paths, file, label);
   await writeFileAtomic(target, data);
   return target;
 }
 
-/** Move a (large) file into history/ without copying it. */
-export async function archiveByRename(
+/** `history/<timestamp>_<label>_<name>-<6 hex>.<ext>`: sortable, never reused. */
+function historyName(paths: VmPaths, file: string, label: string): string {
+  const ext = path.extname(file);
+  const base = path.basename(file, ext);
+  return path.join(
+    paths.history,
+    `${stamp()}_${label}_${base}-${randomBytes(3).toString("hex")}${ext}`,
+  );
+}
+
+/**
+ * Keep a (large) file in history/ without copying it: a hard link to the same
+ * data, so the original path can then be replaced atomically.
+ */
+export async function archiveByLink(
   paths: VmPaths,
   file: string,
   label: string,
 ): Promise<string | undefined> {
   await fs.mkdir(paths.history, { recursive: true });
-  const target = path.join(
-    paths.history,
-    `${stamp()}_${label}_${path.basename(file, path.extname(file))}-${randomBytes(3).toString("hex")}${path.extname(file)}`,
-  );
+  const target = historyName(paths, file, label);
   try {
-    await fs.rename(file, target);
+    await fs.link(file, target);
   } catch (error) {
     if (isMissing(error)) return undefined;
     throw error;
   }
+  await fsyncDir(paths.history);
   return target;
 }
 

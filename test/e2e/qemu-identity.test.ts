@@ -176,7 +176,7 @@ describe("glint run: the guest reads the identity Glint set", () => {
       child.on("exit", (code) => resolve(code)),
     );
     try {
-      const lock = path.join(home, ".glint", "clone-b.lock");
+      const lock = path.join(home, ".glint", "vms", "clone-b.lock");
       for (let i = 0; i < 200; i++) {
         if (await fs.stat(lock).catch(() => undefined)) break;
         await new Promise((r) => setTimeout(r, 50));

@@ -5,6 +5,7 @@
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, test } from "vitest";
+import { parse } from "yaml";
 import { GlintError, MissingToolError } from "../../src/errors.js";
 import {
   buildSeedIso,
@@ -14,6 +15,7 @@ import {
   renderSeed,
   writeSeed,
 } from "../../src/guest/index.js";
+import { requireTool } from "../../src/qemu/tools.js";
 import { vmPaths } from "../../src/vm/layout.js";
 import { freshIds, makeTempDir, regenerate, run, runOk } from "./helpers.js";
 
@@ -86,14 +88,54 @@ describe("buildSeedIso", () => {
     const files = renderSeed("vm", freshIds());
     const iso = path.join(home, "seed.iso");
     const missing = buildSeedIso(files, iso, {
-      genisoimage: path.join(home, "no-such-genisoimage"),
+      env: { ...process.env, GLINT_GENISOIMAGE: path.join(home, "no-such-genisoimage") },
     });
     await expect(missing).rejects.toBeInstanceOf(MissingToolError);
     await expect(missing).rejects.toThrow(/apt-get install genisoimage/);
-    const failing = buildSeedIso(files, iso, { genisoimage: "false" });
+    const failing = buildSeedIso(files, iso, {
+      env: { ...process.env, GLINT_GENISOIMAGE: "false" },
+    });
     await expect(failing).rejects.toBeInstanceOf(GlintError);
     await expect(failing).rejects.toThrow(/genisoimage failed/);
     expect(await fs.readdir(home)).toEqual([]);
+  });
+
+  test("GLINT_GENISOIMAGE is honoured: a symlinked binary off PATH works, a missing one is named", async () => {
+    const files = renderSeed("vm", freshIds());
+    const tools = await makeTempDir("seed-tools");
+    try {
+      const bin = path.join(tools, "bin");
+      const emptyPath = path.join(tools, "empty");
+      await fs.mkdir(bin);
+      await fs.mkdir(emptyPath);
+      const link = path.join(bin, "my-genisoimage");
+      await fs.symlink(await requireTool("genisoimage"), link);
+      const env = { PATH: emptyPath, GLINT_GENISOIMAGE: link };
+      // Not on PATH at all: without the override it is missing.
+      await expect(
+        buildSeedIso(files, path.join(home, "x.iso"), { env: { PATH: emptyPath } }),
+      ).rejects.toBeInstanceOf(MissingToolError);
+
+      const iso = path.join(home, "seed.iso");
+      await buildSeedIso(files, iso, { env });
+      expect(await volumeId(iso)).toBe("cidata");
+      expect(await isoExtract(iso, "/user-data")).toBe(files.userData);
+
+      const paths = vmPaths(home, "web-01");
+      expect(await writeSeed(paths, freshIds(), { env })).toBe(paths.seedIso);
+      expect(await volumeId(paths.seedIso)).toBe("cidata");
+      const prepared = await prepareGuestFiles(paths, "web-01", freshIds(), { env });
+      await prepared.commit();
+
+      const nowhere = path.join(tools, "nonexistent", "genisoimage");
+      const missing = writeSeed(paths, freshIds(), { env: { ...env, GLINT_GENISOIMAGE: nowhere } });
+      await expect(missing).rejects.toBeInstanceOf(MissingToolError);
+      await expect(missing).rejects.toThrow(`genisoimage (GLINT_GENISOIMAGE=${nowhere}) not found`);
+      await expect(missing).rejects.toThrow(/apt-get install genisoimage/);
+      expect((await fs.readdir(paths.dir)).filter((n) => n.includes(".tmp-"))).toEqual([]);
+    } finally {
+      await fs.rm(tools, { recursive: true, force: true });
+    }
   });
 });
 
@@ -147,6 +189,13 @@ describe("guest files in a VM directory", () => {
     expect(await fs.readFile(paths.script, "utf8")).toBe(renderPostInstallScript("web-01", ids));
     expect((await fs.stat(paths.script)).mode & 0o777).toBe(0o755);
     expect(await isoExtract(paths.seedIso, "/meta-data")).toBe(renderSeed("web-01", ids).metaData);
+    // The script on the share is the one the seed installs in the guest.
+    const userData = parse(await isoExtract(paths.seedIso, "/user-data")) as {
+      write_files: { content: string }[];
+    };
+    expect(Buffer.from(userData.write_files[0]?.content ?? "", "base64").toString("utf8")).toBe(
+      await fs.readFile(paths.script, "utf8"),
+    );
     expect(await temps(paths.shared)).toEqual([]);
     expect(await temps(paths.dir)).toEqual([]);
   });
@@ -166,7 +215,9 @@ describe("guest files in a VM directory", () => {
   test("prepareGuestFiles: a failing genisoimage leaves nothing behind; temps are named like atomic.ts temps", async () => {
     const paths = vmPaths(home, "web-01");
     await expect(
-      prepareGuestFiles(paths, "web-01", freshIds(), { genisoimage: path.join(home, "nope") }),
+      prepareGuestFiles(paths, "web-01", freshIds(), {
+        env: { ...process.env, GLINT_GENISOIMAGE: path.join(home, "nope") },
+      }),
     ).rejects.toBeInstanceOf(MissingToolError);
     expect(await fs.readdir(paths.shared)).toEqual([]);
     expect(await fs.readdir(paths.dir)).toEqual(["shared"]);

@@ -522,6 +522,10 @@ describe("buildVmArgv", () => {
     expect(() =>
       buildVmArgv({ name: "demo", ids, config: config({ overlay: true }), paths }),
     ).toThrow(/overlay/);
+    // …and names the command that recreates it.
+    expect(() =>
+      buildVmArgv({ name: "demo", ids, config: config({ overlay: true }), paths }),
+    ).toThrow("`glint regen disk demo`");
     const tap = buildVmArgv({
       name: "demo",
       ids,

@@ -3,12 +3,15 @@ import { spawn } from "node:child_process";
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { GlintError } from "../../src/errors.js";
 import {
   copyFileAtomic,
   fsyncDir,
   removeStaleTemps,
   writeFileAtomic,
 } from "../../src/vm/atomic.js";
+import { isFile } from "../../src/vm/fsutil.js";
+import { preparedChange } from "../../src/vm/prepared.js";
 import { tempDir } from "../fixtures/helpers.js";
 
 let dir: string;
@@ -156,5 +159,82 @@ describe("fsyncDir", () => {
     const f = path.join(dir, "f");
     await fs.writeFile(f, "x");
     await expect(fsyncDir(f)).rejects.toMatchObject({ code: "ENOTDIR" });
+  });
+});
+
+describe("isFile", () => {
+  it("is true for regular files (also through a symlink), false otherwise", async () => {
+    const file = path.join(dir, "f");
+    await fs.writeFile(file, "x");
+    await fs.symlink(file, path.join(dir, "link"));
+    expect(await isFile(file)).toBe(true);
+    expect(await isFile(path.join(dir, "link"))).toBe(true);
+    expect(await isFile(dir)).toBe(false);
+    expect(await isFile(path.join(dir, "missing"))).toBe(false);
+    expect(await isFile(path.join(file, "below-a-file"))).toBe(false);
+  });
+});
+
+describe("preparedChange", () => {
+  function counting(commit?: (mark: () => void) => Promise<void>) {
+    const calls = { commit: 0, abort: 0 };
+    const change = preparedChange({
+      what: "test change",
+      async commit(mark) {
+        calls.commit++;
+        await commit?.(mark);
+      },
+      async abort() {
+        calls.abort++;
+      },
+    });
+    return { calls, change };
+  }
+
+  it("commit runs once; abort after commit does nothing", async () => {
+    const { calls, change } = counting();
+    await change.commit();
+    await change.commit();
+    await change.abort();
+    expect(calls).toEqual({ commit: 1, abort: 0 });
+  });
+
+  it("abort runs once; commit after abort is a GlintError", async () => {
+    const { calls, change } = counting();
+    await change.abort();
+    await change.abort();
+    const err = await change.commit().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(GlintError);
+    expect((err as Error).message).toBe("test change was already aborted: commit after abort");
+    expect(calls).toEqual({ commit: 0, abort: 1 });
+  });
+
+  it("a commit that fails before its point of no return stays prepared", async () => {
+    let fail = true;
+    const { calls, change } = counting(async () => {
+      if (fail) throw new Error("boom");
+    });
+    await expect(change.commit()).rejects.toThrow("boom");
+    fail = false;
+    await change.commit(); // may be retried
+    expect(calls).toEqual({ commit: 2, abort: 0 });
+
+    const second = counting(async () => {
+      throw new Error("boom");
+    });
+    await expect(second.change.commit()).rejects.toThrow("boom");
+    await second.change.abort(); // or cleaned up
+    expect(second.calls).toEqual({ commit: 1, abort: 1 });
+  });
+
+  it("a commit that fails after markCommitted counts as committed", async () => {
+    const { calls, change } = counting(async (mark) => {
+      mark();
+      throw new Error("late");
+    });
+    await expect(change.commit()).rejects.toThrow("late");
+    await change.commit();
+    await change.abort();
+    expect(calls).toEqual({ commit: 1, abort: 0 });
   });
 });

@@ -84,7 +84,7 @@ describe("layout", () => {
     expect(p.uefiInstance).toBe("/h/vm/uefi-instance.fd");
     expect(p.script).toBe("/h/vm/shared/set_identifiers.sh");
     expect(p.history).toBe("/h/vm/history");
-    expect(p.lock).toBe("/h/.glint/vm.lock");
+    expect(p.lock).toBe("/h/.glint/vms/vm.lock");
     expect(storePaths("/h")).toEqual({
       dir: "/h/.glint",
       lock: "/h/.glint/store.lock",

@@ -202,7 +202,9 @@ describe("UuidManager draws unique values across VMs", () => {
     const ok = await new UuidManager({ home }).generateFreshIdentifiers("c1");
     expect(ok.identifiers.generation).toBe(1);
     expect(
-      (await fs.readdir(path.join(home, ".glint"))).filter((n) => n.endsWith(".lock")),
+      (await fs.readdir(path.join(home, ".glint"), { recursive: true })).filter((n) =>
+        n.endsWith(".lock"),
+      ),
     ).toEqual([]);
   });
 });

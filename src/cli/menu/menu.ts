@@ -8,7 +8,6 @@
  * leaves. A GlintError (a busy VM, a missing tool, …) is printed on one line
  * and the menu carries on.
  */
-import { promises as fs } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type { confirm, input, select } from "@inquirer/prompts";
@@ -19,7 +18,9 @@ import { IDENTIFIER_FIELDS, type SystemIdentifiers } from "../../identity/model.
 import { keptFields, POLICIES, type Policy, type ResetStep } from "../../identity/policies.js";
 import type { OperationResult } from "../../manager.js";
 import { shellQuote } from "../../qemu/argv.js";
+import { DISK_SIZE_RE } from "../../qemu/img.js";
 import { FIRMWARE_KINDS, type FirmwareKind, type VmConfig } from "../../vm/config.js";
+import { isFile } from "../../vm/fsutil.js";
 import { formatComparison, formatIdentity, label } from "../format.js";
 import type { CreateVmOptions, MenuApi } from "./api.js";
 import type { Spinner } from "./spinner.js";
@@ -486,17 +487,6 @@ const script: Action = async (ctx, vms) => {
 function expandHome(p: string): string {
   return p === "~" || p.startsWith("~/") ? path.join(os.homedir(), p.slice(1)) : p;
 }
-
-async function isFile(p: string): Promise<boolean> {
-  try {
-    return (await fs.stat(p)).isFile();
-  } catch {
-    return false;
-  }
-}
-
-/** What config.json accepts for `disk_size`. */
-const DISK_SIZE_RE = /^[1-9][0-9]*[KMGT]?$/;
 
 const FIRMWARE_NAMES: Record<FirmwareKind, string> = {
   bios: "BIOS",

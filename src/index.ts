@@ -1,0 +1,37 @@
+/**
+ * Glint as a library: the seed's UUIDManager API and the pieces it is made of.
+ *
+ *     import { getUuidManager, SystemIdentifiers } from "glint";
+ */
+export { BusyError, GlintError, MissingToolError, UsageError } from "./errors.js";
+export { renderPostInstallScript } from "./guest/index.js";
+export {
+  cryptoRandom,
+  drawIdentifier,
+  IDENTIFIER_FIELDS,
+  type IdentifierField,
+  POLICIES,
+  type Policy,
+  type PolicyName,
+  parseIdentifiers,
+  policiesTableMarkdown,
+  type RandomSource,
+  type ResetStep,
+  SystemIdentifiers,
+} from "./identity/index.js";
+export {
+  type CreateVmOptions,
+  getUuidManager,
+  type OperationOptions,
+  type OperationResult,
+  UuidManager,
+  type UuidManagerOptions,
+} from "./manager.js";
+export {
+  applyIdentifiersToQemuCommand,
+  buildVmArgv,
+  IDENTITY_MAPPING,
+  mappingTableMarkdown,
+} from "./qemu/index.js";
+export type { VmConfig } from "./vm/config.js";
+export { resolveHome, type VmPaths, vmPaths } from "./vm/layout.js";
