@@ -4,7 +4,7 @@
  * Used by UuidManager; callers hold the VM's lock.
  */
 import { spawn } from "node:child_process";
-import { existsSync, promises as fs } from "node:fs";
+import { accessSync, existsSync, promises as fs, constants as fsConstants } from "node:fs";
 import { constants as osConstants } from "node:os";
 import path from "node:path";
 import { GlintError, UsageError } from "./errors.js";
@@ -76,6 +76,11 @@ export async function planVm(
 ): Promise<{ config: VmConfig; firmware: ResolvedFirmware | undefined; base: string | undefined }> {
   if (o.overlay && o.base === undefined) throw new UsageError("--overlay needs --base IMG");
   if (o.linkBase && o.base === undefined) throw new UsageError("--link-base needs --base IMG");
+  if (o.linkBase && !o.overlay) {
+    throw new UsageError(
+      "--link-base shares the base image with other VMs; add --overlay so that this VM never writes to it",
+    );
+  }
   if (o.diskSize !== undefined && o.base !== undefined) {
     throw new UsageError("--disk-size makes a blank disk; it cannot be combined with --base");
   }
@@ -193,6 +198,30 @@ export function tpmSocketPath(paths: VmPaths): string {
   return path.join(paths.dir, "swtpm.sock");
 }
 
+/** Whether `argv` already chooses an accelerator. */
+function choosesAccelerator(argv: readonly string[]): boolean {
+  return argv.some(
+    (a, i) =>
+      a === "-accel" ||
+      a === "-enable-kvm" ||
+      ((a === "-machine" || a === "-M") && /(^|,)accel=/.test(argv[i + 1] ?? "")),
+  );
+}
+
+/**
+ * KVM when this user can open /dev/kvm, else TCG (software emulation). Extra
+ * arguments that choose an accelerator themselves win.
+ */
+export function acceleratorArgs(extra: readonly string[], kvmDevice = "/dev/kvm"): string[] {
+  if (choosesAccelerator(extra)) return [];
+  try {
+    accessSync(kvmDevice, fsConstants.R_OK | fsConstants.W_OK);
+    return ["-accel", "kvm"];
+  } catch {
+    return ["-accel", "tcg"];
+  }
+}
+
 export interface VmCommandInput {
   paths: VmPaths;
   config: VmConfig;
@@ -216,8 +245,16 @@ export async function vmArgv(input: VmCommandInput): Promise<string[]> {
     seedIso: paths.seedIso,
     hostname: hostnameFor(paths.name, ids, config.hostname_from),
     shareDir: paths.shared,
-    extra: input.extra ?? [],
+    extra: [...acceleratorArgs(input.extra ?? []), ...(input.extra ?? [])],
   });
+}
+
+export interface RunResult {
+  /** The QEMU command, binary first. */
+  argv: string[];
+  exitCode: number;
+  /** With `dryRun` on a VM with a TPM: the swtpm command to start first. */
+  sidecar?: string[];
 }
 
 export interface RunOptions {
@@ -234,11 +271,23 @@ export async function runVm(
   ids: SystemIdentifiers,
   options: RunOptions,
   env: NodeJS.ProcessEnv,
-): Promise<{ argv: string[]; exitCode: number }> {
+): Promise<RunResult> {
   const qemu = await requireTool("qemu-system-x86_64", env);
   if (options.dryRun) {
     const argv = await vmArgv({ paths, config, ids, extra: options.extra ?? [], env });
-    return { argv: [qemu, ...argv], exitCode: 0 };
+    const sidecar = config.tpm
+      ? [
+          await requireTool("swtpm", env),
+          "socket",
+          "--tpm2",
+          "--tpmstate",
+          `dir=${paths.tpm}`,
+          "--ctrl",
+          `type=unixio,path=${tpmSocketPath(paths)}`,
+          "--terminate",
+        ]
+      : undefined;
+    return { argv: [qemu, ...argv], exitCode: 0, ...(sidecar ? { sidecar } : {}) };
   }
   // Files a boot needs that an older Glint, or a person, may have removed.
   await ensureUefiInstance(config, paths);
@@ -258,7 +307,12 @@ export async function runVm(
     });
     const child = spawn(qemu, argv, { stdio: "inherit", env });
     // QEMU owns the terminal while it runs: Ctrl-C reaches it directly; we only forward TERM/HUP.
-    const forward = (signal: NodeJS.Signals) => () => child.kill(signal);
+    // QEMU gets 10 s to shut down cleanly after a forwarded signal, then it is killed.
+    let killer: NodeJS.Timeout | undefined;
+    const forward = (signal: NodeJS.Signals) => () => {
+      child.kill(signal);
+      killer ??= setTimeout(() => child.kill("SIGKILL"), 10_000);
+    };
     const onInt = () => {};
     const onTerm = forward("SIGTERM");
     const onHup = forward("SIGHUP");
@@ -274,6 +328,7 @@ export async function runVm(
       });
       return { argv: [qemu, ...argv], exitCode };
     } finally {
+      if (killer) clearTimeout(killer);
       process.off("SIGINT", onInt);
       process.off("SIGTERM", onTerm);
       process.off("SIGHUP", onHup);

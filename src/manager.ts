@@ -20,6 +20,7 @@ import path from "node:path";
 import { BusyError, GlintError, UsageError } from "./errors.js";
 import {
   prepareTpmReset,
+  readEkFingerprint,
   resetUefiVariables as resetUefiFiles,
   TPM2_PERMALL,
 } from "./firmware/index.js";
@@ -38,6 +39,7 @@ import {
   planVm,
   provisionVm,
   type RunOptions,
+  type RunResult,
   runVm,
   vmArgv,
 } from "./lifecycle.js";
@@ -280,11 +282,16 @@ export class UuidManager {
     });
   }
 
-  /** Wipe the VM's TPM and manufacture a new one (new EK); the old state goes to history/. */
-  async resetTpm(vm: string): Promise<void> {
-    await this.withVm(vm, "glint reset tpm", async (paths) => {
+  /**
+   * Wipe the VM's TPM and manufacture a new one (new EK); the old state goes
+   * to history/. Resolves to the new EK's fingerprint (`sha256:` of the RSA EK
+   * public key).
+   */
+  async resetTpm(vm: string, options: Pick<OperationOptions, "onProgress"> = {}): Promise<string> {
+    return this.withVm(vm, "glint reset tpm", async (paths) => {
       const config = await readConfigOrDefault(paths);
       if (!config.tpm) throw new GlintError(`VM "${vm}" has no TPM (create it with --tpm)`);
+      options.onProgress?.("manufacturing a new TPM (new EK)");
       const prepared = await prepareTpmReset(paths.tpm, {
         vmName: vm,
         caDir: tpmCaDir(this.home),
@@ -297,7 +304,14 @@ export class UuidManager {
         throw error;
       }
       await prepared.commit();
+      return readEkFingerprint(paths.tpm);
     });
+  }
+
+  /** The fingerprint of the VM's TPM endorsement key, or undefined without a TPM. */
+  async ekFingerprint(vm: string): Promise<string | undefined> {
+    const config = await this.getConfig(vm);
+    return config.tpm ? readEkFingerprint(this.paths(vm).tpm) : undefined;
   }
 
   /**
@@ -360,7 +374,7 @@ export class UuidManager {
    * Resolves to QEMU's exit code. With `dryRun`, resolves to the command
    * instead, and changes nothing.
    */
-  async run(vm: string, options: RunOptions = {}): Promise<{ argv: string[]; exitCode: number }> {
+  async run(vm: string, options: RunOptions = {}): Promise<RunResult> {
     const go = async (paths: VmPaths) => {
       const ids = await this.getIdentifiers(vm);
       const config = await readConfigOrDefault(paths);

@@ -25,23 +25,21 @@ export async function confirmByTyping(
   expected: string,
   flagHint: string,
 ): Promise<boolean> {
-  if (!io.isTTY) {
-    throw new UsageError(
-      `refusing without confirmation: no terminal to ask on; pass ${flagHint} to confirm`,
-    );
-  }
+  if (!io.isTTY) throw refusal(question, flagHint);
   const { input } = await import("@inquirer/prompts");
   const answer = await input({ message: `${question} Type "${expected}" to confirm:` });
   return answer.trim() === expected;
 }
 
+function refusal(question: string, flagHint: string): UsageError {
+  return new UsageError(
+    `refusing without confirmation: ${question.replace(/[.?]$/, "")}; there is no terminal to ask on, so pass ${flagHint} to confirm`,
+  );
+}
+
 /** Yes/no confirmation; refuses without a TTY. */
 export async function confirmYesNo(io: Io, question: string, flagHint: string): Promise<boolean> {
-  if (!io.isTTY) {
-    throw new UsageError(
-      `refusing without confirmation: no terminal to ask on; pass ${flagHint} to confirm`,
-    );
-  }
+  if (!io.isTTY) throw refusal(question, flagHint);
   const { confirm } = await import("@inquirer/prompts");
   return confirm({ message: question, default: false });
 }

@@ -3,7 +3,7 @@
  * the UuidManager API (the menu calls the same API) and prints either text or
  * JSON. Errors become one line on stderr; see main.ts for exit codes.
  */
-import { Command, CommanderError, Option } from "commander";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { GlintError, UsageError } from "../errors.js";
 import { identifiersToDict } from "../identity/model.js";
 import { POLICIES } from "../identity/policies.js";
@@ -31,7 +31,7 @@ interface CreateCliOptions {
 
 function parseInteger(value: string): number {
   if (!/^[1-9][0-9]{0,6}$/.test(value))
-    throw new UsageError(`expected a positive integer, got ${JSON.stringify(value)}`);
+    throw new InvalidArgumentError("expected a positive integer.");
   return Number(value);
 }
 
@@ -94,6 +94,9 @@ export const defaultContext: ProgramContext = {
 
 export function buildProgram(ctx: ProgramContext = defaultContext): Command {
   const { io } = ctx;
+  // `glint --home DIR <command>` and `glint <command> --home DIR` both work.
+  const manager = (home: string | undefined) =>
+    ctx.manager(home ?? program.opts<{ home?: string }>().home);
   const program = new Command("glint")
     .description("Give every QEMU/KVM Linux VM a unique, checkable identity")
     .version("0.1.0")
@@ -137,7 +140,7 @@ export function buildProgram(ctx: ProgramContext = defaultContext): Command {
       ).choices(["name", "machine-id"]),
     )
     .action(async (vm: string, opts: CommonOptions & CreateCliOptions) => {
-      const m = ctx.manager(opts.home);
+      const m = manager(opts.home);
       const spinner = progress(io, opts.json);
       const result = await m.createVm(vm, {
         forceRegenerate: Boolean(opts.force),
@@ -163,7 +166,7 @@ export function buildProgram(ctx: ProgramContext = defaultContext): Command {
   common(program.command("list"))
     .description("list VMs, one line each")
     .action(async (opts: CommonOptions) => {
-      const m = ctx.manager(opts.home);
+      const m = manager(opts.home);
       const rows: string[][] = [];
       const json: Record<string, unknown>[] = [];
       for (const vm of await m.listVms()) {
@@ -189,7 +192,7 @@ export function buildProgram(ctx: ProgramContext = defaultContext): Command {
           });
         } catch (error) {
           const msg = error instanceof Error ? error.message : String(error);
-          rows.push([vm, `(unusable: ${msg})`]);
+          rows.push([vm, "-", "-", "-", "-", "-", `unusable: ${msg}`]);
           json.push({ name: vm, ok: false, error: msg });
         }
       }
@@ -209,7 +212,7 @@ export function buildProgram(ctx: ProgramContext = defaultContext): Command {
     .description("show the identifiers of one VM, or of all VMs")
     .argument("[vm]", "VM name (default: all VMs)")
     .action(async (vm: string | undefined, opts: CommonOptions) => {
-      const m = ctx.manager(opts.home);
+      const m = manager(opts.home);
       if (vm !== undefined) {
         const ids = await m.getIdentifiers(vm);
         io.stdout(
@@ -220,7 +223,20 @@ export function buildProgram(ctx: ProgramContext = defaultContext): Command {
         return;
       }
       const all = [];
-      for (const name of await m.listVms()) all.push({ name, ids: await m.getIdentifiers(name) });
+      const unreadable: string[] = [];
+      for (const name of await m.listVms()) {
+        try {
+          all.push({ name, ids: await m.getIdentifiers(name) });
+        } catch (error) {
+          unreadable.push(`${name} (${error instanceof Error ? error.message : String(error)})`);
+        }
+      }
+      // Show every readable VM, then fail naming the others.
+      const failAfterwards = () => {
+        if (unreadable.length > 0) {
+          throw new GlintError(`cannot read ${unreadable.length} VM(s): ${unreadable.join("; ")}`);
+        }
+      };
       if (opts.json)
         io.stdout(
           JSON.stringify(
@@ -229,17 +245,21 @@ export function buildProgram(ctx: ProgramContext = defaultContext): Command {
             2,
           ),
         );
-      else if (all.length === 0)
+      else if (all.length === 0 && unreadable.length === 0)
         io.stdout(`no VMs in ${m.home}; create one with \`glint create <vm>\``);
       else io.stdout(all.map((x) => `${x.name}\n${formatIdentity(x.ids, "  ")}`).join("\n\n"));
+      failAfterwards();
     });
 
   const regen = program
     .command("regen")
     .description("regenerate part of a VM's identity")
-    .action(() => {
+    .usage("disk|base <vm> [options]")
+    .argument("[policy]")
+    .allowExcessArguments()
+    .action((policy: string | undefined) => {
       throw new UsageError(
-        "regen needs a policy: `glint regen disk <vm>` or `glint regen base <vm>`",
+        `${policy === undefined ? "regen needs a policy" : `unknown policy '${policy}'`}: use \`glint regen disk <vm>\` or \`glint regen base <vm>\``,
       );
     });
   for (const policy of ["disk", "base"] as const) {
@@ -250,7 +270,7 @@ export function buildProgram(ctx: ProgramContext = defaultContext): Command {
       .option("--discard-overlay", "delete the old overlay instead of keeping it in history/")
       .action(
         async (vm: string, opts: CommonOptions & { yes?: boolean; discardOverlay?: boolean }) => {
-          const m = ctx.manager(opts.home);
+          const m = manager(opts.home);
           await m.getIdentifiers(vm);
           const config = await m.getConfig(vm);
           if (policy === "disk" && config.overlay && !opts.yes) {
@@ -277,13 +297,22 @@ export function buildProgram(ctx: ProgramContext = defaultContext): Command {
     .option("--discard-overlay", "delete the old overlay instead of keeping it in history/")
     .action(
       async (vm: string, opts: CommonOptions & { yes?: boolean; discardOverlay?: boolean }) => {
-        const m = ctx.manager(opts.home);
-        m.paths(vm);
+        const m = manager(opts.home);
         await m.getIdentifiers(vm);
+        // Refuse before asking for the name if the VM is running (glint run holds it).
+        await m.assertNotBusy(vm);
         if (!opts.yes) {
+          const config = await m.getConfig(vm);
+          const resets = [
+            config.firmware !== "bios" &&
+              `its UEFI variables${config.firmware === "uefi-secure" ? " and Secure Boot state" : ""}`,
+            config.tpm && "its TPM (a new EK)",
+            config.overlay &&
+              `its overlay (the guest's writes${opts.discardOverlay ? " are deleted" : " are kept in history/"})`,
+          ].filter((x): x is string => typeof x === "string");
           const ok = await confirmByTyping(
             io,
-            `This replaces every identifier of "${vm}" and resets its UEFI variables, Secure Boot state, TPM and overlay.`,
+            `This replaces every identifier of "${vm}"${resets.length ? ` and resets ${resets.join(", ")}` : ""}.`,
             vm,
             "--yes",
           );
@@ -305,7 +334,7 @@ export function buildProgram(ctx: ProgramContext = defaultContext): Command {
     .description("list a VM's past identities, oldest first")
     .argument("<vm>", "VM name")
     .action(async (vm: string, opts: CommonOptions) => {
-      const entries = await ctx.manager(opts.home).history(vm);
+      const entries = await manager(opts.home).history(vm);
       if (opts.json) {
         io.stdout(
           JSON.stringify(
@@ -347,16 +376,19 @@ export function buildProgram(ctx: ProgramContext = defaultContext): Command {
   const reset = program
     .command("reset")
     .description("reset a VM's firmware state")
-    .action(() => {
+    .usage("uefi|tpm <vm> [options]")
+    .argument("[target]")
+    .allowExcessArguments()
+    .action((target: string | undefined) => {
       throw new UsageError(
-        "reset needs a target: `glint reset uefi <vm>` or `glint reset tpm <vm>`",
+        `${target === undefined ? "reset needs a target" : `unknown target '${target}'`}: use \`glint reset uefi <vm>\` or \`glint reset tpm <vm>\``,
       );
     });
   common(reset.command("uefi"))
     .description("replace the VM's UEFI variables with a fresh copy (old ones kept in history/)")
     .argument("<vm>", "VM name")
     .action(async (vm: string, opts: CommonOptions) => {
-      await ctx.manager(opts.home).resetUefiVariables(vm);
+      await manager(opts.home).resetUefiVariables(vm);
       io.stdout(
         opts.json ? JSON.stringify({ vm, reset: "uefi" }) : `UEFI variables of "${vm}" reset`,
       );
@@ -367,11 +399,12 @@ export function buildProgram(ctx: ProgramContext = defaultContext): Command {
     )
     .argument("<vm>", "VM name")
     .action(async (vm: string, opts: CommonOptions) => {
-      const m = ctx.manager(opts.home);
-      const stop = progress(io, opts.json);
-      stop("manufacturing a new TPM");
-      await m.resetTpm(vm);
-      io.stdout(opts.json ? JSON.stringify({ vm, reset: "tpm" }) : `TPM of "${vm}" reset (new EK)`);
+      const ek = await manager(opts.home).resetTpm(vm, { onProgress: progress(io, opts.json) });
+      io.stdout(
+        opts.json
+          ? JSON.stringify({ vm, reset: "tpm", ek_fingerprint: ek })
+          : `TPM of "${vm}" reset; new EK ${ek}`,
+      );
     });
 
   common(program.command("qemu-args"))
@@ -379,7 +412,7 @@ export function buildProgram(ctx: ProgramContext = defaultContext): Command {
     .argument("<vm>", "VM name")
     .argument("[base-args...]", "QEMU arguments to merge with (after --)")
     .action(async (vm: string, base: string[], opts: CommonOptions) => {
-      const argv = await ctx.manager(opts.home).qemuArgs(vm, base);
+      const argv = await manager(opts.home).qemuArgs(vm, base);
       io.stdout(opts.json ? JSON.stringify(argv) : shellQuote(argv));
     });
 
@@ -391,9 +424,13 @@ export function buildProgram(ctx: ProgramContext = defaultContext): Command {
     .argument("[qemu-args...]", "extra QEMU arguments (after --), e.g. -kernel … -nographic")
     .option("--dry-run", "print the command instead of running it")
     .action(async (vm: string, extra: string[], opts: CommonOptions & { dryRun?: boolean }) => {
-      const m = ctx.manager(opts.home);
-      const { argv, exitCode } = await m.run(vm, { extra, dryRun: Boolean(opts.dryRun) });
-      if (opts.dryRun) io.stdout(opts.json ? JSON.stringify(argv) : shellQuote(argv));
+      const m = manager(opts.home);
+      const { argv, exitCode, sidecar } = await m.run(vm, { extra, dryRun: Boolean(opts.dryRun) });
+      if (opts.dryRun) {
+        if (opts.json) io.stdout(JSON.stringify(sidecar ? { swtpm: sidecar, qemu: argv } : argv));
+        else
+          io.stdout(sidecar ? `${shellQuote(sidecar)} &\n${shellQuote(argv)}` : shellQuote(argv));
+      }
       ctx.setExitCode(exitCode);
     });
 
@@ -402,7 +439,7 @@ export function buildProgram(ctx: ProgramContext = defaultContext): Command {
     .argument("<vm>", "VM name")
     .option("--stdout", "print the script instead of writing it")
     .action(async (vm: string, opts: CommonOptions & { stdout?: boolean }) => {
-      const m = ctx.manager(opts.home);
+      const m = manager(opts.home);
       if (opts.stdout) {
         io.stdout(await m.renderPostInstallScript(vm));
         return;
@@ -415,14 +452,14 @@ export function buildProgram(ctx: ProgramContext = defaultContext): Command {
     .description("rebuild seed.iso, the cloud-init NoCloud seed (label cidata)")
     .argument("<vm>", "VM name")
     .action(async (vm: string, opts: CommonOptions) => {
-      const file = await ctx.manager(opts.home).writeSeedIso(vm);
+      const file = await manager(opts.home).writeSeedIso(vm);
       io.stdout(opts.json ? JSON.stringify({ vm, seed: file }) : `wrote ${file}`);
     });
 
   const menu = async (home: string | undefined): Promise<void> => {
     // Loaded on demand: the prompt library is only needed by the menu.
     const { startMenu } = await import("./menu/index.js");
-    const code = await startMenu(ctx.manager(home), { isTTY: io.isTTY, env: process.env });
+    const code = await startMenu(manager(home), { isTTY: io.isTTY, env: process.env });
     // startMenu printed its own message; exit with its code (2 without a TTY).
     if (code !== 0) throw new CommanderError(code, "glint.menu", "");
   };
@@ -433,7 +470,7 @@ export function buildProgram(ctx: ProgramContext = defaultContext): Command {
     .option("--json", "not supported by the menu; use the other commands")
     .action((opts: CommonOptions) => menu(opts.home));
   program
-    .option("--home <dir>", "VM home directory for the menu")
+    .option("--home <dir>", "VM home directory (default: $GLINT_HOME or ./vms_linux)")
     .argument("[command]")
     .action(async (command: string | undefined, opts: CommonOptions) => {
       if (command !== undefined) {

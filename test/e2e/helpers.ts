@@ -2,7 +2,7 @@
  * Shared helpers of the real-guest tests: run the built `glint` CLI and boot
  * the tiny guest through `glint run`.
  */
-import { execFile } from "node:child_process";
+import { type ChildProcess, execFile } from "node:child_process";
 import { promises as fs } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -91,4 +91,23 @@ export async function bootWithGlint(
     qemuArgs: [...guestKernelArgs(guest.kernel, guest.initrd, append), "-accel", "tcg", ...extra],
     timeoutMs: 180_000,
   });
+}
+
+/**
+ * Stop a `glint run` started with `detached: true` and everything it started
+ * (QEMU, swtpm): SIGTERM to its process group, SIGKILL after 5 s, then wait.
+ */
+export async function stopGroup(child: ChildProcess, exited: Promise<unknown>): Promise<void> {
+  const signal = (s: NodeJS.Signals) => {
+    try {
+      if (child.pid !== undefined) process.kill(-child.pid, s);
+    } catch {
+      // already gone
+    }
+  };
+  signal("SIGTERM");
+  const killer = setTimeout(() => signal("SIGKILL"), 5000);
+  await exited;
+  clearTimeout(killer);
+  signal("SIGKILL"); // QEMU or swtpm left behind by the group leader
 }

@@ -30,7 +30,8 @@ export interface MenuApi {
   regenerateBaseIdentifiers(vm: string, options?: OperationOptions): Promise<OperationResult>;
   nukeAndRegenerateAll(vm: string, options?: OperationOptions): Promise<OperationResult>;
   resetUefiVariables(vm: string): Promise<void>;
-  resetTpm(vm: string): Promise<void>;
+  /** Resolves to the new EK fingerprint. */
+  resetTpm(vm: string): Promise<string>;
   /** The full QEMU argv, binary name first. */
   qemuCommand(vm: string): Promise<string[]>;
   /** Writes the guest post-install script; returns its path. */

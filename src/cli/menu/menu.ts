@@ -450,8 +450,8 @@ const resetTpm: Action = async (ctx, vms) => {
     deps.print(c.dim("Nothing was changed."));
     return;
   }
-  await withSpinner(ctx, `Resetting the TPM of ${vm}…`, () => api.resetTpm(vm));
-  deps.print(c.green(`✔ The TPM of ${vm} was reset.`));
+  const ek = await withSpinner(ctx, `Resetting the TPM of ${vm}…`, () => api.resetTpm(vm));
+  deps.print(c.green(`✔ The TPM of ${vm} was reset; new EK ${ek}.`));
 };
 
 /**

@@ -287,8 +287,9 @@ export class FakeApi implements MenuApi {
   async resetUefiVariables(vm: string): Promise<void> {
     this.record("resetUefiVariables", vm);
   }
-  async resetTpm(vm: string): Promise<void> {
+  async resetTpm(vm: string): Promise<string> {
     this.record("resetTpm", vm);
+    return `sha256:${"ab".repeat(32)}`;
   }
   async qemuCommand(vm: string): Promise<string[]> {
     this.record("qemuCommand", vm);
