@@ -19,8 +19,10 @@ export async function createManyIdentities(
   home: string,
   count: number,
   log?: (line: string) => void,
+  options: { withGuestFiles?: boolean } = {},
 ): Promise<CreateManyResult> {
-  const manager = new UuidManager({ home });
+  // Identity only: no reset steps (no post-install script or seed.iso per VM).
+  const manager = new UuidManager(options.withGuestFiles ? { home } : { home, steps: {} });
   const step = Math.max(1, Math.floor(count / 10));
   const { ms } = await timed(async () => {
     for (let i = 0; i < count; i++) {
@@ -42,7 +44,9 @@ export interface ScanResult {
  */
 export async function uniquenessScan(home: string, name = "one-more"): Promise<ScanResult> {
   const vms = (await new UuidManager({ home }).listVms()).length;
-  const { ms } = await timed(() => new UuidManager({ home }).generateFreshIdentifiers(name));
+  const { ms } = await timed(() =>
+    new UuidManager({ home, steps: {} }).generateFreshIdentifiers(name),
+  );
   return { vms, ms };
 }
 
@@ -58,7 +62,7 @@ async function countIdentityFiles(home: string): Promise<number> {
 export const identityBenchmark: Benchmark = {
   name: "identity",
   description:
-    "create N VMs' identities via UuidManager.generateFreshIdentifiers, then the uniqueness scan of a fresh manager",
+    "create N VMs' identities via UuidManager.generateFreshIdentifiers (identity only), the uniqueness scan of a fresh manager, and full creates with script + seed.iso",
   async run({ count = 10_000, log }): Promise<BenchResult> {
     return withTempDir("glint-bench-", async (home) => {
       log?.(`identity: creating ${count} VMs in ${home}`);
@@ -67,6 +71,11 @@ export const identityBenchmark: Benchmark = {
       if (made !== count) throw new Error(`expected ${count} VMs in ${home}, found ${made}`);
       log?.("identity: uniqueness scan by a fresh manager");
       const scan = await uniquenessScan(home);
+      const fullCount = Math.min(200, count);
+      log?.(`identity: ${fullCount} full creates (with post-install script and seed.iso)`);
+      const full = await withTempDir("glint-bench-full-", (dir) =>
+        createManyIdentities(dir, fullCount, undefined, { withGuestFiles: true }),
+      );
       return {
         name: `identity (${count} VMs)`,
         figures: [
@@ -75,6 +84,11 @@ export const identityBenchmark: Benchmark = {
           { label: "throughput", value: create.perSecond, unit: "VMs/s" },
           { label: "mean per VM", value: create.ms / create.count, unit: "ms" },
           { label: `uniqueness scan (${scan.vms} VMs) + 1 create`, value: scan.ms, unit: "ms" },
+          {
+            label: `full create incl. script + seed.iso (${full.count} VMs)`,
+            value: full.perSecond,
+            unit: "VMs/s",
+          },
           { label: "peak RSS", value: peakRssMiB(), unit: "MiB" },
         ],
       };
