@@ -7,27 +7,18 @@ import { Command, CommanderError, InvalidArgumentError, Option } from "commander
 import { GlintError, UsageError } from "../errors.js";
 import { identifiersToDict } from "../identity/model.js";
 import { POLICIES } from "../identity/policies.js";
+import type { DiskAndFirmwareOptions } from "../lifecycle.js";
 import { type OperationResult, UuidManager } from "../manager.js";
 import { shellQuote } from "../qemu/index.js";
-import { FIRMWARE_KINDS, type FirmwareKind, NET_MODES, type NetMode } from "../vm/config.js";
+import { FIRMWARE_KINDS, NET_MODES } from "../vm/config.js";
 import { formatComparison, formatIdentity, formatTable } from "./format.js";
 import { confirmByTyping, confirmYesNo, type Io, processIo } from "./io.js";
 
-interface CreateCliOptions {
+/** `glint create`'s options: the manager's, with `--memory` for memoryMb and `--force`. */
+type CreateCliOptions = Omit<DiskAndFirmwareOptions, "memoryMb"> & {
   force?: boolean;
-  base?: string;
-  linkBase?: boolean;
-  overlay?: boolean;
-  diskSize?: string;
-  firmware?: FirmwareKind;
-  tpm?: boolean;
-  tpmModel?: "tpm-crb" | "tpm-tis";
-  net?: NetMode;
-  netIfname?: string;
   memory?: number;
-  cpus?: number;
-  hostnameFrom?: "name" | "machine-id";
-}
+};
 
 function parseInteger(value: string): number {
   if (!/^[1-9][0-9]{0,6}$/.test(value))

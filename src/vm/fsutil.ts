@@ -9,3 +9,13 @@ export async function isFile(file: string): Promise<boolean> {
     return false;
   }
 }
+
+/** The text of `file`, or `undefined` if it does not exist (other errors throw). */
+export async function readFileIfExists(file: string): Promise<string | undefined> {
+  try {
+    return await fs.readFile(file, "utf8");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw error;
+  }
+}

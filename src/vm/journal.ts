@@ -16,6 +16,7 @@ import { GlintError } from "../errors.js";
 import { identifiersToDict, parseIdentifiers, type SystemIdentifiers } from "../identity/model.js";
 import type { PolicyName } from "../identity/policies.js";
 import { writeFileAtomic } from "./atomic.js";
+import { readFileIfExists } from "./fsutil.js";
 import type { VmPaths } from "./layout.js";
 
 export interface PendingOperation {
@@ -51,13 +52,8 @@ export async function writeJournal(paths: VmPaths, op: PendingOperation): Promis
 /** The interrupted operation of a VM, if any. */
 export async function readJournal(paths: VmPaths): Promise<PendingOperation | undefined> {
   const file = journalPath(paths);
-  let raw: string;
-  try {
-    raw = await fs.readFile(file, "utf8");
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw error;
-  }
+  const raw = await readFileIfExists(file);
+  if (raw === undefined) return undefined;
   let parsed: z.infer<typeof journalSchema>;
   try {
     parsed = journalSchema.parse(JSON.parse(raw));

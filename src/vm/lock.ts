@@ -12,6 +12,7 @@ import { promises as fs, readFileSync } from "node:fs";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { BusyError } from "../errors.js";
+import { readFileIfExists } from "./fsutil.js";
 
 interface Owner {
   pid: number;
@@ -46,13 +47,8 @@ function ownerAlive(owner: Owner): boolean {
 async function readOwner(
   file: string,
 ): Promise<{ raw: string; owner: Owner | undefined } | undefined> {
-  let raw: string;
-  try {
-    raw = await fs.readFile(file, "utf8");
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw error;
-  }
+  const raw = await readFileIfExists(file);
+  if (raw === undefined) return undefined;
   try {
     const parsed = JSON.parse(raw) as Owner;
     return { raw, owner: typeof parsed.pid === "number" ? parsed : undefined };

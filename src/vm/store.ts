@@ -9,6 +9,7 @@ import { VM_NAME_RE } from "../identity/formats.js";
 import { parseIdentifiers, SystemIdentifiers } from "../identity/model.js";
 import { fsyncDir, writeFileAtomic } from "./atomic.js";
 import { defaultConfig, type VmConfig, vmConfigSchema } from "./config.js";
+import { readFileIfExists } from "./fsutil.js";
 import type { VmPaths } from "./layout.js";
 
 function isMissing(error: unknown): boolean {
@@ -16,13 +17,8 @@ function isMissing(error: unknown): boolean {
 }
 
 async function readJson(file: string): Promise<{ raw: string; data: unknown } | undefined> {
-  let raw: string;
-  try {
-    raw = await fs.readFile(file, "utf8");
-  } catch (error) {
-    if (isMissing(error)) return undefined;
-    throw error;
-  }
+  const raw = await readFileIfExists(file);
+  if (raw === undefined) return undefined;
   try {
     return { raw, data: JSON.parse(raw) };
   } catch (error) {

@@ -2,7 +2,7 @@
  * Shared helpers of the real-guest tests: run the built `glint` CLI and boot
  * the tiny guest through `glint run`.
  */
-import { type ChildProcess, execFile } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { promises as fs } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -110,4 +110,39 @@ export async function stopGroup(child: ChildProcess, exited: Promise<unknown>): 
   await exited;
   clearTimeout(killer);
   signal("SIGKILL"); // QEMU or swtpm left behind by the group leader
+}
+
+/** `glint run <vm>` with no display, monitor or serial under TCG, in its own process group. */
+export function startGlintRun(
+  home: string,
+  vm: string,
+  extra: readonly string[] = [],
+): { exited: Promise<number | null>; stderr: () => string; stop: () => Promise<void> } {
+  const child = spawn(
+    process.execPath,
+    [
+      CLI,
+      "run",
+      vm,
+      "--home",
+      home,
+      "--",
+      ...extra,
+      "-display",
+      "none",
+      "-monitor",
+      "none",
+      "-serial",
+      "none",
+      "-accel",
+      "tcg",
+    ],
+    { stdio: ["ignore", "pipe", "pipe"], detached: true },
+  );
+  let stderr = "";
+  child.stderr?.on("data", (c) => {
+    stderr += String(c);
+  });
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  return { exited, stderr: () => stderr, stop: () => stopGroup(child, exited) };
 }

@@ -3,7 +3,6 @@
  * value that the booted Linux guest printed from /sys, never what Glint says
  * it passed.
  */
-import { spawn } from "node:child_process";
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -13,11 +12,10 @@ import { diskSerial } from "../../src/qemu/mapping.js";
 import { type Markers, markerValue } from "./guest/tiny-guest.js";
 import {
   bootWithGlint,
-  CLI,
   glint,
   glintOk,
   readIds,
-  stopGroup,
+  startGlintRun,
   type TinyGuest,
   tempHome,
   tinyGuest,
@@ -148,34 +146,8 @@ describe("glint run: the guest reads the identity Glint set", () => {
 
   it("glint nuke refuses while glint run holds the VM, and works once QEMU has exited", async () => {
     // A paused QEMU (-S) runs until it is killed.
-    const child = spawn(
-      process.execPath,
-      [
-        CLI,
-        "run",
-        "clone-b",
-        "--home",
-        home,
-        "--",
-        "-S",
-        "-display",
-        "none",
-        "-monitor",
-        "none",
-        "-serial",
-        "none",
-        "-accel",
-        "tcg",
-      ],
-      { stdio: ["ignore", "pipe", "pipe"], detached: true },
-    );
-    let stderr = "";
-    child.stderr.on("data", (c) => {
-      stderr += String(c);
-    });
-    const exited = new Promise<number | null>((resolve) =>
-      child.on("exit", (code) => resolve(code)),
-    );
+    // A paused QEMU (-S) runs until it is stopped.
+    const running = startGlintRun(home, "clone-b", ["-S"]);
     try {
       const lock = path.join(home, ".glint", "vms", "clone-b.lock");
       for (let i = 0; i < 200; i++) {
@@ -185,12 +157,12 @@ describe("glint run: the guest reads the identity Glint set", () => {
       await new Promise((r) => setTimeout(r, 1000));
       const idsBefore = await readIds(home, "clone-b");
       const refused = await glint(["nuke", "clone-b", "--yes", "--home", home]);
-      expect(refused.code, stderr).toBe(1);
+      expect(refused.code, running.stderr()).toBe(1);
       expect(refused.stderr).toMatch(/busy.*glint run/);
       expect(refused.stderr.trim().split("\n")).toHaveLength(1);
       expect(await readIds(home, "clone-b")).toEqual(idsBefore);
     } finally {
-      await stopGroup(child, exited);
+      await running.stop();
     }
     const ok = await glint(["nuke", "clone-b", "--yes", "--home", home]);
     expect(ok.code, ok.stderr).toBe(0);
@@ -227,36 +199,12 @@ describe("UEFI", () => {
     expect(args.some((a) => /^q35,.*smm=on/.test(a))).toBe(true);
     // The Secure Boot firmware refuses unsigned kernels, so a -kernel boot is not
     // possible; prove instead that QEMU accepts the whole command and runs it.
-    const child = spawn(
-      process.execPath,
-      [
-        CLI,
-        "run",
-        "sb",
-        "--home",
-        home,
-        "--",
-        "-display",
-        "none",
-        "-monitor",
-        "none",
-        "-serial",
-        "none",
-        "-accel",
-        "tcg",
-      ],
-      { stdio: ["ignore", "pipe", "pipe"], detached: true },
-    );
-    let stderr = "";
-    child.stderr.on("data", (c) => {
-      stderr += String(c);
-    });
-    const exited = new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
+    const running = startGlintRun(home, "sb");
     const code = await Promise.race([
-      exited,
+      running.exited,
       new Promise<"running">((resolve) => setTimeout(() => resolve("running"), 4000)),
     ]);
-    await stopGroup(child, exited);
-    expect(code, stderr).toBe("running");
+    await running.stop();
+    expect(code, running.stderr()).toBe("running");
   }, 60_000);
 });

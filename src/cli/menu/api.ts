@@ -4,21 +4,18 @@
  * confirms and calls one of these methods.
  */
 import type { SystemIdentifiers } from "../../identity/model.js";
-import type { OperationOptions, OperationResult } from "../../manager.js";
-import type { FirmwareKind, VmConfig } from "../../vm/config.js";
+import type {
+  CreateVmOptions as ManagerCreateVmOptions,
+  OperationOptions,
+  OperationResult,
+} from "../../manager.js";
+import type { VmConfig } from "../../vm/config.js";
 
-export interface CreateVmOptions {
-  /** Path of a base image to copy (or link, with `linkBase`) into the VM. */
-  base?: string;
-  linkBase?: boolean;
-  /** Put a copy-on-write overlay on top of the base image. */
-  overlay?: boolean;
-  /** Size of the blank disk when there is no base image, e.g. "8G". */
-  diskSize?: string;
-  firmware?: FirmwareKind;
-  tpm?: boolean;
-  onProgress?: (message: string) => void;
-}
+/** The create options the menu asks for (a subset of the manager's). */
+export type CreateVmOptions = Pick<
+  ManagerCreateVmOptions,
+  "base" | "linkBase" | "overlay" | "diskSize" | "firmware" | "tpm" | "onProgress"
+>;
 
 export interface MenuApi {
   readonly home: string;
