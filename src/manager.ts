@@ -45,9 +45,15 @@ import {
 } from "./lifecycle.js";
 import { applyIdentifiersToQemuCommand, requireTool } from "./qemu/index.js";
 import { DEFAULT_STEPS, tpmCaDir } from "./steps.js";
-import { removeStaleTemps } from "./vm/atomic.js";
+import { removeStaleTemps, writeFileAtomic } from "./vm/atomic.js";
 import type { VmConfig } from "./vm/config.js";
-import { type PendingOperation, readJournal, removeJournal, writeJournal } from "./vm/journal.js";
+import {
+  journalPath,
+  type PendingOperation,
+  readJournal,
+  removeJournal,
+  writeJournal,
+} from "./vm/journal.js";
 import { resolveHome, storePaths, type VmPaths, vmPaths } from "./vm/layout.js";
 import { lockHolder, withLock } from "./vm/lock.js";
 import { UsedValues } from "./vm/registry.js";
@@ -148,15 +154,19 @@ export class UuidManager {
    * First cleans up after a process that was killed while it held the lock:
    * its temp files are removed and its interrupted operation is finished.
    */
-  async withVm<T>(vm: string, purpose: string, fn: (paths: VmPaths) => Promise<T>): Promise<T> {
+  async withVm<T>(
+    vm: string,
+    purpose: string,
+    fn: (paths: VmPaths, finished?: OperationResult) => Promise<T>,
+  ): Promise<T> {
     const paths = this.paths(vm);
     return withLock(paths.lock, { purpose, busyMessage: busyMessage(vm) }, async () => {
       await removeStaleTemps(paths.dir);
       await removeStaleTemps(paths.shared);
       await removeStaleTemps(paths.history);
       const pending = await readJournal(paths);
-      if (pending) await this.finishInterrupted(paths, pending);
-      return fn(paths);
+      const finished = pending ? await this.finishInterrupted(paths, pending) : undefined;
+      return fn(paths, finished);
     });
   }
 
@@ -173,8 +183,12 @@ export class UuidManager {
 
   /** The VM's identifiers; throws if it has none. */
   async getIdentifiers(vm: string): Promise<SystemIdentifiers> {
-    const ids = await readIdentifiers(this.paths(vm));
-    if (!ids) throw noIdentifiers(vm, this.home);
+    const paths = this.paths(vm);
+    const ids = await readIdentifiers(paths);
+    if (!ids) {
+      await assertNoPending(paths);
+      throw noIdentifiers(vm, this.home);
+    }
     return ids;
   }
 
@@ -244,27 +258,39 @@ export class UuidManager {
    * `forceRegenerate` on an existing VM only the identity is replaced.
    */
   async createVm(vm: string, options: CreateVmOptions = {}): Promise<OperationResult> {
-    return this.withVm(vm, POLICIES.fresh.command, async (paths) => {
+    return this.withVm(vm, POLICIES.fresh.command, async (paths, finished) => {
+      const marker = creatingMarker(paths);
+      if (finished?.policy === "fresh" && existsSync(marker)) {
+        // This very create had been interrupted; finishing its journal completed it.
+        await fs.rm(marker, { force: true });
+        return finished;
+      }
       if (existsSync(paths.identifiers)) {
-        if (hasProvisioningOptions(options)) {
-          throw new UsageError(
-            `VM "${vm}" already exists; disk and firmware options only apply to a new VM (use another name, or \`glint nuke ${vm}\` to reset it)`,
-          );
-        }
+        await fs.rm(marker, { force: true });
+        if (hasProvisioningOptions(options)) throw alreadyExists(vm);
+        return this.runPolicy(paths, POLICIES.fresh, options);
+      }
+      if (existsSync(marker)) {
+        // Only a create that Glint itself started and that was killed midway is wiped.
+        options.onProgress?.("removing an unfinished earlier create");
+        await fs.rm(paths.dir, { recursive: true, force: true });
+      } else if (existsSync(paths.dir) && (await fs.readdir(paths.dir)).length > 0) {
+        // A VM directory without identifiers.json (e.g. it was deleted): keep
+        // its disks and firmware, and give it a fresh identity.
+        if (hasProvisioningOptions(options)) throw alreadyExists(vm);
         return this.runPolicy(paths, POLICIES.fresh, options);
       }
       const plan = await planVm(options, this.env);
-      if (existsSync(paths.config)) {
-        // config.json without an identity: a create that was killed midway.
-        options.onProgress?.("removing an unfinished earlier create");
-        await fs.rm(paths.dir, { recursive: true, force: true });
-      }
-      const created = !existsSync(paths.dir);
+      await fs.mkdir(paths.dir, { recursive: true });
+      await writeFileAtomic(marker, `${process.pid}\n`);
       try {
         await provisionVm(paths, plan, this.env, options.onProgress);
-        return await this.runPolicy(paths, POLICIES.fresh, options);
+        const result = await this.runPolicy(paths, POLICIES.fresh, options);
+        await fs.rm(marker, { force: true });
+        return result;
       } catch (error) {
-        if (created) await fs.rm(paths.dir, { recursive: true, force: true });
+        if (!existsSync(journalPath(paths)))
+          await fs.rm(paths.dir, { recursive: true, force: true });
         throw error;
       }
     });
@@ -320,6 +346,7 @@ export class UuidManager {
    */
   async qemuArgs(vm: string, extra: readonly string[] = []): Promise<string[]> {
     const paths = this.paths(vm);
+    await assertNoPending(paths);
     const ids = await this.getIdentifiers(vm);
     const config = await readConfigOrDefault(paths);
     return vmArgv({ paths, config, ids, extra, env: this.env });
@@ -380,7 +407,10 @@ export class UuidManager {
       const config = await readConfigOrDefault(paths);
       return runVm(paths, config, ids, options, this.env);
     };
-    if (options.dryRun) return go(this.paths(vm));
+    if (options.dryRun) {
+      await assertNoPending(this.paths(vm));
+      return go(this.paths(vm));
+    }
     return this.withVm(vm, "glint run", go);
   }
 
@@ -517,20 +547,35 @@ export class UuidManager {
       async () => {
         await removeJournal(paths);
         if (op.archived) await fs.rm(op.archived, { force: true });
-        await this.used.commit(paths.name, undefined, op.identifiers);
+        // Drop the values drawn for op, and hold the previous ones again (a `disk`
+        // regeneration's op shares vm_uuid, MAC and machine-id with them).
+        await this.used.commit(
+          paths.name,
+          await readIdentifiers(paths).catch(() => undefined),
+          op.identifiers,
+        );
       },
     );
   }
 
   /** Finish an operation that a killed process left in the journal. */
-  private async finishInterrupted(paths: VmPaths, op: PendingOperation): Promise<void> {
+  private async finishInterrupted(paths: VmPaths, op: PendingOperation): Promise<OperationResult> {
+    const previous = await readIdentifiers(paths).catch(() => undefined);
     try {
-      await this.applySteps(paths, op, await readIdentifiers(paths).catch(() => undefined), {});
+      const steps = await this.applySteps(paths, op, previous, {});
+      return {
+        vm: paths.name,
+        policy: op.policy,
+        previous,
+        identifiers: op.identifiers,
+        archived: op.archived ?? undefined,
+        steps,
+      };
     } catch (error) {
       const why = error instanceof PrepareError ? error.cause : error;
       const msg = why instanceof Error ? why.message : String(why);
       throw new GlintError(
-        `VM "${paths.name}" has an interrupted ${POLICIES[op.policy].command} that could not be finished: ${msg}`,
+        `VM "${paths.name}" has an interrupted ${POLICIES[op.policy].command} that could not be finished (${msg}); fix that and run the command again, or delete ${journalPath(paths)} to keep the current identity`,
       );
     }
   }
@@ -546,6 +591,30 @@ class PrepareError extends Error {
 function busyMessage(vm: string): (holder: { pid: number; purpose: string }) => string {
   return (h) =>
     `VM "${vm}" is busy: process ${h.pid} holds it for "${h.purpose}"; wait for it to finish (or stop it) and try again`;
+}
+
+/**
+ * Refuse to describe a VM whose last operation was interrupted: its files are
+ * between two identities until a changing command finishes the operation.
+ */
+async function assertNoPending(paths: VmPaths): Promise<void> {
+  if (!existsSync(journalPath(paths))) return;
+  const op = await readJournal(paths);
+  const command = op ? POLICIES[op.policy].command : "operation";
+  throw new GlintError(
+    `VM "${paths.name}" has an interrupted ${command}; run \`${op?.policy === "fresh" ? `glint create ${paths.name}` : `glint script ${paths.name}`}\` (or any command that changes the VM) to finish it first`,
+  );
+}
+
+/** Written when a create starts and removed when it is done: marks a half-created VM. */
+function creatingMarker(paths: VmPaths): string {
+  return path.join(paths.dir, ".creating");
+}
+
+function alreadyExists(vm: string): UsageError {
+  return new UsageError(
+    `VM "${vm}" already exists; disk and firmware options only apply to a new VM (use another name, or \`glint nuke ${vm}\` to reset it)`,
+  );
 }
 
 function noIdentifiers(vm: string, home: string): GlintError {

@@ -142,10 +142,49 @@ describe("VM names and unfinished creates", () => {
   it("a create killed after config.json was written is started again by the next create", async () => {
     const paths = vmPaths(home, "half");
     await fs.mkdir(paths.dir, { recursive: true });
+    await fs.writeFile(path.join(paths.dir, ".creating"), "1\n");
     await fs.writeFile(paths.config, JSON.stringify({ firmware: "bios" }));
     const r = await new UuidManager({ home }).createVm("half", { memoryMb: 256 });
     expect(r.identifiers.generation).toBe(1);
     expect(JSON.parse(await fs.readFile(paths.config, "utf8")).memory_mb).toBe(256);
+  });
+
+  it("a VM whose identifiers.json went missing keeps its disks: create only gives it a new identity", async () => {
+    const paths = vmPaths(home, "kept");
+    await fs.mkdir(paths.dir, { recursive: true });
+    await fs.writeFile(paths.config, JSON.stringify({ firmware: "bios", overlay: true }));
+    await fs.writeFile(paths.overlay, "guest data");
+    const m = new UuidManager({ home, steps: {} });
+    await expect(m.createVm("kept", { diskSize: "8M" })).rejects.toThrow(/already exists/);
+    const r = await m.createVm("kept");
+    expect(r.identifiers.generation).toBe(1);
+    expect(await fs.readFile(paths.overlay, "utf8")).toBe("guest data");
+    expect(JSON.parse(await fs.readFile(paths.config, "utf8")).overlay).toBe(true);
+  });
+
+  it("a failed regeneration keeps the VM's values reserved", async () => {
+    const log: string[] = [];
+    const ok = await new UuidManager({ home, steps: recordingSteps(log) }).generateFreshIdentifiers(
+      "keep",
+    );
+    // One manager (one cache): the failed `disk` run must leave the kept MAC reserved.
+    const mac = ok.identifiers.mac_address
+      .split(":")
+      .slice(3)
+      .map((h) => Number.parseInt(h, 16));
+    let replayed = false;
+    const random = (n: number) => {
+      if (n === 3 && !replayed) {
+        replayed = true;
+        return Uint8Array.from(mac);
+      }
+      return crypto.getRandomValues(new Uint8Array(n));
+    };
+    const m = new UuidManager({ home, random, steps: recordingSteps(log, { prepare: "uefi" }) });
+    await expect(m.regenerateDiskIdentifiers("keep")).rejects.toThrow(/cannot be prepared/);
+    const b = await m.generateFreshIdentifiers("other");
+    expect(replayed).toBe(true);
+    expect(b.identifiers.mac_address).not.toBe(ok.identifiers.mac_address);
   });
 });
 
