@@ -463,11 +463,12 @@ export class UuidManager {
           previousRaw === undefined
             ? null
             : ((await archiveFile(paths, paths.identifiers, policy.name)) ?? null);
-        const pending = {
+        const pending: PendingOperation = {
           policy: policy.name,
           identifiers,
           discardOverlay: Boolean(options.discardOverlay),
           archived,
+          done: [],
         };
         await writeJournal(paths, pending);
         await this.used.commit(paths.name, identifiers);
@@ -514,21 +515,34 @@ export class UuidManager {
       options: { ...options, discardOverlay: op.discardOverlay },
       env: this.env,
     };
-    const prepared: PreparedStep[] = [];
+    const prepared: [ResetStep, PreparedStep][] = [];
     const steps: Partial<Record<ResetStep, StepOutcome>> = {};
     try {
       for (const step of policy.reset) {
+        if (op.done.includes(step)) {
+          steps[step] = "done"; // committed before an interruption
+          continue;
+        }
         const p = await this.steps[step]?.(ctx);
         steps[step] = p ? "done" : "not applicable";
-        if (p) prepared.push(p);
+        if (p) prepared.push([step, p]);
       }
     } catch (error) {
-      await Promise.allSettled(prepared.map((p) => p.abort()));
+      await Promise.allSettled(prepared.map(([, p]) => p.abort()));
       throw new PrepareError(error);
     }
+    const done = [...op.done];
     try {
-      for (const p of prepared) await p.commit();
+      for (const [step, p] of prepared) {
+        await p.commit();
+        done.push(step);
+        // Record progress, so that a recovery does not redo (and re-archive) this step.
+        if (prepared.length > 1) await writeJournal(paths, { ...op, done });
+      }
     } catch (error) {
+      await Promise.allSettled(
+        prepared.filter(([step]) => !done.includes(step)).map(([, p]) => p.abort()),
+      );
       const why = error instanceof Error ? error.message : String(error);
       throw new GlintError(
         `${policy.command} ${paths.name} stopped halfway (${why}); the next glint command on "${paths.name}" finishes it`,

@@ -9,7 +9,7 @@ import path from "node:path";
 import { prepareTpmReset, prepareUefiReset, TPM2_PERMALL } from "./firmware/index.js";
 import { prepareGuestFiles } from "./guest/index.js";
 import type { PreparedStep, StepContext, StepPreparers } from "./manager.js";
-import { createOverlay, relativeBackingPath, runTool } from "./qemu/index.js";
+import { createOverlay, imageInfo, relativeBackingPath, runTool } from "./qemu/index.js";
 import { renameIntoPlace, tempPathFor } from "./vm/atomic.js";
 import { storePaths } from "./vm/layout.js";
 import { archiveByLink, archiveFile } from "./vm/store.js";
@@ -55,6 +55,7 @@ const tpm = async (ctx: StepContext): Promise<PreparedStep | undefined> => {
 const overlay = async (ctx: StepContext): Promise<PreparedStep | undefined> => {
   if (!ctx.config.overlay) return undefined;
   ctx.options.onProgress?.("creating a fresh overlay");
+  await repairArchivedOverlays(ctx);
   const tmp = tempPathFor(ctx.paths.overlay);
   await createOverlay(ctx.paths.base, tmp, { env: ctx.env });
   return {
@@ -98,6 +99,36 @@ const guestFiles = async (ctx: StepContext): Promise<PreparedStep | undefined> =
     hostnameFrom: ctx.config.hostname_from,
   });
 };
+
+/**
+ * An overlay archived in history/ by a run that was killed before it could
+ * rebase it still names its base relative to the VM directory; point it at
+ * the base again so that the kept guest data stays readable.
+ */
+async function repairArchivedOverlays(ctx: StepContext): Promise<void> {
+  const names = await fs.readdir(ctx.paths.history).catch(() => [] as string[]);
+  for (const name of names.filter((n) => /_overlay-[0-9a-f]{6}\.qcow2$/.test(n))) {
+    const file = path.join(ctx.paths.history, name);
+    const info = await imageInfo(file, { env: ctx.env }).catch(() => undefined);
+    const backing = info?.backingFilename;
+    if (!backing || existsSync(path.resolve(ctx.paths.history, backing))) continue;
+    await runTool(
+      "qemu-img",
+      [
+        "rebase",
+        "-u",
+        "-f",
+        "qcow2",
+        "-b",
+        relativeBackingPath(ctx.paths.base, file),
+        "-F",
+        "qcow2",
+        file,
+      ],
+      { env: ctx.env },
+    );
+  }
+}
 
 /** The real implementations of every reset step. */
 export const DEFAULT_STEPS: StepPreparers = {

@@ -36,8 +36,18 @@ function deferSignals(): () => number | undefined {
   return () => (received ? code(received) : undefined);
 }
 
+/** The command word of `argv`, skipping root options and the value of `--home DIR`. */
+function commandName(argv: readonly string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] ?? "";
+    if (a === "--home") i++;
+    else if (!a.startsWith("-")) return a;
+  }
+  return undefined;
+}
+
 export async function main(argv: readonly string[]): Promise<number> {
-  const command = argv.find((a) => !a.startsWith("-"));
+  const command = commandName(argv);
   const interrupted =
     command !== undefined && MUTATING.has(command) ? deferSignals() : () => undefined;
   const program = buildProgram();

@@ -14,7 +14,7 @@ import path from "node:path";
 import { z } from "zod";
 import { GlintError } from "../errors.js";
 import { identifiersToDict, parseIdentifiers, type SystemIdentifiers } from "../identity/model.js";
-import type { PolicyName } from "../identity/policies.js";
+import type { PolicyName, ResetStep } from "../identity/policies.js";
 import { writeFileAtomic } from "./atomic.js";
 import { readFileIfExists } from "./fsutil.js";
 import type { VmPaths } from "./layout.js";
@@ -25,6 +25,8 @@ export interface PendingOperation {
   readonly discardOverlay: boolean;
   /** The history/ copy of the identity being replaced, if any. */
   readonly archived: string | null;
+  /** Reset steps already committed (a recovery skips them). */
+  readonly done: readonly ResetStep[];
 }
 
 const journalSchema = z.strictObject({
@@ -32,6 +34,7 @@ const journalSchema = z.strictObject({
   identifiers: z.record(z.string(), z.unknown()),
   discard_overlay: z.boolean(),
   archived: z.string().nullable(),
+  done: z.array(z.enum(["uefi", "tpm", "overlay", "guest-files"])).default([]),
 });
 
 export function journalPath(paths: VmPaths): string {
@@ -45,6 +48,7 @@ export async function writeJournal(paths: VmPaths, op: PendingOperation): Promis
     identifiers: identifiersToDict(op.identifiers),
     discard_overlay: op.discardOverlay,
     archived: op.archived,
+    done: op.done,
   };
   await writeFileAtomic(journalPath(paths), `${JSON.stringify(body, null, 2)}\n`);
 }
@@ -68,6 +72,7 @@ export async function readJournal(paths: VmPaths): Promise<PendingOperation | un
     identifiers: parseIdentifiers(parsed.identifiers, `${file} (identifiers)`),
     discardOverlay: parsed.discard_overlay,
     archived: parsed.archived,
+    done: parsed.done,
   };
 }
 
