@@ -123,6 +123,7 @@ export async function planVm(
   if (o.overlay || o.diskSize !== undefined) await requireTool("qemu-img", env);
   const firmware =
     config.firmware === "bios" ? undefined : await resolveFirmware(config.firmware, { env });
+  if (firmware) config.firmware_code = firmware.code;
   if (config.tpm) {
     await requireTool("swtpm_setup", env);
     await requireTool("swtpm", env);
@@ -178,6 +179,11 @@ async function vmFirmware(
   env: NodeJS.ProcessEnv,
 ): Promise<FirmwareFiles | undefined> {
   if (config.firmware === "bios") return undefined;
+  const secure = config.firmware === "uefi-secure";
+  // The code that matches the VM's NVRAM, as chosen at create time.
+  if (config.firmware_code !== null && existsSync(config.firmware_code)) {
+    return { code: config.firmware_code, vars: paths.uefiInstance, secure };
+  }
   const fw = await resolveFirmware(config.firmware, { env });
   return { code: fw.code, vars: paths.uefiInstance, secure: fw.secureBoot };
 }

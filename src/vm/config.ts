@@ -44,6 +44,11 @@ export const vmConfigSchema = z.looseObject({
   memory_mb: z.number().int().min(16).max(1048576).default(512),
   cpus: z.number().int().min(1).max(255).default(1),
   hostname_from: z.enum(["name", "machine-id"]).default("name"),
+  /**
+   * The OVMF code chosen at create time, matching the NVRAM template copied
+   * into uefi-seed.fd; runs keep using it while it exists.
+   */
+  firmware_code: z.string().min(1).nullable().default(null),
   created_at: timestamp.optional(),
 });
 
