@@ -68,24 +68,8 @@ const overlay = async (ctx: StepContext): Promise<PreparedStep | undefined> => {
           ? undefined
           : await archiveByLink(ctx.paths, ctx.paths.overlay, ctx.policy.name);
       await renameIntoPlace(tmp, ctx.paths.overlay);
-      if (kept) {
-        // Keep the archived overlay usable: its backing path must be relative to history/.
-        await runTool(
-          "qemu-img",
-          [
-            "rebase",
-            "-u",
-            "-f",
-            "qcow2",
-            "-b",
-            relativeBackingPath(ctx.paths.base, kept),
-            "-F",
-            "qcow2",
-            kept,
-          ],
-          { env: ctx.env },
-        );
-      }
+      // Keep the archived overlay usable: its backing path must be relative to history/.
+      if (kept) await rebaseOntoBase(ctx, kept);
     },
     async abort() {
       await fs.rm(tmp, { force: true });
@@ -112,22 +96,27 @@ async function repairArchivedOverlays(ctx: StepContext): Promise<void> {
     const info = await imageInfo(file, { env: ctx.env }).catch(() => undefined);
     const backing = info?.backingFilename;
     if (!backing || existsSync(path.resolve(ctx.paths.history, backing))) continue;
-    await runTool(
-      "qemu-img",
-      [
-        "rebase",
-        "-u",
-        "-f",
-        "qcow2",
-        "-b",
-        relativeBackingPath(ctx.paths.base, file),
-        "-F",
-        "qcow2",
-        file,
-      ],
-      { env: ctx.env },
-    );
+    await rebaseOntoBase(ctx, file);
   }
+}
+
+/** Point overlay `file`'s backing path at the VM's base.qcow2 (relative), without copying data. */
+async function rebaseOntoBase(ctx: StepContext, file: string): Promise<void> {
+  await runTool(
+    "qemu-img",
+    [
+      "rebase",
+      "-u",
+      "-f",
+      "qcow2",
+      "-b",
+      relativeBackingPath(ctx.paths.base, file),
+      "-F",
+      "qcow2",
+      file,
+    ],
+    { env: ctx.env },
+  );
 }
 
 /** The real implementations of every reset step. */

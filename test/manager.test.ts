@@ -10,7 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type PreparedStep, type StepPreparers, UuidManager } from "../src/manager.js";
 import { journalPath, readJournal } from "../src/vm/journal.js";
 import { vmPaths } from "../src/vm/layout.js";
-import { tempDir } from "./fixtures/helpers.js";
+import { macReplay, tempDir } from "./fixtures/helpers.js";
 
 let home: string;
 let cleanup: () => Promise<void>;
@@ -108,24 +108,13 @@ describe("regeneration is all-or-nothing", () => {
     ).rejects.toThrow(/stopped halfway/);
     const pending = await readJournal(vmPaths(home, "a"));
     // Replay the pending MAC's bytes for the next VM: it must be drawn again.
-    const mac = (pending?.identifiers.mac_address ?? "")
-      .split(":")
-      .slice(3)
-      .map((h) => Number.parseInt(h, 16));
-    let replayed = false;
-    const random = (n: number) => {
-      if (n === 3 && !replayed) {
-        replayed = true;
-        return Uint8Array.from(mac);
-      }
-      return crypto.getRandomValues(new Uint8Array(n));
-    };
+    const replay = macReplay(pending?.identifiers.mac_address ?? "");
     const b = await new UuidManager({
       home,
-      random,
+      random: replay.random,
       steps: recordingSteps(log),
     }).generateFreshIdentifiers("b");
-    expect(replayed).toBe(true);
+    expect(replay.replayed()).toBe(true);
     expect(b.identifiers.mac_address).not.toBe(pending?.identifiers.mac_address);
   });
 });
@@ -165,22 +154,15 @@ describe("VM names and unfinished creates", () => {
       "keep",
     );
     // One manager (one cache): the failed `disk` run must leave the kept MAC reserved.
-    const mac = ok.identifiers.mac_address
-      .split(":")
-      .slice(3)
-      .map((h) => Number.parseInt(h, 16));
-    let replayed = false;
-    const random = (n: number) => {
-      if (n === 3 && !replayed) {
-        replayed = true;
-        return Uint8Array.from(mac);
-      }
-      return crypto.getRandomValues(new Uint8Array(n));
-    };
-    const m = new UuidManager({ home, random, steps: recordingSteps(log, { prepare: "uefi" }) });
+    const replay = macReplay(ok.identifiers.mac_address);
+    const m = new UuidManager({
+      home,
+      random: replay.random,
+      steps: recordingSteps(log, { prepare: "uefi" }),
+    });
     await expect(m.regenerateDiskIdentifiers("keep")).rejects.toThrow(/cannot be prepared/);
     const b = await m.generateFreshIdentifiers("other");
-    expect(replayed).toBe(true);
+    expect(replay.replayed()).toBe(true);
     expect(b.identifiers.mac_address).not.toBe(ok.identifiers.mac_address);
   });
 });

@@ -272,3 +272,16 @@ export function parseKeyValues(text: string): Record<string, string> {
   }
   return out;
 }
+
+/** The shells the post-install script must run under. */
+export const SHELLS: [string, string[]][] = [
+  ["dash", ["dash"]],
+  ["bash", ["bash", "--posix"]],
+  ["busybox sh", ["busybox", "sh"]],
+];
+
+/** Per-test timeout of the script tests. */
+export const TIMEOUT = 60_000;
+
+/** The VM name the script tests render for. */
+export const VM = "web-01";

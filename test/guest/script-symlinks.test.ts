@@ -13,18 +13,12 @@ import {
   makeFakeGuest,
   makeTempDir,
   run,
+  SHELLS,
   SSH_KEY_TYPES,
   snapshotTree,
+  TIMEOUT,
+  VM,
 } from "./helpers.js";
-
-const SHELLS: [string, string[]][] = [
-  ["dash", ["dash"]],
-  ["bash", ["bash", "--posix"]],
-  ["busybox sh", ["busybox", "sh"]],
-];
-
-const TIMEOUT = 60_000;
-const VM = "web-01";
 
 /** Replace `root/rel` (file or directory) with an absolute symlink to `host/name`, moving it there. */
 async function linkOut(root: string, host: string, rel: string, name: string): Promise<string> {

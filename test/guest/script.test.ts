@@ -17,18 +17,12 @@ import {
   parseKeyValues,
   regenerate,
   run,
+  SHELLS,
   SSH_KEY_TYPES,
   snapshotTree,
+  TIMEOUT,
+  VM,
 } from "./helpers.js";
-
-const SHELLS: [string, string[]][] = [
-  ["dash", ["dash"]],
-  ["bash", ["bash", "--posix"]],
-  ["busybox sh", ["busybox", "sh"]],
-];
-
-const TIMEOUT = 60_000;
-const VM = "web-01";
 
 async function fingerprints(root: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
