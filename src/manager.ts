@@ -484,14 +484,7 @@ export class UuidManager {
       if (error instanceof PrepareError) await this.undo(paths, op);
       throw error instanceof PrepareError ? error.cause : error;
     }
-    return {
-      vm: paths.name,
-      policy: policy.name,
-      previous,
-      identifiers: op.identifiers,
-      archived: op.archived ?? undefined,
-      steps,
-    };
+    return resultOf(paths, op, previous, steps);
   }
 
   /**
@@ -576,15 +569,7 @@ export class UuidManager {
   private async finishInterrupted(paths: VmPaths, op: PendingOperation): Promise<OperationResult> {
     const previous = await readIdentifiers(paths).catch(() => undefined);
     try {
-      const steps = await this.applySteps(paths, op, previous, {});
-      return {
-        vm: paths.name,
-        policy: op.policy,
-        previous,
-        identifiers: op.identifiers,
-        archived: op.archived ?? undefined,
-        steps,
-      };
+      return resultOf(paths, op, previous, await this.applySteps(paths, op, previous, {}));
     } catch (error) {
       const why = error instanceof PrepareError ? error.cause : error;
       const msg = why instanceof Error ? why.message : String(why);
@@ -593,6 +578,22 @@ export class UuidManager {
       );
     }
   }
+}
+
+function resultOf(
+  paths: VmPaths,
+  op: PendingOperation,
+  previous: SystemIdentifiers | undefined,
+  steps: Partial<Record<ResetStep, StepOutcome>>,
+): OperationResult {
+  return {
+    vm: paths.name,
+    policy: op.policy,
+    previous,
+    identifiers: op.identifiers,
+    archived: op.archived ?? undefined,
+    steps,
+  };
 }
 
 /** A reset step failed to prepare; nothing was committed. */
