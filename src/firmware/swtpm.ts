@@ -26,7 +26,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { GlintError, UsageError } from "../errors.js";
 import { requireTool } from "../qemu/tools.js";
-import { fsyncDir, fsyncFile, tempPathFor } from "../vm/atomic.js";
+import { fsyncDir, fsyncFile, isAlive, tempPathFor } from "../vm/atomic.js";
 import { isFile } from "../vm/fsutil.js";
 import { preparedChange } from "../vm/prepared.js";
 import type { PreparedReset } from "./ovmf.js";
@@ -154,7 +154,7 @@ async function runSwtpmSetup(
   // PATH) and handed to it through create_certs_tool in swtpm_setup.conf.
   const swtpmLocalca = await requireTool("swtpm_localca", env);
 
-  const work = await fs.mkdtemp(path.join(plainTmpRoot(env), "glint-swtpm-setup-"));
+  const work = await ownedTempDir(plainTmpRoot(env), "glint-swtpm-setup-");
   try {
     const bin = path.join(work, "bin");
     await fs.mkdir(bin);
@@ -349,7 +349,7 @@ export async function startSwtpm(
   const stateNeedsLink = !PLAIN_PATH_RE.test(stateDir);
   let tempDir: string | null = null;
   if (socketNeedsTemp || stateNeedsLink) {
-    tempDir = await fs.mkdtemp(path.join(shortTmpRoot(env), "glint-tpm-"));
+    tempDir = await ownedTempDir(shortTmpRoot(env), "glint-tpm-");
   }
   const cleanupTemp = async () => {
     if (tempDir !== null) await fs.rm(tempDir, { recursive: true, force: true });
@@ -477,6 +477,24 @@ async function removeStaleSocket(socket: string): Promise<void> {
     throw new GlintError(`${socket} exists and is not a socket: refusing to replace it`);
   }
   await fs.rm(socket, { force: true });
+}
+
+/**
+ * A new temp directory `<root>/<prefix><pid>-XXXXXX`. Directories of that
+ * prefix left by processes that are gone (killed mid-setup) are removed first.
+ */
+async function ownedTempDir(root: string, prefix: string): Promise<string> {
+  const names = await fs.readdir(root).catch(() => [] as string[]);
+  await Promise.all(
+    names
+      .filter((n) => n.startsWith(prefix))
+      .filter((n) => {
+        const pid = Number(n.slice(prefix.length).split("-")[0]);
+        return Number.isInteger(pid) && pid > 0 && !isAlive(pid);
+      })
+      .map((n) => fs.rm(path.join(root, n), { recursive: true, force: true })),
+  );
+  return fs.mkdtemp(path.join(root, `${prefix}${process.pid}-`));
 }
 
 /** A temp root usable verbatim in swtpm options and config files. */

@@ -120,7 +120,8 @@ export async function removeStaleTemps(dir: string): Promise<void> {
   );
 }
 
-function isAlive(pid: number): boolean {
+/** Whether process `pid` exists (EPERM counts as alive). */
+export function isAlive(pid: number): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false;
   try {
     process.kill(pid, 0);

@@ -334,3 +334,25 @@ describe("startSwtpm", { timeout: 60_000 }, () => {
     expect(await until(() => !alive(tpm.pid), 5000)).toBe(true);
   });
 });
+
+describe("temp directories of killed setups", () => {
+  it("createTpmState removes swtpm_setup work dirs left by dead processes, and keeps live ones", async () => {
+    const { spawnSync } = await import("node:child_process");
+    const deadPid = spawnSync("true").pid ?? 0;
+    const { tmpdir } = await import("node:os");
+    const root = tmpdir();
+    const dead = path.join(root, `glint-swtpm-setup-${deadPid}-zzzzzz`);
+    const live = path.join(root, `glint-swtpm-setup-${process.pid}-yyyyyy`);
+    await fs.mkdir(dead, { recursive: true });
+    await fs.mkdir(live, { recursive: true });
+    const state = await fs.mkdtemp(path.join(root, "glint-tpm-state-"));
+    try {
+      await createTpmState(path.join(state, "tpm"));
+      await expect(fs.access(dead)).rejects.toThrow();
+      await fs.access(live);
+    } finally {
+      await fs.rm(live, { recursive: true, force: true });
+      await fs.rm(state, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
