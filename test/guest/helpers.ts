@@ -8,6 +8,7 @@ import { createHash } from "node:crypto";
 import { promises as fs } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { expect } from "vitest";
 import type { SystemIdentifiers } from "../../src/identity/model.js";
 import { POLICIES, type PolicyName } from "../../src/identity/policies.js";
 import { applyPolicy } from "../../src/identity/regenerate.js";
@@ -285,3 +286,23 @@ export const TIMEOUT = 60_000;
 
 /** The VM name the script tests render for. */
 export const VM = "web-01";
+
+/**
+ * Run the rendered script under `shell` against the fake guest root, with
+ * its own TMPDIR, and check that the script's private temp dir is gone.
+ */
+export async function runScriptUnder(
+  shell: readonly string[],
+  script: string,
+  dirs: { root: string; tmp: string; work: string },
+  args: readonly string[] = [],
+): Promise<RunResult> {
+  const [cmd, ...pre] = shell as [string, ...string[]];
+  const r = await run(cmd, [...pre, script, "--root", dirs.root, ...args], {
+    env: { ...process.env, TMPDIR: dirs.tmp },
+    cwd: dirs.work,
+  });
+  // The script's private temp dir is always cleaned up.
+  expect(await fs.readdir(dirs.tmp)).toEqual([]);
+  return r;
+}

@@ -12,7 +12,7 @@ import {
   freshIds,
   makeFakeGuest,
   makeTempDir,
-  run,
+  runScriptUnder,
   SHELLS,
   SSH_KEY_TYPES,
   snapshotTree,
@@ -151,14 +151,8 @@ describe.each(SHELLS)("set_identifiers.sh --root with symlinks, under %s", (_lab
     return file;
   }
 
-  async function runScript(script: string, args: string[] = []) {
-    const [cmd, ...pre] = shell as [string, ...string[]];
-    const r = await run(cmd, [...pre, script, "--root", root, ...args], {
-      env: { ...process.env, TMPDIR: tmp },
-      cwd: work,
-    });
-    expect(await fs.readdir(tmp)).toEqual([]);
-    return r;
+  function runScript(script: string, args: string[] = []) {
+    return runScriptUnder(shell, script, { root, tmp, work }, args);
   }
 
   /** A fake guest with cheap stand-in SSH host keys (the script only deletes them). */

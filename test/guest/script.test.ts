@@ -17,6 +17,7 @@ import {
   parseKeyValues,
   regenerate,
   run,
+  runScriptUnder,
   SHELLS,
   SSH_KEY_TYPES,
   snapshotTree,
@@ -65,15 +66,8 @@ describe.each(SHELLS)("set_identifiers.sh under %s", (_label, shell) => {
     return file;
   }
 
-  async function runScript(script: string, args: string[] = []) {
-    const [cmd, ...pre] = shell as [string, ...string[]];
-    const r = await run(cmd, [...pre, script, "--root", root, ...args], {
-      env: { ...process.env, TMPDIR: tmp },
-      cwd: work,
-    });
-    // The script's private temp dir is always cleaned up.
-    expect(await fs.readdir(tmp)).toEqual([]);
-    return r;
+  function runScript(script: string, args: string[] = []) {
+    return runScriptUnder(shell, script, { root, tmp, work }, args);
   }
 
   async function read(rel: string): Promise<string> {
