@@ -9,6 +9,7 @@
  *     <home>/<vm>/uefi-seed.fd
  *     <home>/<vm>/uefi-instance.fd
  *     <home>/<vm>/shared/set_identifiers.sh
+ *     <home>/<vm>/shared/identity.env
  *     <home>/<vm>/history/
  *     <home>/<vm>/tpm/
  *     <home>/<vm>/seed.iso
@@ -48,6 +49,7 @@ export interface VmPaths {
   readonly uefiInstance: string;
   readonly shared: string;
   readonly script: string;
+  readonly identityEnv: string;
   readonly history: string;
   readonly tpm: string;
   readonly seedIso: string;
@@ -69,6 +71,7 @@ export function vmPaths(home: string, name: string): VmPaths {
     uefiInstance: path.join(dir, "uefi-instance.fd"),
     shared: path.join(dir, "shared"),
     script: path.join(dir, "shared", "set_identifiers.sh"),
+    identityEnv: path.join(dir, "shared", "identity.env"),
     history: path.join(dir, "history"),
     tpm: path.join(dir, "tpm"),
     seedIso: path.join(dir, "seed.iso"),
