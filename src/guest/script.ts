@@ -8,6 +8,7 @@
 import { promises as fs, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { GlintError } from "../errors.js";
+import type { SystemIdentifiers } from "../identity/model.js";
 import { renameIntoPlace, writeTemp } from "../vm/atomic.js";
 import type { VmPaths } from "../vm/layout.js";
 import type { GuestOptions } from "./hostname.js";
@@ -43,7 +44,7 @@ export function loadScript(): string {
  */
 export function renderPostInstallScript(
   vmName: string,
-  ids: Parameters<typeof renderIdentityEnv>[1],
+  ids: SystemIdentifiers,
   options: GuestOptions = {},
 ): string {
   renderIdentityEnv(vmName, ids, options);
@@ -83,7 +84,7 @@ export async function writeShareTemps(
  */
 export async function createPostInstallScript(
   paths: VmPaths,
-  ids: Parameters<typeof renderIdentityEnv>[1],
+  ids: SystemIdentifiers,
   options: GuestOptions = {},
 ): Promise<string> {
   const identityEnv = renderIdentityEnv(paths.name, ids, options);
