@@ -11,6 +11,7 @@ import { z } from "zod";
 import { GlintError } from "../errors.js";
 import { VM_NAME_RE } from "../identity/formats.js";
 import type { SystemIdentifiers } from "../identity/model.js";
+import { describeZodError } from "../zod-errors.js";
 import type { GuestOptions } from "./hostname.js";
 import { formatIdentityEnv, identityEnvValues } from "./identity-env.js";
 import { loadScript } from "./script.js";
@@ -175,20 +176,13 @@ function toYaml(value: MetaData | CloudConfig, comment: readonly string[], what:
   return text;
 }
 
-function zodProblem(error: z.ZodError): string {
-  return error.issues
-    .slice(0, 3)
-    .map((i) => `${i.path.map(String).join(".") || "(top)"}: ${i.message}`)
-    .join("; ");
-}
-
 /** Throws unless `metaData` is what Glint means to hand cloud-init. */
 export function checkMetaData(
   metaData: string,
   expected: { instanceId: string; hostname: string },
 ): MetaData {
   const r = metaDataSchema.safeParse(parseYaml11(metaData, "meta-data"));
-  if (!r.success) throw new GlintError(`meta-data: ${zodProblem(r.error)}`);
+  if (!r.success) throw new GlintError(`meta-data: ${describeZodError(r.error)}`);
   if (r.data["instance-id"] !== expected.instanceId) {
     throw new GlintError(`meta-data: instance-id is not ${expected.instanceId}`);
   }
@@ -210,7 +204,7 @@ export function checkUserData(
     throw new GlintError('user-data: the first line must be exactly "#cloud-config"');
   }
   const r = cloudConfigSchema.safeParse(parseYaml11(userData, "user-data"));
-  if (!r.success) throw new GlintError(`user-data: ${zodProblem(r.error)}`);
+  if (!r.success) throw new GlintError(`user-data: ${describeZodError(r.error)}`);
   const cfg = r.data;
   const want = buildCloudConfig(expected);
   const wrong = (Object.keys(want) as (keyof CloudConfig)[]).find(

@@ -141,11 +141,13 @@ export function renderIdentityEnv(
  * Throws a GlintError naming the first problem.
  */
 export function parseIdentityEnv(text: string, source = "identity.env"): IdentityEnv {
+  const invalid = (message: string) =>
+    new GlintError(message, { code: "invalid-file", details: { file: source } });
   if (/[^\n\x20-\x7e]/.test(text)) {
-    throw new GlintError(`${source}: has characters other than printable ASCII and newlines`);
+    throw invalid(`${source}: has characters other than printable ASCII and newlines`);
   }
   if (text !== "" && !text.endsWith("\n")) {
-    throw new GlintError(`${source}: the last line does not end with a newline`);
+    throw invalid(`${source}: the last line does not end with a newline`);
   }
   const out: Partial<Record<IdentityEnvKey, string>> = {};
   const lines = text === "" ? [] : text.slice(0, -1).split("\n");
@@ -153,28 +155,28 @@ export function parseIdentityEnv(text: string, source = "identity.env"): Identit
     const where = `${source} line ${i + 1}`;
     if (line.startsWith("#")) return;
     const m = /^([A-Z][A-Z0-9_]*)=(.*)$/.exec(line);
-    if (!m) throw new GlintError(`${where}: not a KEY=value line or a # comment`);
+    if (!m) throw invalid(`${where}: not a KEY=value line or a # comment`);
     const key = m[1] as string;
     const value = m[2] as string;
     if (!Object.hasOwn(IDENTITY_ENV_FORMATS, key)) {
-      throw new GlintError(`${where}: unknown key ${key}`);
+      throw invalid(`${where}: unknown key ${key}`);
     }
     const k = key as IdentityEnvKey;
-    if (out[k] !== undefined) throw new GlintError(`${where}: ${key} appears twice`);
+    if (out[k] !== undefined) throw invalid(`${where}: ${key} appears twice`);
     if (!IDENTITY_ENV_FORMATS[k].test(value)) {
-      throw new GlintError(`${where}: ${key} has an invalid value ${JSON.stringify(value)}`);
+      throw invalid(`${where}: ${key} has an invalid value ${JSON.stringify(value)}`);
     }
     out[k] = value;
   });
   for (const key of IDENTITY_ENV_KEYS) {
-    if (out[key] === undefined) throw new GlintError(`${source}: ${key} is missing`);
+    if (out[key] === undefined) throw invalid(`${source}: ${key} is missing`);
   }
   const values = out as Record<IdentityEnvKey, string>;
   if (
     values.HOSTNAME !== values.VM_NAME &&
     values.HOSTNAME !== `glint-${values.MACHINE_ID.slice(0, 8)}`
   ) {
-    throw new GlintError(
+    throw invalid(
       `${source}: HOSTNAME must be VM_NAME or glint-<first 8 hex digits of MACHINE_ID>`,
     );
   }

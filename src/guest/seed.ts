@@ -9,9 +9,9 @@ import path from "node:path";
 import { GlintError, MissingToolError } from "../errors.js";
 import type { SystemIdentifiers } from "../identity/model.js";
 import { runTool } from "../qemu/tools.js";
+import { type PreparedChange, preparedChange } from "../txn/change.js";
 import { fsyncFile, renameIntoPlace, tempPathFor } from "../vm/atomic.js";
 import { assertVmName, type VmPaths } from "../vm/layout.js";
-import { type PreparedChange, preparedChange } from "../vm/prepared.js";
 import { CIDATA_LABEL, renderGuestFiles, type SeedFiles } from "./cloudinit.js";
 import type { GuestOptions } from "./hostname.js";
 import { writeShareTemps } from "./script.js";
@@ -67,6 +67,8 @@ async function buildSeedIsoTemp(
         | undefined;
       const detail = (e?.stderr ?? "").trim().split("\n").slice(-3).join(" ");
       throw new GlintError(`genisoimage failed: ${detail || e?.message || String(error)}`, {
+        code: "tool-failed",
+        details: { tool: "genisoimage" },
         cause: e ?? error,
       });
     }

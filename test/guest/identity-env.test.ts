@@ -268,6 +268,12 @@ describe("parseIdentityEnv", () => {
     const good = renderIdentityEnv(VM, ids);
     const bad = mutate(good, ids);
     expect(bad).not.toBe(good);
-    expect(() => parseIdentityEnv(bad)).toThrow(GlintError);
+    expect(() => parseIdentityEnv(bad, "x/identity.env")).toThrow(GlintError);
+    try {
+      parseIdentityEnv(bad, "x/identity.env");
+    } catch (error) {
+      expect(error).toMatchObject({ code: "invalid-file", details: { file: "x/identity.env" } });
+      expect((error as Error).message).toMatch(/^x\/identity\.env/);
+    }
   });
 });
