@@ -14,11 +14,7 @@ import {
   UUID_V4_RE,
   VM_NAME_RE,
 } from "../identity/formats.js";
-import {
-  type IdentifierField,
-  parseIdentifiers,
-  type SystemIdentifiers,
-} from "../identity/model.js";
+import type { IdentifierField, SystemIdentifiers } from "../identity/model.js";
 import { assertVmName } from "../vm/layout.js";
 import { checkHostnameFrom, type GuestOptions, hostnameFor } from "./hostname.js";
 
@@ -100,7 +96,8 @@ export function identityEnvValues(
 ): IdentityEnv {
   assertVmName(vmName);
   const hostnameFrom = checkHostnameFrom(options.hostnameFrom);
-  const valid = parseIdentifiers(ids as unknown, `identifiers of ${vmName}`);
+  // `ids` is a SystemIdentifiers: the parser or a policy validated it already.
+  const valid = ids;
   const hostname = hostnameFor(vmName, valid, hostnameFrom);
   const out = {} as Record<IdentityEnvKey, string>;
   for (const key of IDENTITY_ENV_KEYS) {
