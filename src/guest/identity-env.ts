@@ -96,8 +96,8 @@ export function identityEnvValues(
 ): IdentityEnv {
   assertVmName(vmName);
   const hostnameFrom = checkHostnameFrom(options.hostnameFrom);
-  // `ids` is a SystemIdentifiers: the parser or a policy validated it already.
-  const valid = ids;
+  // A guest-facing edge: public callers may hand in any object.
+  const valid = parseIdentifiers(ids as unknown, `identifiers of ${vmName}`);
   const hostname = hostnameFor(vmName, valid, hostnameFrom);
   const out = {} as Record<IdentityEnvKey, string>;
   for (const key of IDENTITY_ENV_KEYS) {
