@@ -14,7 +14,11 @@ import {
   UUID_V4_RE,
   VM_NAME_RE,
 } from "../identity/formats.js";
-import type { IdentifierField, SystemIdentifiers } from "../identity/model.js";
+import {
+  type IdentifierField,
+  parseIdentifiers,
+  type SystemIdentifiers,
+} from "../identity/model.js";
 import { assertVmName } from "../vm/layout.js";
 import { checkHostnameFrom, type GuestOptions, hostnameFor } from "./hostname.js";
 
