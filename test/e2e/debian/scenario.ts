@@ -1,0 +1,170 @@
+/**
+ * The real-guest scenario, run once per Debian release: two VMs cloned from
+ * one used image, both booted through `glint run`, then one nuked and booted
+ * again. Three boots in all under TCG.
+ */
+import { promises as fs } from "node:fs";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { SystemIdentifiers } from "../../../src/identity/model.js";
+import { glintOk, readIds, tempHome } from "../helpers.js";
+import { bootDebian, type DebianBoot } from "./boot.js";
+import { type DebianImage, type DebianSuite, debianImage } from "./image.js";
+import { type GuestReport, macs, sshFingerprints } from "./report.js";
+
+const BUILD_LIMIT_MS = 50 * 60_000;
+const BOOTS_LIMIT_MS = 40 * 60_000;
+
+/** A vfat volume ID `XXXX-XXXX` from the first 8 hex digits of a UUID. */
+function vfatId(uuid: string): string {
+  const h = uuid.replace(/-/g, "").slice(0, 8).toUpperCase();
+  return `${h.slice(0, 4)}-${h.slice(4)}`;
+}
+
+/** What the guest must report for VM `vm` with identity `ids`. */
+export function expectedReport(vm: string, ids: SystemIdentifiers): Record<string, unknown> {
+  return {
+    machine_id: ids.machine_id,
+    hostname: vm,
+    instance_id: `iid-${ids.vm_uuid}-g${ids.generation}`,
+    cloud_init_status: "done",
+    cloud_init_errors: "0",
+    product_uuid: ids.vm_uuid,
+    macs: [ids.mac_address],
+    root_uuid: ids.filesystem_uuid,
+    root_partuuid: ids.partition_uuid,
+    esp_uuid: vfatId(ids.boot_uuid),
+    booted_by_uuid: true,
+    failed_units: "",
+  };
+}
+
+/** The same fields, as the guest reported them. */
+export function seenReport(r: GuestReport, ids: SystemIdentifiers): Record<string, unknown> {
+  const cmdline = r.cmdline ?? "";
+  return {
+    machine_id: r.machine_id,
+    hostname: r.hostname,
+    instance_id: r.instance_id,
+    cloud_init_status: r.cloud_init_status,
+    cloud_init_errors: r.cloud_init_errors,
+    product_uuid: r.product_uuid?.toLowerCase(),
+    macs: macs(r),
+    root_uuid: r.root_uuid,
+    root_partuuid: r.root_partuuid,
+    esp_uuid: r.esp_uuid,
+    // GRUB passes BOOT_IMAGE; the root comes from the filesystem UUID Glint chose.
+    booted_by_uuid:
+      /(^| )BOOT_IMAGE=/.test(cmdline) && cmdline.includes(`root=UUID=${ids.filesystem_uuid}`),
+    failed_units: r.failed_units,
+  };
+}
+
+/** The values that must differ between two VMs (or two generations of one). */
+function perInstance(r: GuestReport): Record<string, string[]> {
+  return {
+    machine_id: [r.machine_id ?? ""],
+    ssh_host_keys: sshFingerprints(r),
+    instance_id: [r.instance_id ?? ""],
+    dhcp_client_id: [r.dhcp_client_id ?? "", r.dhcp_duid ?? ""].filter((v) => v !== ""),
+    root_uuid: [r.root_uuid ?? ""],
+    root_partuuid: [r.root_partuuid ?? ""],
+    product_uuid: [r.product_uuid ?? ""],
+    macs: macs(r),
+    random_seed: [r.random_seed ?? ""],
+  };
+}
+
+/** Every per-instance value that `x` and `y` share (expected: none). */
+export function shared(x: GuestReport, y: GuestReport): Record<string, string[]> {
+  const px = perInstance(x);
+  const py = perInstance(y);
+  const out: Record<string, string[]> = {};
+  for (const [field, values] of Object.entries(px)) {
+    const common = values.filter((v) => (py[field] ?? []).includes(v));
+    const empty = values.length === 0 || (py[field] ?? []).length === 0;
+    if (common.length > 0 || empty) out[field] = empty ? ["(missing)"] : common;
+  }
+  return out;
+}
+
+export function debianScenario(suite: DebianSuite): void {
+  describe(`real Debian guests (${suite})`, () => {
+    let img: DebianImage;
+    let home: string;
+    const boots = new Map<string, DebianBoot>();
+    const create = (vm: string) =>
+      glintOk([
+        "create",
+        vm,
+        "--home",
+        home,
+        "--base",
+        img.image,
+        "--overlay",
+        "--firmware",
+        "uefi",
+        "--tpm",
+        "--memory",
+        "1024",
+      ]);
+
+    beforeAll(async () => {
+      img = await debianImage(suite);
+      home = await tempHome(`glint-${suite}-`);
+    }, BUILD_LIMIT_MS);
+    afterAll(async () => {
+      if (home) await fs.rm(home, { recursive: true, force: true });
+    });
+
+    it("the base image is a used system: machine-id, SSH host keys, a DHCP lease, a random seed, cloud-init state", () => {
+      const base = img.base;
+      expect(base.machine_id).toMatch(/^[0-9a-f]{32}$/);
+      expect(sshFingerprints(base).length).toBeGreaterThan(0);
+      expect(base.dhcp_client_id ?? base.dhcp_duid ?? "").not.toBe("");
+      expect(base.random_seed).toMatch(/^[0-9a-f]{64}$/);
+      expect(base.instance_id).toBe("iid-glint-test-base");
+      expect(base.cloud_init_status).toBe("done");
+    });
+
+    it(
+      "two clones of the used image, a and b, each boot with their own identity",
+      async () => {
+        await create("a");
+        await create("b");
+        for (const vm of ["a", "b"]) {
+          const boot = await bootDebian(home, vm, path.join(home, `${vm}-boot1.log`));
+          boots.set(vm, boot);
+          process.stderr.write(`${suite} ${vm}: booted and reported in ${boot.seconds} s\n`);
+          const ids = await readIds(home, vm);
+          expect(seenReport(boot.report, ids)).toEqual(expectedReport(vm, ids));
+        }
+        const a = boots.get("a")?.report as GuestReport;
+        const b = boots.get("b")?.report as GuestReport;
+        expect(shared(a, b)).toEqual({});
+        // Against the base only what the base had of its own (the VM's UUID and MAC were QEMU's defaults).
+        const { product_uuid, macs: _m, ...withBaseA } = shared(a, img.base);
+        const { product_uuid: _p, macs: _n, ...withBaseB } = shared(b, img.base);
+        expect({ withBaseA, withBaseB }).toEqual({ withBaseA: {}, withBaseB: {} });
+        void product_uuid;
+      },
+      BOOTS_LIMIT_MS,
+    );
+
+    it(
+      "after glint nuke a, every per-instance value changes on the next boot",
+      async () => {
+        const before = boots.get("a")?.report;
+        expect(before).toBeDefined();
+        await glintOk(["nuke", "a", "--home", home, "--yes"]);
+        const boot = await bootDebian(home, "a", path.join(home, "a-boot2.log"));
+        process.stderr.write(`${suite} a after nuke: booted and reported in ${boot.seconds} s\n`);
+        const ids = await readIds(home, "a");
+        expect(ids.generation).toBe(2);
+        expect(seenReport(boot.report, ids)).toEqual(expectedReport("a", ids));
+        expect(shared(boot.report, before as GuestReport)).toEqual({});
+      },
+      BOOTS_LIMIT_MS,
+    );
+  });
+}
