@@ -13,6 +13,7 @@ import { resolveFirmware, startSwtpm } from "../firmware/index.js";
 import { createPostInstallScript, hostnameFor, writeSeed } from "../guest/index.js";
 import type { SystemIdentifiers } from "../identity/model.js";
 import { buildVmArgv, type FirmwareFiles, requireTool } from "../qemu/index.js";
+import { escapeOptionValue } from "../qemu/options.js";
 import { copyFileAtomic } from "../vm/atomic.js";
 import type { VmConfig } from "../vm/config.js";
 import type { VmPaths } from "../vm/layout.js";
@@ -96,6 +97,27 @@ export async function vmArgv(input: VmCommandInput): Promise<string[]> {
   });
 }
 
+/** The guest agent's virtio-serial port name, as qemu-guest-agent looks for it. */
+export const GUEST_AGENT_PORT = "org.qemu.guest_agent.0";
+
+/**
+ * The control channels `glint run` adds, both UNIX sockets in the VM
+ * directory that QEMU listens on: QMP (`qmp.sock`) and the QEMU guest
+ * agent's virtio-serial channel (`qga.sock`). `glint verify` uses them.
+ */
+export function controlArgs(paths: VmPaths): string[] {
+  return [
+    "-qmp",
+    `unix:${escapeOptionValue(paths.qmpSocket)},server=on,wait=off`,
+    "-chardev",
+    `socket,path=${escapeOptionValue(paths.qgaSocket)},server=on,wait=off,id=glintqga`,
+    "-device",
+    "virtio-serial-pci,id=glintserial",
+    "-device",
+    `virtserialport,bus=glintserial.0,chardev=glintqga,name=${GUEST_AGENT_PORT}`,
+  ];
+}
+
 export interface RunResult {
   /** The QEMU command, binary first. */
   argv: string[];
@@ -127,10 +149,11 @@ export async function runVm(
     );
   }
   const qemu = await requireTool("qemu-system-x86_64", env);
-  // QEMU's pidfile tells every other command that the VM runs, even if this process dies.
-  const pidfile = ["-pidfile", paths.pidfile];
+  // QEMU's pidfile tells every other command that the VM runs, even if this process dies;
+  // the QMP and guest agent sockets are for `glint verify`.
+  const tail = [...controlArgs(paths), "-pidfile", paths.pidfile];
   if (options.dryRun) {
-    const argv = [...(await vmArgv({ paths, config, ids, extra, env })), ...pidfile];
+    const argv = [...(await vmArgv({ paths, config, ids, extra, env })), ...tail];
     const sidecar = config.tpm
       ? [
           await requireTool("swtpm", env),
@@ -162,7 +185,7 @@ export async function runVm(
         ...(tpm ? { tpmSocket: tpm.socket } : {}),
         env,
       })),
-      ...pidfile,
+      ...tail,
     ];
     const child = spawn(qemu, argv, { stdio: "inherit", env });
     // QEMU owns the terminal while it runs: Ctrl-C reaches it directly; we only forward TERM/HUP.
@@ -188,6 +211,8 @@ export async function runVm(
       return { argv: [qemu, ...argv], exitCode };
     } finally {
       await fs.rm(paths.pidfile, { force: true });
+      await fs.rm(paths.qmpSocket, { force: true });
+      await fs.rm(paths.qgaSocket, { force: true });
       if (killer) clearTimeout(killer);
       process.off("SIGINT", onInt);
       process.off("SIGTERM", onTerm);

@@ -62,6 +62,7 @@ export const VM_FILES = {
   creating: ".creating",
   swtpmSocket: "swtpm.sock",
   qmpSocket: "qmp.sock",
+  qgaSocket: "qga.sock",
   pidfile: "qemu.pid",
 } as const;
 
@@ -89,6 +90,8 @@ export interface VmPaths {
   readonly swtpmSocket: string;
   /** QEMU's QMP socket while the VM runs. */
   readonly qmpSocket: string;
+  /** The QEMU guest agent's channel (virtio-serial) while the VM runs. */
+  readonly qgaSocket: string;
   /** QEMU's pid while the VM runs (written by QEMU's -pidfile). */
   readonly pidfile: string;
   /** The VM's lock, in the store directory. */
@@ -121,6 +124,7 @@ export function vmPaths(home: string, name: string): VmPaths {
     creating: inDir(VM_FILES.creating),
     swtpmSocket: inDir(VM_FILES.swtpmSocket),
     qmpSocket: inDir(VM_FILES.qmpSocket),
+    qgaSocket: inDir(VM_FILES.qgaSocket),
     pidfile: inDir(VM_FILES.pidfile),
     lock: path.join(storePaths(home).vmLocks, `${name}.lock`),
   };
