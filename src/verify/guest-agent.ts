@@ -24,7 +24,10 @@ const SSH_KEY_TYPES = ["rsa", "ecdsa", "ed25519", "dsa"] as const;
 
 /** `SHA256:…` fingerprint of an OpenSSH public key line, as `ssh-keygen -l` prints it. */
 export function sshFingerprint(pubLine: string): string | undefined {
-  const blob = pubLine.trim().split(/\s+/)[1];
+  const [type, blob] = pubLine.trim().split(/\s+/);
+  if (type === undefined || !/^(ssh-[a-z0-9-]+|ecdsa-sha2-[a-z0-9]+|sk-[a-z0-9@.-]+)$/.test(type)) {
+    return undefined;
+  }
   if (blob === undefined || !/^[A-Za-z0-9+/]+=*$/.test(blob)) return undefined;
   const digest = createHash("sha256").update(Buffer.from(blob, "base64")).digest("base64");
   return `SHA256:${digest.replace(/=+$/, "")}`;

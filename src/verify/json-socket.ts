@@ -38,21 +38,43 @@ export class JsonSocket {
     socket.on("close", () => fail(new GlintError(`${path}: connection closed`, { code: "io" })));
   }
 
-  /** Connect to the socket at `path` within `timeoutMs`. */
-  static connect(path: string, timeoutMs: number): Promise<JsonSocket> {
+  /**
+   * Connect to the socket at `path` within `timeoutMs`. A listener that
+   * serves one client at a time (qemu-ga, a QEMU chardev) refuses while it
+   * re-arms after the previous client: ECONNREFUSED is retried until the
+   * deadline.
+   */
+  static async connect(path: string, timeoutMs: number): Promise<JsonSocket> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      try {
+        return new JsonSocket(await JsonSocket.connectOnce(path, deadline - Date.now()), path);
+      } catch (e) {
+        const code = (e as GlintError).cause as NodeJS.ErrnoException | undefined;
+        if (code?.code !== "ECONNREFUSED" || Date.now() + 50 >= deadline) throw e;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+  }
+
+  private static connectOnce(path: string, timeoutMs: number): Promise<net.Socket> {
     return new Promise((resolve, reject) => {
       const socket = net.createConnection({ path });
-      const timer = setTimeout(() => {
-        socket.destroy();
-        reject(new GlintError(`${path}: no connection within ${timeoutMs} ms`, { code: "io" }));
-      }, timeoutMs);
+      const timer = setTimeout(
+        () => {
+          socket.destroy();
+          reject(new GlintError(`${path}: no connection within ${timeoutMs} ms`, { code: "io" }));
+        },
+        Math.max(timeoutMs, 1),
+      );
       socket.once("connect", () => {
         clearTimeout(timer);
         socket.removeAllListeners("error");
-        resolve(new JsonSocket(socket, path));
+        resolve(socket);
       });
       socket.once("error", (e: NodeJS.ErrnoException) => {
         clearTimeout(timer);
+        socket.destroy();
         reject(new GlintError(`${path}: ${e.code ?? e.message}`, { code: "io", cause: e }));
       });
     });
