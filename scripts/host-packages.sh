@@ -3,13 +3,14 @@
 # genisoimage) and the ones its tests use (a Debian kernel, busybox, tmux,
 # shellcheck, dash, mkfs.ext4, cloud-init for `cloud-init schema`; mmdebstrap,
 # sgdisk, mkfs.vfat, mtools and GRUB's EFI modules for the Debian guest
-# images of test/e2e/debian), only those that are missing.
+# images of test/e2e/debian; qemu-ga for the guest agent client tests),
+# only those that are missing.
 set -euo pipefail
 PACKAGES=(
   qemu-system-x86 qemu-utils ovmf swtpm swtpm-tools genisoimage
   linux-image-amd64 busybox-static cpio xz-utils e2fsprogs
   shellcheck dash bash tmux openssh-client cloud-init
-  mmdebstrap gdisk dosfstools mtools grub-efi-amd64-bin
+  mmdebstrap gdisk dosfstools mtools grub-efi-amd64-bin qemu-guest-agent
 )
 missing=()
 for pkg in "${PACKAGES[@]}"; do
