@@ -19,9 +19,11 @@ import { createPostInstallScript, hostnameFor, writeSeed } from "./guest/index.j
 import type { SystemIdentifiers } from "./identity/model.js";
 import {
   buildVmArgv,
+  checkSelfContained,
   createBlankDisk,
   createOverlay,
   type FirmwareFiles,
+  flattenImage,
   imageInfo,
   requireTool,
 } from "./qemu/index.js";
@@ -36,6 +38,11 @@ export interface DiskAndFirmwareOptions {
   base?: string;
   /** Symlink base.qcow2 to the shared `base` instead of copying it. */
   linkBase?: boolean;
+  /**
+   * Accept a base with a backing chain (or an external data file) by copying
+   * it flattened into one self-contained image (`qemu-img convert`).
+   */
+  flattenBase?: boolean;
   /** Create overlay.qcow2 on top of base.qcow2. */
   overlay?: boolean;
   /** Size of a blank base.qcow2 when there is no base image, e.g. "8G". */
@@ -56,6 +63,7 @@ export function hasProvisioningOptions(o: DiskAndFirmwareOptions): boolean {
   return (
     o.base !== undefined ||
     o.linkBase !== undefined ||
+    o.flattenBase !== undefined ||
     o.overlay !== undefined ||
     o.diskSize !== undefined ||
     o.firmware !== undefined ||
@@ -69,13 +77,26 @@ export function hasProvisioningOptions(o: DiskAndFirmwareOptions): boolean {
   );
 }
 
+export interface VmPlan {
+  config: VmConfig;
+  firmware: ResolvedFirmware | undefined;
+  base: string | undefined;
+  /** Copy the base with `qemu-img convert` (it has a backing chain or a data file). */
+  flattenBase: boolean;
+}
+
 /** Validate the options into a config, checking every host tool before anything is created. */
-export async function planVm(
-  o: DiskAndFirmwareOptions,
-  env: NodeJS.ProcessEnv,
-): Promise<{ config: VmConfig; firmware: ResolvedFirmware | undefined; base: string | undefined }> {
+export async function planVm(o: DiskAndFirmwareOptions, env: NodeJS.ProcessEnv): Promise<VmPlan> {
   if (o.overlay && o.base === undefined) throw new UsageError("--overlay needs --base IMG");
   if (o.linkBase && o.base === undefined) throw new UsageError("--link-base needs --base IMG");
+  if (o.flattenBase && o.base === undefined) {
+    throw new UsageError("--flatten-base needs --base IMG");
+  }
+  if (o.flattenBase && o.linkBase) {
+    throw new UsageError(
+      "--flatten-base makes a private flattened copy of the base; it cannot be combined with --link-base",
+    );
+  }
   if (o.linkBase && !o.overlay) {
     throw new UsageError(
       "--link-base shares the base image with other VMs; add --overlay so that this VM never writes to it",
@@ -108,6 +129,7 @@ export async function planVm(
     throw new UsageError(`--net ${config.net} needs --net-ifname NAME`);
   }
   let base: string | undefined;
+  let flattenBase = false;
   if (o.base !== undefined) {
     base = path.resolve(o.base);
     const st = await fs.stat(base).catch(() => undefined);
@@ -118,6 +140,7 @@ export async function planVm(
         `base image ${base} is ${info.format}, not qcow2: convert it with \`qemu-img convert -O qcow2 ${base} base.qcow2\``,
       );
     }
+    flattenBase = await checkSelfContained(base, info, Boolean(o.flattenBase), { env });
     config.base = { source: base, linked: Boolean(o.linkBase) };
   }
   if (o.overlay || o.diskSize !== undefined) await requireTool("qemu-img", env);
@@ -129,13 +152,13 @@ export async function planVm(
     await requireTool("swtpm", env);
   }
   await requireTool("genisoimage", env);
-  return { config, firmware, base };
+  return { config, firmware, base, flattenBase };
 }
 
 /** Create config, disks, NVRAM and TPM of a new VM (identifiers come next). */
 export async function provisionVm(
   paths: VmPaths,
-  plan: Awaited<ReturnType<typeof planVm>>,
+  plan: VmPlan,
   env: NodeJS.ProcessEnv,
   onProgress?: (message: string) => void,
 ): Promise<void> {
@@ -145,9 +168,12 @@ export async function provisionVm(
   if (base !== undefined) {
     if (config.base?.linked) {
       await fs.symlink(base, paths.base);
+    } else if (plan.flattenBase) {
+      onProgress?.("copying the base image, flattened");
+      await flattenImage(base, paths.base, { env });
     } else {
       onProgress?.("copying the base image");
-      await copyFileAtomic(base, paths.base);
+      await copyFileAtomic(base, paths.base, { followSymlinks: true });
     }
   }
   if (config.disk_size !== null) {
@@ -261,6 +287,8 @@ export interface RunResult {
   exitCode: number;
   /** With `dryRun` on a VM with a TPM: the swtpm command to start first. */
   sidecar?: string[];
+  /** The directory to run `sidecar` in, when its paths are relative to it. */
+  sidecarCwd?: string;
 }
 
 export interface RunOptions {
@@ -281,19 +309,29 @@ export async function runVm(
   const qemu = await requireTool("qemu-system-x86_64", env);
   if (options.dryRun) {
     const argv = await vmArgv({ paths, config, ids, extra: options.extra ?? [], env });
-    const sidecar = config.tpm
-      ? [
-          await requireTool("swtpm", env),
-          "socket",
-          "--tpm2",
-          "--tpmstate",
-          `dir=${paths.tpm}`,
-          "--ctrl",
-          `type=unixio,path=${tpmSocketPath(paths)}`,
-          "--terminate",
-        ]
-      : undefined;
-    return { argv: [qemu, ...argv], exitCode: 0, ...(sidecar ? { sidecar } : {}) };
+    if (!config.tpm) return { argv: [qemu, ...argv], exitCode: 0 };
+    // swtpm's option lists split at every comma and have no escape for one,
+    // and a socket path has at most 107 bytes: when the absolute paths do not
+    // fit, the command runs in the VM directory with relative ones.
+    const socket = tpmSocketPath(paths);
+    const relative =
+      paths.tpm.includes(",") || socket.includes(",") || Buffer.byteLength(socket) > 107;
+    const sidecar = [
+      await requireTool("swtpm", env),
+      "socket",
+      "--tpm2",
+      "--tpmstate",
+      `dir=${relative ? path.basename(paths.tpm) : paths.tpm}`,
+      "--ctrl",
+      `type=unixio,path=${relative ? path.basename(socket) : socket}`,
+      "--terminate",
+    ];
+    return {
+      argv: [qemu, ...argv],
+      exitCode: 0,
+      sidecar,
+      ...(relative ? { sidecarCwd: paths.dir } : {}),
+    };
   }
   // Files a boot needs that an older Glint, or a person, may have removed.
   await ensureUefiInstance(config, paths);

@@ -47,6 +47,7 @@ import { applyIdentifiersToQemuCommand, requireTool } from "./qemu/index.js";
 import { DEFAULT_STEPS, tpmCaDir } from "./steps.js";
 import { removeStaleTemps, writeFileAtomic } from "./vm/atomic.js";
 import type { VmConfig } from "./vm/config.js";
+import { readFileIfExists, stripBom } from "./vm/fsutil.js";
 import {
   journalPath,
   type PendingOperation,
@@ -57,6 +58,7 @@ import {
 import { resolveHome, storePaths, type VmPaths, vmPaths } from "./vm/layout.js";
 import { lockHolder, withLock } from "./vm/lock.js";
 import { UsedValues } from "./vm/registry.js";
+import { assertNoForeignSymlinks } from "./vm/safety.js";
 import {
   archiveFile,
   type HistoryEntry,
@@ -160,7 +162,9 @@ export class UuidManager {
     fn: (paths: VmPaths, finished?: OperationResult) => Promise<T>,
   ): Promise<T> {
     const paths = this.paths(vm);
+    await assertNoForeignSymlinks(paths);
     return withLock(paths.lock, { purpose, busyMessage: busyMessage(vm) }, async () => {
+      await assertNoForeignSymlinks(paths);
       await removeStaleTemps(paths.dir);
       await removeStaleTemps(paths.shared);
       await removeStaleTemps(paths.history);
@@ -176,14 +180,15 @@ export class UuidManager {
     if (holder) throw new BusyError(busyMessage(vm)(holder));
   }
 
-  /** Names of all VMs in the home directory. */
+  /** Names of all VMs in the home directory (symlinked ones too: every command refuses those). */
   async listVms(): Promise<string[]> {
-    return listVmNames(this.home);
+    return listVmNames(this.home, { includeSymlinks: true });
   }
 
   /** The VM's identifiers; throws if it has none. */
   async getIdentifiers(vm: string): Promise<SystemIdentifiers> {
     const paths = this.paths(vm);
+    await assertNoForeignSymlinks(paths);
     const ids = await readIdentifiers(paths);
     if (!ids) {
       await assertNoPending(paths);
@@ -194,15 +199,18 @@ export class UuidManager {
 
   /** The VM's config.json (defaults if it has none). */
   async getConfig(vm: string): Promise<VmConfig> {
-    return readConfigOrDefault(this.paths(vm));
+    const paths = this.paths(vm);
+    await assertNoForeignSymlinks(paths);
+    return readConfigOrDefault(paths);
   }
 
   /** Past identities of a VM, oldest first. */
   async history(vm: string): Promise<HistoryEntry[]> {
     const paths = this.paths(vm);
-    await fs.access(paths.dir).catch(() => {
+    await fs.lstat(paths.dir).catch(() => {
       throw new GlintError(`VM "${vm}" does not exist in ${this.home}`);
     });
+    await assertNoForeignSymlinks(paths);
     return listHistory(paths);
   }
 
@@ -346,6 +354,7 @@ export class UuidManager {
    */
   async qemuArgs(vm: string, extra: readonly string[] = []): Promise<string[]> {
     const paths = this.paths(vm);
+    await assertNoForeignSymlinks(paths);
     await assertNoPending(paths);
     const ids = await this.getIdentifiers(vm);
     const config = await readConfigOrDefault(paths);
@@ -408,6 +417,7 @@ export class UuidManager {
       return runVm(paths, config, ids, options, this.env);
     };
     if (options.dryRun) {
+      await assertNoForeignSymlinks(this.paths(vm));
       await assertNoPending(this.paths(vm));
       return go(this.paths(vm));
     }
@@ -420,12 +430,7 @@ export class UuidManager {
     policy: Policy,
     options: OperationOptions,
   ): Promise<OperationResult> {
-    let previousRaw: string | undefined;
-    try {
-      previousRaw = await fs.readFile(paths.identifiers, "utf8");
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
-    }
+    const previousRaw = await readFileIfExists(paths.identifiers);
     let previous: SystemIdentifiers | undefined;
     if (previousRaw !== undefined) {
       try {
@@ -640,7 +645,7 @@ function noIdentifiers(vm: string, home: string): GlintError {
 
 function parseJson(raw: string, file: string): unknown {
   try {
-    return JSON.parse(raw);
+    return JSON.parse(stripBom(raw));
   } catch (error) {
     throw invalidJson(file, error);
   }

@@ -5,10 +5,13 @@
  */
 import { CommanderError } from "commander";
 import { GlintError } from "../errors.js";
+import { systemError } from "../vm/syserror.js";
+import { printable } from "./printable.js";
 import { buildProgram } from "./program.js";
 
+/** One line, with control characters escaped (messages may quote file content). */
 function oneLine(text: string): string {
-  return text.replace(/\s*\n\s*/g, " ").trim();
+  return printable(text.replace(/\s*\n\s*/g, " ").trim());
 }
 
 /** Commands that change a VM. */
@@ -66,6 +69,12 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (error instanceof Error && error.name === "ExitPromptError") {
       process.stderr.write("glint: cancelled; nothing was changed\n");
       return 1;
+    }
+    // A raw system error (ENOSPC, EROFS, EACCES, …) that carries a path: explain it.
+    const explained = systemError(error);
+    if (explained instanceof GlintError) {
+      process.stderr.write(`glint: ${oneLine(explained.message)}\n`);
+      return explained.exitCode;
     }
     const err = error as NodeJS.ErrnoException;
     if (process.env.GLINT_DEBUG) process.stderr.write(`${err?.stack ?? String(error)}\n`);

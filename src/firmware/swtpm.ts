@@ -219,9 +219,13 @@ async function runSwtpmSetup(
       "--overwrite",
       ...(options.vmName === undefined ? [] : ["--vmid", options.vmName]),
     ];
+    // swtpm_setup makes its certificate directory (swtpm_setup.certs.XXXXXX)
+    // in $TMPDIR: inside the work directory, a killed setup's is removed with it.
+    const setupTmp = path.join(work, "tmp");
+    await fs.mkdir(setupTmp, { mode: 0o700 });
     try {
       await execFileAsync(swtpmSetup, argv, {
-        env,
+        env: { ...env, TMPDIR: setupTmp },
         timeout: options.timeoutMs ?? 60_000,
         maxBuffer: 1024 * 1024,
       });

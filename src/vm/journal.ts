@@ -16,7 +16,7 @@ import { GlintError } from "../errors.js";
 import { identifiersToDict, parseIdentifiers, type SystemIdentifiers } from "../identity/model.js";
 import type { PolicyName, ResetStep } from "../identity/policies.js";
 import { writeFileAtomic } from "./atomic.js";
-import { readFileIfExists } from "./fsutil.js";
+import { readFileIfExists, stripBom } from "./fsutil.js";
 import type { VmPaths } from "./layout.js";
 
 export interface PendingOperation {
@@ -60,7 +60,7 @@ export async function readJournal(paths: VmPaths): Promise<PendingOperation | un
   if (raw === undefined) return undefined;
   let parsed: z.infer<typeof journalSchema>;
   try {
-    parsed = journalSchema.parse(JSON.parse(raw));
+    parsed = journalSchema.parse(JSON.parse(stripBom(raw)));
   } catch (error) {
     const why = error instanceof Error ? error.message.split("\n")[0] : String(error);
     throw new GlintError(
@@ -79,10 +79,9 @@ export async function readJournal(paths: VmPaths): Promise<PendingOperation | un
 /** The identifier values of a journal, read leniently (for the uniqueness scan). */
 export async function journalValues(dir: string): Promise<unknown> {
   try {
-    const data = JSON.parse(await fs.readFile(path.join(dir, ".pending.json"), "utf8")) as {
-      identifiers?: unknown;
-    };
-    return data.identifiers;
+    const raw = await readFileIfExists(path.join(dir, ".pending.json"));
+    const data = JSON.parse(stripBom(raw ?? "null")) as { identifiers?: unknown } | null;
+    return data?.identifiers;
   } catch {
     return undefined;
   }

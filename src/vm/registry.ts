@@ -15,6 +15,7 @@ import path from "node:path";
 import { canonicalHex } from "../identity/formats.js";
 import { IDENTIFIER_FIELDS, type SystemIdentifiers } from "../identity/model.js";
 import { writeFileAtomic } from "./atomic.js";
+import { readFileIfExists, stripBom } from "./fsutil.js";
 import { journalValues } from "./journal.js";
 import { storePaths } from "./layout.js";
 import { listVmNames } from "./store.js";
@@ -55,7 +56,8 @@ export class UsedValues {
     this.owners.clear();
     const readJson = async (file: string): Promise<unknown> => {
       try {
-        return JSON.parse(await fs.readFile(file, "utf8"));
+        // Never through a symlink, never blocking on a FIFO; a BOM is allowed.
+        return JSON.parse(stripBom((await readFileIfExists(file)) ?? "null"));
       } catch {
         return undefined; // no or unreadable file: nothing to reserve
       }
