@@ -27,7 +27,7 @@ import { promisify } from "node:util";
 import { GlintError, UsageError } from "../errors.js";
 import { requireTool } from "../qemu/tools.js";
 import { fsyncDir, fsyncFile, isAlive, tempPathFor } from "../vm/atomic.js";
-import { isFile } from "../vm/fsutil.js";
+import { isFile, readNoFollow } from "../vm/fsutil.js";
 import { preparedChange } from "../vm/prepared.js";
 import type { PreparedReset } from "./ovmf.js";
 
@@ -264,14 +264,10 @@ async function runSwtpmSetup(
  */
 export async function readEkFingerprint(dir: string): Promise<string> {
   const file = path.join(dir, TPM2_PERMALL);
-  let state: Buffer;
-  try {
-    state = await fs.readFile(file);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") {
-      throw new GlintError(`no TPM state in ${dir}: ${TPM2_PERMALL} is missing`);
-    }
-    throw error;
+  // Never through a symlink (a VM's TPM state is never one).
+  const state = (await readNoFollow(file))?.data;
+  if (state === undefined) {
+    throw new GlintError(`no TPM state in ${dir}: ${TPM2_PERMALL} is missing`);
   }
   const eks = embeddedCertificates(state).filter((c) =>
     c.keyUsage?.includes(TCG_KP_EK_CERTIFICATE),

@@ -70,18 +70,16 @@ export function stripBom(text: string): string {
 }
 
 /**
- * `mkdir -p dir`, with a system error that names the real cause: Node's
- * recursive mkdir reports ENOENT for a read-only or forbidden parent, so on
- * ENOENT the path is created one level at a time to find the failing one.
+ * `mkdir -p dir`, with a system error that names the real cause and path:
+ * Node's recursive mkdir reports ENOENT for a read-only parent and names the
+ * whole path, so on failure the path is created one level at a time.
  */
 export async function makeDirectory(dir: string): Promise<void> {
   try {
     await fs.mkdir(dir, { recursive: true });
     return;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "ENOENT") {
-      throw systemError(error, dir, "creating");
-    }
+  } catch {
+    // Find the level that fails, and why.
   }
   const levels: string[] = [];
   for (let d = path.resolve(dir); d !== path.dirname(d); d = path.dirname(d)) levels.unshift(d);

@@ -2,10 +2,12 @@
  * System errors become one line that names the path and says what to do;
  * a full or read-only disk leaves no debris; an empty home is refused.
  */
+import { spawnSync } from "node:child_process";
 import { promises as fs } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { runCli, tempDir } from "../fixtures/helpers.js";
+import { CLI, runCli, tempDir } from "../fixtures/helpers.js";
 import { fillDisk, listTree, mountTmpfs, remount } from "../support/hostile.js";
 
 let disk: { dir: string; unmount: () => Promise<void> };
@@ -100,5 +102,26 @@ describe("an empty home", () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/empty/);
     expect(await fs.readdir(cwd.dir)).toEqual([]);
+  });
+});
+
+describe("permission denied", () => {
+  it("names the directory glint may not write, and the uid it runs as", async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), "glint-eacces-"));
+    try {
+      await fs.chmod(dir, 0o755);
+      // Root is never denied: run glint as nobody in a root-owned directory.
+      const r = spawnSync(process.execPath, [CLI, "create", "vm", "--home", path.join(dir, "h")], {
+        uid: 65534,
+        gid: 65534,
+        encoding: "utf8",
+      });
+      const line = oneLine({ code: r.status, stderr: r.stderr });
+      expect(line).toBe(
+        `glint: permission denied while creating ${path.join(dir, "h")}: check the owner and mode of that path (glint runs as uid 65534)`,
+      );
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
   });
 });
