@@ -16,6 +16,7 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { BusyError } from "../errors.js";
 import { makeDirectory, readFileIfExists } from "./fsutil.js";
+import { lockTakeoverPath, lockTempPath } from "./layout.js";
 import { systemError } from "./syserror.js";
 
 interface Owner {
@@ -72,8 +73,8 @@ export interface AcquireOptions {
   purpose: string;
   /** How long to wait for a live holder; 0 = fail at once with BusyError. */
   waitMs?: number;
-  /** Message of the BusyError; receives the holder's pid and purpose. */
-  busyMessage?: (holder: { pid: number; purpose: string }) => string;
+  /** The VM this lock protects, named in the BusyError. */
+  vm?: string;
 }
 
 const GUARD_STALE_MS = 10_000;
@@ -84,7 +85,7 @@ const GUARD_STALE_MS = 10_000;
  * exists. The temp file never outlives the call, also on a full disk.
  */
 async function createWithContent(file: string, body: string, token: string): Promise<boolean> {
-  const tmp = `${file}.${token}.new`;
+  const tmp = lockTempPath(file, token);
   try {
     await fs.writeFile(tmp, body, { flag: "wx" });
     await fs.link(tmp, file);
@@ -111,7 +112,7 @@ async function guardIsStale(guard: string): Promise<{ stale: boolean; raw?: stri
 
 /** Returns false if another process holds the takeover guard (the caller should back off). */
 async function takeOverStale(file: string, staleRaw: string, owner: Owner): Promise<boolean> {
-  const guard = `${file}.takeover`;
+  const guard = lockTakeoverPath(file);
   if (!(await createWithContent(guard, JSON.stringify(owner), `${owner.token}-guard`))) {
     // Someone else is taking it over; a guard left by a killed process is removed.
     const judged = await guardIsStale(guard);
@@ -178,8 +179,10 @@ export async function acquireLock(file: string, options: AcquireOptions): Promis
     if (Date.now() >= deadline) {
       const holder = { pid: cur.owner.pid, purpose: cur.owner.purpose };
       throw new BusyError(
-        options.busyMessage?.(holder) ??
-          `${file} is locked by process ${holder.pid} (${holder.purpose}); try again when it finishes`,
+        options.vm === undefined
+          ? `${file} is locked by process ${holder.pid} (${holder.purpose})`
+          : `VM "${options.vm}" is busy: process ${holder.pid} holds it for "${holder.purpose}"`,
+        { ...holder, ...(options.vm === undefined ? {} : { vm: options.vm }) },
       );
     }
     await sleep(delay + Math.random() * delay);

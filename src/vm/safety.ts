@@ -11,8 +11,7 @@
 import { promises as fs, type Stats } from "node:fs";
 import path from "node:path";
 import { GlintError } from "../errors.js";
-import { journalPath } from "./journal.js";
-import type { VmPaths } from "./layout.js";
+import { TPM2_PERMALL, type VmPaths } from "./layout.js";
 import { readConfig } from "./store.js";
 import { symlinkRefused, systemError } from "./syserror.js";
 
@@ -34,14 +33,16 @@ function neverLinks(paths: VmPaths): string[] {
     paths.tpm,
     paths.identifiers,
     paths.config,
-    journalPath(paths),
-    path.join(paths.dir, ".creating"),
+    paths.journal,
+    paths.creating,
     paths.overlay,
     paths.uefiSeed,
     paths.uefiInstance,
     paths.seedIso,
     paths.script,
-    path.join(paths.tpm, "tpm2-00.permall"),
+    paths.identityEnv,
+    paths.pidfile,
+    path.join(paths.tpm, TPM2_PERMALL),
   ];
 }
 

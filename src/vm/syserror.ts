@@ -18,53 +18,39 @@ function errnoOf(error: unknown): NodeJS.ErrnoException | undefined {
 /** The refusal for a symlink Glint did not create (Glint never follows one). */
 export function symlinkRefused(file: string): GlintError {
   return new GlintError(
-    `${file} is a symbolic link: Glint does not follow links it did not create; replace the link with the real file or directory and try again`,
+    `${file} is a symbolic link: Glint does not follow links it did not create`,
+    { code: "invalid-file", details: { file, reason: "symlink" } },
   );
 }
 
+/** What happened, per errno; the CLI's advice (src/cli/advice.ts) says what to do. */
+const WHAT: Record<string, (where: string, action: FsAction) => string> = {
+  ENOSPC: (w, a) => `no space left on the device while ${a} ${w}`,
+  EDQUOT: (w, a) => `disk quota exceeded while ${a} ${w}`,
+  EROFS: (w) => `${w} is on a read-only file system`,
+  EACCES: (w, a) => `permission denied while ${a} ${w}`,
+  EPERM: (w, a) => `operation not permitted while ${a} ${w}`,
+  EISDIR: (w) => `${w} is a directory where Glint expects a file`,
+  ENOTDIR: (w) => `a part of ${w} is not a directory`,
+  EIO: (w, a) => `input/output error while ${a} ${w}`,
+};
+
 /**
- * A GlintError naming `file` (or the error's own path) for the system errors
- * a user can act on; any other error is returned unchanged.
+ * A GlintError (code `io`, reason the errno in lowercase) naming `file` (or
+ * the error's own path) for the system errors a user can act on; any other
+ * error is returned unchanged.
  */
 export function systemError(error: unknown, file?: string, action: FsAction = "writing"): unknown {
   const e = errnoOf(error);
-  if (!e) return error;
+  if (!e?.code) return error;
   const where = file ?? e.path ?? (e as { dest?: string }).dest;
   if (where === undefined) return error;
-  const glint = (message: string) => new GlintError(message, { cause: error });
-  switch (e.code) {
-    case "ENOSPC":
-      return glint(
-        `no space left on the device while ${action} ${where}: free some space and run the command again`,
-      );
-    case "EDQUOT":
-      return glint(
-        `disk quota exceeded while ${action} ${where}: free some space (or raise the quota) and run the command again`,
-      );
-    case "EROFS":
-      return glint(
-        `${where} is on a read-only file system: remount it read-write, or use a --home on a writable file system`,
-      );
-    case "EACCES":
-    case "EPERM":
-      return glint(
-        `permission denied while ${action} ${where}: check the owner and mode of that path (glint runs as uid ${process.getuid?.() ?? "?"})`,
-      );
-    case "EISDIR":
-      return glint(
-        `${where} is a directory where Glint expects a file: move it out of the way and run the command again`,
-      );
-    case "ENOTDIR":
-      return glint(
-        `a part of ${where} is not a directory: move that file out of the way and run the command again`,
-      );
-    case "ELOOP":
-      return symlinkRefused(where);
-    case "EIO":
-      return glint(
-        `input/output error while ${action} ${where}: the disk may be failing; check \`dmesg\``,
-      );
-    default:
-      return error;
-  }
+  if (e.code === "ELOOP") return symlinkRefused(where);
+  const what = WHAT[e.code];
+  if (what === undefined) return error;
+  return new GlintError(what(where, action), {
+    code: "io",
+    details: { file: where, reason: e.code.toLowerCase() },
+    cause: error,
+  });
 }
