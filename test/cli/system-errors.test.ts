@@ -118,7 +118,7 @@ describe("permission denied", () => {
       });
       const line = oneLine({ code: r.status, stderr: r.stderr });
       expect(line).toBe(
-        `glint: permission denied while creating ${path.join(dir, "h")}: check the owner and mode of that path (glint runs as uid 65534)`,
+        `glint: permission denied while creating ${path.join(dir, "h")}; check the owner and mode of that path (glint runs as uid 65534)`,
       );
     } finally {
       await fs.rm(dir, { recursive: true, force: true });
