@@ -29,7 +29,8 @@ export function adviceFor(error: GlintError): string | undefined {
         return `fix it, or replace the identity with \`glint create ${vm} --force\` (${HISTORY})`;
       if (d.reason === "newer-schema") return "upgrade Glint";
       if (d.reason === "journal") return "delete it to keep the current identity";
-      if (d.reason === "symlink") return "replace the symlink with the file itself";
+      if (d.reason === "symlink")
+        return "replace the link with the real file or directory and try again";
       return "fix it";
     case "interrupted":
       if (d.reason === "pending-create")
