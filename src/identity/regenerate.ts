@@ -10,6 +10,7 @@ import {
   MAX_GENERATION,
   SCHEMA_VERSION,
   type SystemIdentifiers,
+  sealIdentifiers,
 } from "./model.js";
 import type { Policy } from "./policies.js";
 
@@ -76,7 +77,7 @@ export function applyPolicy(
       }
     }
   }
-  return Object.freeze({
+  return sealIdentifiers({
     schema_version: SCHEMA_VERSION,
     ...values,
     generation: current ? current.generation + 1 : 1,
