@@ -339,7 +339,8 @@ export async function installUefiVars(
   seedPath: string,
   instancePath: string,
 ): Promise<void> {
-  await copyFileAtomic(fw.varsTemplate, seedPath);
+  // The template is a system file (often a symlink to the real one): followed.
+  await copyFileAtomic(fw.varsTemplate, seedPath, { followSymlinks: true });
   await copyFileAtomic(seedPath, instancePath);
 }
 

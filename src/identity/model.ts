@@ -19,6 +19,9 @@ import {
 
 export const SCHEMA_VERSION = 1;
 
+/** The largest `generation`: 10 digits, as the guest script and seed templates check. */
+export const MAX_GENERATION = 9_999_999_999;
+
 /** The identifiers proper: every field that is drawn at random. */
 export const IDENTIFIER_FIELDS = [
   "vm_uuid",
@@ -61,7 +64,7 @@ export const systemIdentifiersSchema = z.strictObject({
   schema_version: z.literal(SCHEMA_VERSION),
   ...identifierShape,
   /** Bumped on every regeneration; feeds the cloud-init instance-id. */
-  generation: z.number().int().min(1),
+  generation: z.number().int().min(1).max(MAX_GENERATION),
   created_at: timestamp,
   updated_at: timestamp,
 });

@@ -19,7 +19,7 @@ import { GlintError } from "../errors.js";
 import { identifiersToDict, parseIdentifiers, type SystemIdentifiers } from "../identity/model.js";
 import type { PolicyName, ResetStep } from "../identity/policies.js";
 import { writeFileAtomic } from "../vm/atomic.js";
-import { readFileIfExists } from "../vm/fsutil.js";
+import { readFileIfExists, stripBom } from "../vm/fsutil.js";
 import type { VmPaths } from "../vm/layout.js";
 
 export type JournalStage = "reserved" | "committing";
@@ -67,7 +67,7 @@ export async function readJournal(paths: VmPaths): Promise<PendingOperation | un
   if (raw === undefined) return undefined;
   let parsed: z.infer<typeof journalSchema>;
   try {
-    parsed = journalSchema.parse(JSON.parse(raw));
+    parsed = journalSchema.parse(JSON.parse(stripBom(raw)));
   } catch (error) {
     const why = error instanceof Error ? error.message.split("\n")[0] : String(error);
     throw new GlintError(
