@@ -5,9 +5,9 @@
  * generation, so cloud-init treats a regenerated VM as a new instance.
  */
 import { promises as fs } from "node:fs";
+import { createRequire } from "node:module";
 import path from "node:path";
-import { parseDocument } from "yaml";
-import { z } from "zod";
+import * as z from "zod";
 import { GlintError, MissingToolError } from "../errors.js";
 import { UUID_V4_RE, VM_NAME_RE } from "../identity/formats.js";
 import { parseIdentifiers, type SystemIdentifiers } from "../identity/model.js";
@@ -106,10 +106,17 @@ export function instanceIdFor(ids: SystemIdentifiers): string {
 }
 
 /**
+ * Loads the yaml library on first use (node caches it): only the commands that
+ * render a seed need it, and importing it up front slows every `glint` start.
+ */
+const requireOnUse = createRequire(import.meta.url);
+
+/**
  * Parse YAML the way cloud-init's PyYAML does (YAML 1.1, so `yes`/`no`/`on`
  * are booleans), refusing duplicate keys and any parse error or warning.
  */
 function parseYaml(text: string, what: string): unknown {
+  const { parseDocument } = requireOnUse("yaml") as typeof import("yaml");
   const doc = parseDocument(text, { version: "1.1", uniqueKeys: true, prettyErrors: false });
   const problem = doc.errors[0] ?? doc.warnings[0];
   if (problem) throw new GlintError(`${what} is not valid YAML: ${problem.message}`);
