@@ -5,42 +5,37 @@
  * 1. `tsc -p tsconfig.json` compiles every module of src/ into dist/: the
  *    library (`dist/index.js` and its types), the benchmarks, and the modules
  *    the tests' child processes import.
- * 2. esbuild bundles the CLI, src/cli/main.ts, into `dist/cli/main.js` (the
- *    `glint` bin, replacing tsc's file): one minified module with its
- *    dependencies instead of ~100 files to resolve, read and compile at every
- *    start. Code that only some commands need and that is loaded with
- *    `import()` (the interactive menu and its prompt library) goes into
- *    `dist/cli/chunk-*.js` files beside it, read only when used.
+ * 2. esbuild bundles the CLI (src/cli/main.ts and everything it imports, the
+ *    npm dependencies too) into one CommonJS script, `dist/cli/glint.cjs`,
+ *    instead of ~100 modules to resolve, read and compile at every start.
+ *    Code that only some commands need (the menu and its prompt library, the
+ *    yaml library) is evaluated on first use only.
+ * 3. `dist/cli/main.js`, the `glint` bin, becomes the small loader compiled
+ *    from src/cli/bin.ts (replacing tsc's unbundled main.js): it runs the
+ *    bundle with V8's code cache.
+ * 4. The loader runs `glint list` once, on a home with one VM, to write that
+ *    cache, `dist/cli/glint.cjs.cache`.
  *
- * dist/cli-bundle.json is esbuild's metafile: which sources went into which
- * output file. Every bundled file sits in dist/cli/, at the same depth as tsc's
+ * The bundle sits in dist/cli/, at the same depth as tsc's
  * dist/guest/render.js, so `new URL("../../templates/", import.meta.url)`
- * finds the package's templates/ from both; the build checks that.
+ * finds the package's templates/ from both. dist/cli-bundle.json is esbuild's
+ * metafile (which sources went into the bundle; test/cli/bundle.test.ts reads
+ * it).
  */
 import { execFileSync } from "node:child_process";
-import { readdirSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
+import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { build } from "esbuild";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const dist = path.join(root, "dist");
 const cliDir = path.join(dist, "cli");
-/** Outputs of esbuild other than main.js; removed before each build so none goes stale. */
-const CHUNK_RE = /^chunk-.*\.js(\.map)?$/;
-
-function removeOldChunks() {
-  let names = [];
-  try {
-    names = readdirSync(cliDir);
-  } catch {
-    return;
-  }
-  for (const name of names) {
-    if (CHUNK_RE.test(name)) rmSync(path.join(cliDir, name), { force: true });
-  }
-}
+const BUNDLE = path.join(cliDir, "glint.cjs");
+const CACHE = `${BUNDLE}.cache`;
+const BIN = path.join(cliDir, "main.js");
 
 function runTsc() {
   const tsc = createRequire(import.meta.url).resolve("typescript/bin/tsc");
@@ -53,48 +48,74 @@ function runTsc() {
 async function bundleCli() {
   const result = await build({
     absWorkingDir: root,
-    entryPoints: { main: "src/cli/main.ts" },
-    outdir: cliDir,
-    chunkNames: "chunk-[hash]",
+    entryPoints: ["src/cli/main.ts"],
+    outfile: BUNDLE,
     bundle: true,
-    splitting: true,
-    format: "esm",
+    format: "cjs",
     platform: "node",
     target: "node20.12",
     minify: true,
-    // Error classes and the CLI's messages rely on no function name, but
-    // stack traces (GLINT_DEBUG=1) stay readable.
+    // Stack traces (GLINT_DEBUG=1) keep function and class names.
     keepNames: true,
     sourcemap: "linked",
-    // CommonJS dependencies (commander, the prompt library) call require()
-    // for Node's built-in modules; an ES module has no `require` of its own.
-    banner: {
-      js: 'import { createRequire as __glintCreateRequire } from "node:module"; const require = __glintCreateRequire(import.meta.url);',
-    },
+    // render.ts finds templates/ from import.meta.url, which a CommonJS
+    // script does not have: give it the bundle's own URL.
+    define: { "import.meta.url": "__glintImportMetaUrl" },
+    banner: { js: 'var __glintImportMetaUrl=require("node:url").pathToFileURL(__filename).href;' },
     metafile: true,
+    write: false,
     logLevel: "warning",
   });
-  // What went into which file: test/cli/bundle.test.ts checks that the code
-  // loaded at start leaves out what only some commands need.
+  for (const file of result.outputFiles) {
+    let text = file.text;
+    // The loader wraps the bundle in a function, where a #! line is a syntax
+    // error; a comment keeps the line numbers of the source map.
+    if (file.path === BUNDLE) text = text.replace(/^#!/, "//");
+    writeFileSync(file.path, text);
+  }
   writeFileSync(path.join(dist, "cli-bundle.json"), JSON.stringify(result.metafile));
-  // ../../templates/ must resolve from whichever output holds render.ts.
-  for (const file of Object.keys(result.metafile.outputs)) {
-    if (!file.endsWith(".js")) continue;
-    const dir = path.resolve(root, path.dirname(file));
-    if (dir !== cliDir) throw new Error(`build: bundle output ${file} is not in ${cliDir}`);
-    const name = path.basename(file);
-    if (name !== "main.js" && !CHUNK_RE.test(name)) {
-      throw new Error(`build: bundle output ${file} would not be removed by the next build`);
-    }
+}
+
+/**
+ * A home with one VM (identity only: no host tool needed), so that the run
+ * that writes the code cache reads, checks and prints a VM as `glint show`
+ * and `glint list` do. Without it the cache just covers less.
+ */
+async function sampleHome(home) {
+  try {
+    const { UuidManager } = await import(pathToFileURL(path.join(dist, "index.js")).href);
+    await new UuidManager({ home, steps: {} }).generateFreshIdentifiers("sample");
+  } catch (error) {
+    process.stderr.write(`build: warning: no sample VM for the code cache: ${error}\n`);
+  }
+}
+
+async function writeCodeCache() {
+  const home = mkdtempSync(path.join(os.tmpdir(), "glint-build-"));
+  const tmp = `${CACHE}.tmp`;
+  try {
+    await sampleHome(home);
+    execFileSync(process.execPath, [BIN, "list", "--json", "--home", home], {
+      env: { ...process.env, GLINT_CODE_CACHE_OUT: tmp },
+      stdio: ["ignore", "ignore", "inherit"],
+    });
+    renameSync(tmp, CACHE);
+  } finally {
+    rmSync(tmp, { force: true });
+    rmSync(home, { recursive: true, force: true });
   }
 }
 
 try {
-  removeOldChunks();
+  for (const f of [BUNDLE, `${BUNDLE}.map`, CACHE]) rmSync(f, { force: true });
   runTsc();
   await bundleCli();
+  copyFileSync(path.join(cliDir, "bin.js"), BIN);
+  // tsc's source map of the unbundled main.js; main.js now points to bin.js.map.
+  rmSync(`${BIN}.map`, { force: true });
+  await writeCodeCache();
 } catch (error) {
-  // tsc already printed its diagnostics; esbuild printed its own.
+  // tsc and esbuild already printed their diagnostics.
   process.stderr.write(`build failed: ${error instanceof Error ? error.message : String(error)}\n`);
   process.exitCode = 1;
 }
