@@ -80,6 +80,15 @@ describe("the CLI bundle", () => {
     expect(inputs).not.toContain("src/cli/bin.ts");
   });
 
+  it('holds only the zod it uses (`import * as z from "zod"`, not `import { z }`)', () => {
+    // `import { z } from "zod"` keeps every export of zod, its ~50 locales
+    // included, and makes the bundle several times larger and slower to start.
+    const inputs = Object.keys(meta.outputs["dist/cli/glint.cjs"]?.inputs ?? {});
+    const zod = inputs.filter((i) => i.startsWith("node_modules/zod/"));
+    expect(zod.length).toBeGreaterThan(0);
+    expect(zod.filter((i) => /\/locales\/(?!(en|index)\.js$)/.test(i))).toEqual([]);
+  });
+
   it("requires only node builtins and the package's dependencies, and has no import()", async () => {
     const pkg = JSON.parse(await fs.readFile(path.join(ROOT, "package.json"), "utf8")) as {
       dependencies: Record<string, string>;
