@@ -6,9 +6,12 @@
  * `node -e 0`, `glint show VM --json` and `glint list --json` once, in an
  * order that rotates from round to round, so that the three are measured
  * side by side under the same machine load; the figures are the medians and
- * their ratios. One untimed round first fills the page cache.
+ * their ratios, and the load average, since other jobs on the machine
+ * stretch a longer process more. One untimed round first fills the page
+ * cache.
  */
 import { execFile } from "node:child_process";
+import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
@@ -97,6 +100,8 @@ export const coldStartBenchmark: Benchmark = {
           { label: "glint list --json, whole process (median)", value: list, unit: "ms" },
           { label: "glint show / node -e 0", value: show / node, unit: "×" },
           { label: "glint list / node -e 0", value: list / node, unit: "×" },
+          // Other jobs on the machine slow every process down, the longer ones more.
+          { label: "load average (1 min) at the end", value: os.loadavg()[0] ?? 0, unit: "" },
         ],
       };
     });
