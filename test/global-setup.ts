@@ -43,11 +43,14 @@ export async function setup(): Promise<void> {
   const built = await fs.stat(cli).catch(() => undefined);
   if (!built) throw new Error(`global setup: ${cli} is missing after the build`);
   // Every source that existed before the build started must now have a fresh
-  // .js (for src/cli/main.ts: the bundle).
+  // .js; src/cli/ is built into two files only: the bin (dist/cli/main.js,
+  // from bin.ts) and the bundle of the CLI (dist/cli/glint.cjs).
   // (Files saved while the build ran, e.g. by someone editing concurrently, only warn.)
   const stale: string[] = [];
   for (const src of await sources(path.join(root, "src"))) {
-    const rel = path.relative(path.join(root, "src"), src.file).replace(/\.ts$/, ".js");
+    let rel = path.relative(path.join(root, "src"), src.file).replace(/\.ts$/, ".js");
+    if (rel.startsWith(`cli${path.sep}`))
+      rel = rel === path.join("cli", "bin.js") ? "cli/main.js" : "cli/glint.cjs";
     const js = await fs.stat(path.join(root, "dist", rel)).catch(() => undefined);
     if (src.mtimeMs >= started) {
       console.warn(
@@ -58,6 +61,8 @@ export async function setup(): Promise<void> {
     }
   }
   if (stale.length > 0) {
-    throw new Error(`global setup: missing or stale after the build: ${stale.join(", ")}`);
+    throw new Error(
+      `global setup: missing or stale after the build: ${[...new Set(stale)].join(", ")}`,
+    );
   }
 }

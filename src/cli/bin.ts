@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 /**
  * The `glint` bin as built: `npm run build` compiles this file alone into
- * dist/cli/main.js, next to dist/cli/glint.cjs, the whole CLI (src/cli/main.ts
- * and its dependencies) bundled into one script by esbuild.
+ * dist/cli/main.js (CommonJS, which node starts faster than an ES module),
+ * next to dist/cli/glint.cjs, the whole CLI (src/cli/main.ts and its
+ * dependencies) bundled into one script by esbuild.
  *
  * It runs the bundle the way node runs a CommonJS module, but with V8's code
  * cache: dist/cli/glint.cjs.cache holds the bytecode V8 compiled for the
