@@ -19,8 +19,8 @@
  *    cache, `dist/cli/glint.cjs.cache`.
  *
  * The bundle sits in dist/cli/, at the same depth as tsc's
- * dist/guest/render.js, so `new URL("../../templates/", import.meta.url)`
- * finds the package's templates/ from both. dist/cli-bundle.json is esbuild's
+ * dist/guest/script.js, so `new URL("../../assets/…", import.meta.url)`
+ * finds the package's assets/ from both. dist/cli-bundle.json is esbuild's
  * metafile (which sources went into the bundle; test/cli/bundle.test.ts reads
  * it).
  */
@@ -65,7 +65,7 @@ async function bundleCli() {
     // Stack traces (GLINT_DEBUG=1) keep function and class names.
     keepNames: true,
     sourcemap: "linked",
-    // render.ts finds templates/ from import.meta.url.
+    // script.ts finds assets/ from import.meta.url.
     ...IMPORT_META_URL,
     metafile: true,
     write: false,

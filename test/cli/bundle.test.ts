@@ -3,7 +3,7 @@
  * loader (src/cli/bin.ts), runs dist/cli/glint.cjs, the whole CLI bundled by
  * esbuild, with the V8 code cache the build wrote. These tests check the
  * built output itself: what it loads and when, that the cache is used, and
- * that a copy of the package finds its own templates. (Every command's
+ * that a copy of the package finds its own assets. (Every command's
  * behaviour is tested through the same bin by the other test/cli/ files.)
  */
 import { execFile } from "node:child_process";
@@ -70,11 +70,11 @@ async function probed(...args: string[]): Promise<Run & { probe: Probe }> {
 }
 
 describe("the CLI bundle", () => {
-  it("is one script in dist/cli/ (so that ../../templates/ resolves as from dist/guest/)", () => {
+  it("is one script in dist/cli/ (so that ../../assets/ resolves as from dist/guest/)", () => {
     const outputs = Object.keys(meta.outputs).filter((f) => f.endsWith(".cjs"));
     expect(outputs).toEqual(["dist/cli/glint.cjs"]);
     const inputs = Object.keys(meta.outputs["dist/cli/glint.cjs"]?.inputs ?? {});
-    for (const src of ["src/cli/main.ts", "src/guest/render.ts", "src/cli/menu/index.ts"])
+    for (const src of ["src/cli/main.ts", "src/guest/script.ts", "src/cli/menu/index.ts"])
       expect(inputs).toContain(src);
     // The loader is not in it: it stays small and imports nothing of ours.
     expect(inputs).not.toContain("src/cli/bin.ts");
@@ -153,7 +153,7 @@ describe("the built glint", () => {
   it("still runs, without the code cache, when the bundle changed after the build", async () => {
     const copy = path.join(dir, "stale");
     await fs.cp(path.join(ROOT, "dist"), path.join(copy, "dist"), { recursive: true });
-    await fs.cp(path.join(ROOT, "templates"), path.join(copy, "templates"), { recursive: true });
+    await fs.cp(path.join(ROOT, "assets"), path.join(copy, "assets"), { recursive: true });
     await fs.copyFile(path.join(ROOT, "package.json"), path.join(copy, "package.json"));
     await fs.symlink(path.join(ROOT, "node_modules"), path.join(copy, "node_modules"));
     // Same length (V8 only checks the length), different text.
@@ -176,17 +176,17 @@ describe("the built glint", () => {
     expect(probe.scripts).toEqual([{ filename: bundle, cachedData: false }]);
   });
 
-  it("a copy of the package in another directory renders its own templates", async () => {
-    // Lay out an installed package: dist/, templates/, package.json and
+  it("a copy of the package in another directory uses its own assets", async () => {
+    // Lay out an installed package: dist/, assets/, package.json and
     // node_modules (for yaml, which is not bundled).
     const pkg = path.join(dir, "pkg");
     await fs.mkdir(pkg);
     await fs.cp(path.join(ROOT, "dist"), path.join(pkg, "dist"), { recursive: true });
-    await fs.cp(path.join(ROOT, "templates"), path.join(pkg, "templates"), { recursive: true });
+    await fs.cp(path.join(ROOT, "assets"), path.join(pkg, "assets"), { recursive: true });
     await fs.copyFile(path.join(ROOT, "package.json"), path.join(pkg, "package.json"));
     await fs.symlink(path.join(ROOT, "node_modules"), path.join(pkg, "node_modules"));
-    // Mark the copy's template so that the output shows which one was read.
-    const script = path.join(pkg, "templates", "set_identifiers.sh.tmpl");
+    // Mark the copy's guest script so that the output shows which one was read.
+    const script = path.join(pkg, "assets", "guest", "set_identifiers.sh");
     await fs.writeFile(
       script,
       (await fs.readFile(script, "utf8")).replace(
@@ -200,7 +200,7 @@ describe("the built glint", () => {
     const glint = (...args: string[]) => run([], bin, [...args, "--home", pkgHome]);
     const created = await glint("create", "vm-1", "--json");
     expect(created.code, created.stderr).toBe(0);
-    // The post-install script on the share came from the copy's template...
+    // The post-install script on the share came from the copy's assets...
     const written = await fs.readFile(
       path.join(pkgHome, "vm-1", "shared", "set_identifiers.sh"),
       "utf8",
