@@ -14,7 +14,8 @@
  *    src/cli/bin.ts: it runs the bundle with V8's code cache. It is CommonJS
  *    too (dist/cli/package.json says so): node starts a CommonJS script
  *    faster than an ES module. tsc's ES-module output in dist/cli/ is
- *    removed, since nothing runs it any more.
+ *    removed, since nothing runs it any more (so build with this script:
+ *    tsc alone would write ES modules where package.json says CommonJS).
  * 4. The loader runs `glint list` once, on a home with one VM, to write that
  *    cache, `dist/cli/glint.cjs.cache`.
  *
