@@ -8,11 +8,16 @@
  * BENCHMARKS below.
  */
 import { parseArgs } from "node:util";
+import { coldStartBenchmark } from "./coldstart.js";
 import { type Benchmark, formatResult, peakRssMiB, removeLiveTempDirsSync } from "./harness.js";
 import { identityBenchmark } from "./identity.js";
 import { qemuBenchmark } from "./qemu.js";
 
-export const BENCHMARKS: readonly Benchmark[] = [identityBenchmark, qemuBenchmark];
+export const BENCHMARKS: readonly Benchmark[] = [
+  identityBenchmark,
+  qemuBenchmark,
+  coldStartBenchmark,
+];
 
 export async function main(argv: readonly string[]): Promise<number> {
   const { values, positionals } = parseArgs({

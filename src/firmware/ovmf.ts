@@ -19,7 +19,7 @@
  */
 import { promises as fs } from "node:fs";
 import path from "node:path";
-import { z } from "zod";
+import * as z from "zod";
 import { GlintError, MissingToolError, UsageError } from "../errors.js";
 import { type PreparedChange, preparedChange } from "../txn/change.js";
 import { copyFileAtomic, copyToTemp, renameIntoPlace } from "../vm/atomic.js";

@@ -3,7 +3,7 @@
  * gatekeepers between user-controlled files and QEMU options or guest shell
  * scripts, so they are deliberately narrow.
  */
-import { z } from "zod";
+import * as z from "zod";
 
 /** RFC 9562 version 4 UUID, lowercase, variant 10xx. */
 export const UUID_V4_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;

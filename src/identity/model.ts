@@ -5,7 +5,7 @@
  * format; a file written by the prototype (no `schema_version`) still loads.
  */
 import { createHash } from "node:crypto";
-import { z } from "zod";
+import * as z from "zod";
 import { GlintError } from "../errors.js";
 import { describeZodError } from "../zod-errors.js";
 import {

@@ -6,7 +6,7 @@
  */
 import { promises as fs } from "node:fs";
 import path from "node:path";
-import { z } from "zod";
+import * as z from "zod";
 import { GlintError } from "../errors.js";
 import { fsyncFile, renameIntoPlace, tempPathFor } from "../vm/atomic.js";
 import { DISK_SIZE_RE } from "../vm/config.js";

@@ -14,7 +14,7 @@
  * beside old firmware, overlay or seed, or the reverse.
  */
 import { promises as fs } from "node:fs";
-import { z } from "zod";
+import * as z from "zod";
 import { GlintError } from "../errors.js";
 import { identifiersToDict, parseIdentifiers, type SystemIdentifiers } from "../identity/model.js";
 import type { PolicyName, ResetStep } from "../identity/policies.js";
