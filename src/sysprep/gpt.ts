@@ -1,11 +1,10 @@
 /**
- * GPT: read and check both headers and the partition array (CRCs), and
- * change the disk GUID and PARTUUIDs with sgdisk.
+ * GPT: read and check both headers and the partition arrays (CRCs), and
+ * change the disk GUID and PARTUUIDs in both copies.
  */
 
 import { GlintError } from "../errors.js";
-import { runTool } from "../qemu/tools.js";
-import { readAt } from "./probe.js";
+import { readAt, writeAt } from "./probe.js";
 
 export const ESP_TYPE = "c12a7328-f81f-11d2-ba4b-00a0c93ec93b";
 export const SWAP_TYPE = "0657fd6d-a4ab-43c4-84e5-0933c84b4f4f";
@@ -129,16 +128,47 @@ export async function readGpt(disk: string, diskSize: number): Promise<Gpt | und
   return { diskGuid: h.diskGuid, partitions };
 }
 
-/** Set the disk GUID and PARTUUIDs in one sgdisk run. */
+/** The 16 on-disk bytes of a GUID (first three fields little-endian). */
+export function guidToBytes(guid: string): Buffer {
+  const h = guid.replace(/-/g, "");
+  if (!/^[0-9a-fA-F]{32}$/.test(h)) throw new RangeError(`not a GUID: ${guid}`);
+  const b = Buffer.from(h, "hex");
+  b.subarray(0, 4).reverse();
+  b.subarray(4, 6).reverse();
+  b.subarray(6, 8).reverse();
+  return b;
+}
+
+/**
+ * Set the disk GUID and PARTUUIDs in both GPT copies, recomputing the array
+ * and header CRCs (our own writer: sgdisk syncs every filesystem and sleeps a
+ * second after writing). The table must have passed readGpt.
+ */
 export async function writeGptGuids(
   disk: string,
   diskGuid: string | undefined,
   partuuids: ReadonlyMap<number, string>,
-  env?: NodeJS.ProcessEnv,
 ): Promise<void> {
-  const args: string[] = [];
-  if (diskGuid !== undefined) args.push(`--disk-guid=${diskGuid}`);
-  for (const [n, g] of partuuids) args.push(`--partition-guid=${n}:${g}`);
-  if (args.length === 0) return;
-  await runTool("sgdisk", [...args, disk], env === undefined ? {} : { env });
+  if (diskGuid === undefined && partuuids.size === 0) return;
+  const primary = await readAt(disk, 512, 512);
+  const altLba = Number(primary.readBigUInt64LE(32));
+  const backup = await readAt(disk, altLba * 512, 512);
+  for (const [header, lba] of [
+    [primary, 1],
+    [backup, altLba],
+  ] as const) {
+    const h = parseHeader(header, lba === 1 ? "primary" : "backup");
+    const entries = await readEntries(disk, h, lba === 1 ? "primary" : "backup");
+    for (const [n, g] of partuuids) {
+      if (n < 1 || n > h.count) throw new GlintError(`GPT has no partition ${n}`);
+      guidToBytes(g).copy(entries, (n - 1) * h.entrySize + 16);
+    }
+    header.writeUInt32LE(crc32(entries), 88);
+    if (diskGuid !== undefined) guidToBytes(diskGuid).copy(header, 56);
+    const size = header.readUInt32LE(12);
+    header.writeUInt32LE(0, 16);
+    header.writeUInt32LE(crc32(header.subarray(0, size)), 16);
+    await writeAt(disk, Number(h.entriesLba) * 512, entries);
+    await writeAt(disk, lba * 512, header);
+  }
 }

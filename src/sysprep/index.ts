@@ -60,7 +60,8 @@ async function apply(
   layout: DiskLayout,
   ex: ImageExport,
   workDir: string,
-  env?: NodeJS.ProcessEnv,
+  env: NodeJS.ProcessEnv | undefined,
+  progress: (m: string) => void,
 ): Promise<void> {
   const o = { workDir, ...(env ? { env } : {}) };
   const byPart = new Map<number, typeof p.plan.changes>();
@@ -72,6 +73,7 @@ async function apply(
     const extEdits = p.extEdits.get(part.number)?.edits ?? [];
     const vfatEdits = p.vfatEdits.get(part.number) ?? [];
     if (!fsChange && extEdits.length === 0 && vfatEdits.length === 0) continue;
+    progress(`writing partition ${part.number}`);
     const file = await ex.addPartition(part.number, part.start, part.size, true);
     switch (part.fs.type) {
       case "ext":
@@ -104,8 +106,9 @@ async function apply(
   const diskGuid = disk0.find((c) => c.kind === "gpt-disk-guid")?.new;
   const sig = disk0.find((c) => c.kind === "mbr-disk-signature")?.new;
   if (diskGuid === undefined && partuuids.size === 0 && sig === undefined) return;
+  progress("writing the partition table");
   const disk = await ex.writableDisk((await fs.stat(ex.diskPath)).size);
-  if (layout.table === "gpt") await writeGptGuids(disk, diskGuid, partuuids, env);
+  if (layout.table === "gpt") await writeGptGuids(disk, diskGuid, partuuids);
   else if (layout.table === "mbr" && sig !== undefined)
     await writeAt(disk, 440, mbrSignatureBytes(sig));
   await ex.removeWritableDisk();
@@ -179,9 +182,11 @@ export async function sysprepImage(
     const p = outcome.prepared;
     if (!dryRun) {
       progress("writing");
-      await apply(p, layout, ex, workDir, env);
+      await apply(p, layout, ex, workDir, env, progress);
     }
+    progress("closing the image");
     await ex.stop();
+    progress("committing");
     if (tmp !== undefined) {
       await commitTempCopy(tmp, abs);
       committed = true;
