@@ -10,7 +10,19 @@ import { sysprepImage } from "../../src/sysprep/index.js";
 import { vfatIdFromUuid } from "../../src/sysprep/vfat.js";
 import { identityFromSeed } from "../qemu/helpers.js";
 import { diskImage } from "../support/disk-image.js";
-import { allFiles, asRaw, blkid, debugfsCat, extract, fsckAll, overlay, run, sfdisk, sha256, tempDir } from "./helpers.js";
+import {
+  allFiles,
+  asRaw,
+  blkid,
+  debugfsCat,
+  extract,
+  fsckAll,
+  overlay,
+  run,
+  sfdisk,
+  sha256,
+  tempDir,
+} from "./helpers.js";
 
 let dir: string;
 beforeAll(async () => {
@@ -20,10 +32,16 @@ afterAll(async () => {
   if (dir) await fs.rm(dir, { recursive: true, force: true });
 });
 
-async function noOldValues(raw: string, img: Awaited<ReturnType<typeof diskImage>>, work: string): Promise<void> {
+async function noOldValues(
+  raw: string,
+  img: Awaited<ReturnType<typeof diskImage>>,
+  work: string,
+): Promise<void> {
   for (const [file, text] of await allFiles(raw, img, work)) {
     for (const old of img.oldValues) {
-      expect(text.toLowerCase().includes(old.toLowerCase()), `${file} still holds ${old}`).toBe(false);
+      expect(text.toLowerCase().includes(old.toLowerCase()), `${file} still holds ${old}`).toBe(
+        false,
+      );
     }
   }
 }
@@ -34,7 +52,10 @@ describe("variants", () => {
     const work = await fs.mkdtemp(path.join(dir, "xfs-"));
     const ov = path.join(work, "vm.qcow2");
     await overlay(img.qcow2, ov);
-    const report = await sysprepImage(ov, { vmName: "xfsvm", identifiers: identityFromSeed("xfs") });
+    const report = await sysprepImage(ov, {
+      vmName: "xfsvm",
+      identifiers: identityFromSeed("xfs"),
+    });
     const change = report.changes.find((c) => c.kind === "xfs-uuid");
     expect(change).toMatchObject({ old: img.ids.extraUuid, source: "fresh" });
     expect(report.freshValues["partition4.uuid"]).toBe(change?.new);
@@ -47,7 +68,9 @@ describe("variants", () => {
     await run("xfs_repair", ["-n", path.join(work, "part4.img")]);
     const root = img.partitions.find((p) => p.role === "root");
     if (!root) throw new Error("no root");
-    expect(await debugfsCat(await extract(raw, root, work), "/etc/fstab")).toContain(`UUID=${change?.new} /srv xfs`);
+    expect(await debugfsCat(await extract(raw, root, work), "/etc/fstab")).toContain(
+      `UUID=${change?.new} /srv xfs`,
+    );
     await noOldValues(raw, img, work);
     await fsckAll(raw, img, work, "gpt");
   }, 120_000);
@@ -57,10 +80,15 @@ describe("variants", () => {
     const work = await fs.mkdtemp(path.join(dir, "luks-"));
     const ov = path.join(work, "vm.qcow2");
     await overlay(img.qcow2, ov);
-    const report = await sysprepImage(ov, { vmName: "luksvm", identifiers: identityFromSeed("luks") });
+    const report = await sysprepImage(ov, {
+      vmName: "luksvm",
+      identifiers: identityFromSeed("luks"),
+    });
     const change = report.changes.find((c) => c.kind === "luks-uuid");
     expect(change).toMatchObject({ old: img.ids.extraUuid, source: "fresh" });
-    expect(report.skipped.some((s) => s.object.includes("partition 4") && /encrypted/.test(s.reason))).toBe(true);
+    expect(
+      report.skipped.some((s) => s.object.includes("partition 4") && /encrypted/.test(s.reason)),
+    ).toBe(true);
     const raw = await asRaw(ov, work);
     const p4 = img.partitions.find((p) => p.number === 4);
     const root = img.partitions.find((p) => p.role === "root");
@@ -68,7 +96,9 @@ describe("variants", () => {
     const luks = await extract(raw, p4, work);
     expect((await run("cryptsetup", ["luksUUID", luks])).stdout.trim()).toBe(change?.new);
     await run("cryptsetup", ["luksDump", luks]); // header (both copies, checksums) still valid
-    expect(await debugfsCat(await extract(raw, root, work), "/etc/crypttab")).toBe(`data UUID=${change?.new} none luks\n`);
+    expect(await debugfsCat(await extract(raw, root, work), "/etc/crypttab")).toBe(
+      `data UUID=${change?.new} none luks\n`,
+    );
     await noOldValues(raw, img, work);
   }, 120_000);
 
@@ -81,7 +111,10 @@ describe("variants", () => {
     const report = await sysprepImage(raw, { vmName: "mbrvm", identifiers: id });
     const sig = id.disk_uuid.slice(0, 8);
     expect(report.partitionTable).toBe("mbr");
-    expect(report.changes.find((c) => c.kind === "mbr-disk-signature")).toMatchObject({ old: img.ids.mbrSignature, new: sig });
+    expect(report.changes.find((c) => c.kind === "mbr-disk-signature")).toMatchObject({
+      old: img.ids.mbrSignature,
+      new: sig,
+    });
     expect(report.skipped.map((s) => s.object)).toContain("partition_uuid");
     const table = await sfdisk(raw);
     expect(table.partitiontable.id).toBe(`0x${sig}`);
@@ -118,7 +151,9 @@ describe("refusals", () => {
     await fh.write(Buffer.from([0xff]), 0, 1, 512 + 60); // a byte of the disk GUID: the header CRC breaks
     await fh.close();
     const before = await sha256(raw);
-    await expect(sysprepImage(raw, { vmName: "c", identifiers: identityFromSeed("c") })).rejects.toThrow(/GPT header CRC mismatch/);
+    await expect(
+      sysprepImage(raw, { vmName: "c", identifiers: identityFromSeed("c") }),
+    ).rejects.toThrow(/GPT header CRC mismatch/);
     expect(await sha256(raw)).toBe(before);
     expect((await fs.readdir(dir)).filter((n) => n.includes(".sysprep-"))).toEqual([]);
   });
@@ -137,7 +172,9 @@ describe("refusals", () => {
     await fh.write(b, 0, 4, root.start + 1024 + 96);
     await fh.close();
     const before = await sha256(raw);
-    await expect(sysprepImage(raw, { vmName: "d", identifiers: identityFromSeed("d") })).rejects.toThrow(/journal needs recovery/);
+    await expect(
+      sysprepImage(raw, { vmName: "d", identifiers: identityFromSeed("d") }),
+    ).rejects.toThrow(/journal needs recovery/);
     expect(await sha256(raw)).toBe(before);
   });
 
@@ -145,6 +182,8 @@ describe("refusals", () => {
     const img = await diskImage({ table: "gpt" });
     const link = path.join(dir, "link.qcow2");
     await fs.symlink(img.qcow2, link);
-    await expect(sysprepImage(link, { vmName: "e", identifiers: identityFromSeed("e") })).rejects.toThrow(/symlink/);
+    await expect(
+      sysprepImage(link, { vmName: "e", identifiers: identityFromSeed("e") }),
+    ).rejects.toThrow(/symlink/);
   });
 });
