@@ -1,11 +1,13 @@
 /**
- * New SSH host keys: ssh-keygen, one process per type, run in parallel
- * (RSA takes the longest, so generation starts before the image is read).
+ * New SSH host keys: rsa, ecdsa and ed25519 in process (openssh-keys.ts),
+ * dsa with ssh-keygen; all started at once, before the image is read (RSA
+ * takes the longest).
  */
 import { createHash } from "node:crypto";
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { runTool } from "../qemu/tools.js";
+import { generateOpenSshKey } from "./openssh-keys.js";
 
 export const KEY_TYPES = ["rsa", "ecdsa", "ed25519", "dsa"] as const;
 export type KeyType = (typeof KEY_TYPES)[number];
@@ -31,15 +33,19 @@ export function hostKeyType(name: string): KeyType | undefined {
   return m ? (m[1] as KeyType) : undefined;
 }
 
-/** Generate one host key of `type` into `dir`. */
+/** Generate one host key of `type` (ssh-keygen for dsa, in process otherwise). */
 export async function generateHostKey(
   type: KeyType,
   dir: string,
   comment: string,
   env?: NodeJS.ProcessEnv,
 ): Promise<HostKey> {
+  if (type !== "dsa") {
+    const k = await generateOpenSshKey(type, comment);
+    return { type, ...k, fingerprint: fingerprint(k.publicKey.toString()) ?? "" };
+  }
   const file = path.join(dir, `ssh_host_${type}_key`);
-  const bits = type === "rsa" ? ["-b", "3072"] : type === "dsa" ? ["-b", "1024"] : [];
+  const bits = ["-b", "1024"];
   await runTool(
     "ssh-keygen",
     ["-q", "-t", type, ...bits, "-N", "", "-C", comment, "-f", file],
@@ -78,11 +84,14 @@ export class KeyFactory {
 
   get(type: KeyType): Promise<HostKey> {
     this.start([type]);
+    this.used.add(type);
     return this.jobs.get(type) as Promise<HostKey>;
   }
 
-  /** Wait for every started job (so none outlives the work directory). */
+  /** Wait for the jobs that were asked for (the others are left to finish on their own). */
   async settle(): Promise<void> {
-    await Promise.allSettled(this.jobs.values());
+    await Promise.allSettled([...this.used].map((t) => this.jobs.get(t)));
   }
+
+  private readonly used = new Set<KeyType>();
 }
