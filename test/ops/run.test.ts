@@ -5,9 +5,9 @@
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { acceleratorArgs } from "../src/lifecycle.js";
-import { UuidManager } from "../src/manager.js";
-import { tempDir } from "./fixtures/helpers.js";
+import { UuidManager } from "../../src/manager.js";
+import { acceleratorArgs } from "../../src/ops/run.js";
+import { tempDir } from "../fixtures/helpers.js";
 
 let home: string;
 let cleanup: () => Promise<void>;
