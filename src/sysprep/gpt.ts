@@ -24,6 +24,8 @@ export interface Gpt {
   readonly partitions: readonly GptPartition[];
 }
 
+const INVALID = { code: "invalid-file" } as const;
+
 const CRC_TABLE = (() => {
   const t = new Uint32Array(256);
   for (let n = 0; n < 256; n++) {
@@ -60,16 +62,17 @@ interface Header {
 
 function parseHeader(b: Buffer, where: string): Header {
   if (b.toString("latin1", 0, 8) !== "EFI PART")
-    throw new GlintError(`${where} GPT header missing`);
+    throw new GlintError(`${where} GPT header missing`, INVALID);
   const size = b.readUInt32LE(12);
-  if (size < 92 || size > 512) throw new GlintError(`${where} GPT header has a bad size`);
+  if (size < 92 || size > 512) throw new GlintError(`${where} GPT header has a bad size`, INVALID);
   const copy = Buffer.from(b.subarray(0, size));
   copy.writeUInt32LE(0, 16);
-  if (crc32(copy) !== b.readUInt32LE(16)) throw new GlintError(`${where} GPT header CRC mismatch`);
+  if (crc32(copy) !== b.readUInt32LE(16))
+    throw new GlintError(`${where} GPT header CRC mismatch`, INVALID);
   const count = b.readUInt32LE(80);
   const entrySize = b.readUInt32LE(84);
   if (entrySize < 128 || count > 4096)
-    throw new GlintError(`${where} GPT has a bad partition array`);
+    throw new GlintError(`${where} GPT has a bad partition array`, INVALID);
   return {
     alternateLba: b.readBigUInt64LE(32),
     entriesLba: b.readBigUInt64LE(72),
@@ -84,7 +87,7 @@ async function readEntries(disk: string, h: Header, where: string): Promise<Buff
   const len = h.count * h.entrySize;
   const entries = await readAt(disk, Number(h.entriesLba) * 512, len);
   if (entries.length !== len || crc32(entries) !== h.entriesCrc) {
-    throw new GlintError(`${where} GPT partition array CRC mismatch`);
+    throw new GlintError(`${where} GPT partition array CRC mismatch`, INVALID);
   }
   return entries;
 }
@@ -100,11 +103,11 @@ export async function readGpt(disk: string, diskSize: number): Promise<Gpt | und
   const entries = await readEntries(disk, h, "primary");
   const altLba = Number(h.alternateLba);
   if (altLba * 512 + 512 > diskSize)
-    throw new GlintError("backup GPT header lies past the end of the disk");
+    throw new GlintError("backup GPT header lies past the end of the disk", INVALID);
   const backup = parseHeader(await readAt(disk, altLba * 512, 512), "backup");
   const backupEntries = await readEntries(disk, backup, "backup");
   if (!backupEntries.equals(entries) || backup.diskGuid !== h.diskGuid) {
-    throw new GlintError("primary and backup GPT differ");
+    throw new GlintError("primary and backup GPT differ", INVALID);
   }
   const partitions: GptPartition[] = [];
   for (let i = 0; i < h.count; i++) {
@@ -113,7 +116,7 @@ export async function readGpt(disk: string, diskSize: number): Promise<Gpt | und
     const first = Number(e.readBigUInt64LE(32));
     const last = Number(e.readBigUInt64LE(40));
     if (last < first || (last + 1) * 512 > diskSize) {
-      throw new GlintError(`GPT partition ${i + 1} lies outside the disk`);
+      throw new GlintError(`GPT partition ${i + 1} lies outside the disk`, INVALID);
     }
     const name = e.subarray(56, 128).toString("utf16le").replace(/\0.*$/s, "");
     partitions.push({
@@ -160,7 +163,7 @@ export async function writeGptGuids(
     const h = parseHeader(header, lba === 1 ? "primary" : "backup");
     const entries = await readEntries(disk, h, lba === 1 ? "primary" : "backup");
     for (const [n, g] of partuuids) {
-      if (n < 1 || n > h.count) throw new GlintError(`GPT has no partition ${n}`);
+      if (n < 1 || n > h.count) throw new GlintError(`GPT has no partition ${n}`, INVALID);
       guidToBytes(g).copy(entries, (n - 1) * h.entrySize + 16);
     }
     header.writeUInt32LE(crc32(entries), 88);

@@ -11,6 +11,7 @@ import { promises as fs } from "node:fs";
 import path from "node:path";
 import { GlintError } from "../errors.js";
 import { machineId, uuidV4 } from "../identity/formats.js";
+import { rethrowNamed } from "./errors.js";
 import { applyEdits, setExtUuid } from "./ext4.js";
 import { ImageExport } from "./fuse-export.js";
 import { writeGptGuids } from "./gpt.js";
@@ -45,12 +46,15 @@ function validate(input: SysprepInput): void {
       !uuidV4.safeParse(id[f]).success &&
       !/^[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}$/.test(id[f])
     ) {
-      throw new GlintError(`sysprep: identifier ${f} is not a UUID: ${JSON.stringify(id[f])}`);
+      throw new GlintError(`sysprep: identifier ${f} is not a UUID: ${JSON.stringify(id[f])}`, {
+        code: "usage",
+      });
     }
   }
   if (!machineId.safeParse(id.machine_id).success) {
     throw new GlintError(
       `sysprep: machine_id is not 32 lowercase hex digits: ${JSON.stringify(id.machine_id)}`,
+      { code: "usage" },
     );
   }
 }
@@ -131,10 +135,12 @@ export async function sysprepImage(
   const hostname = input.hostname ?? hostnameFor(input.vmName);
   const abs = path.resolve(image);
   const st = await fs.lstat(abs).catch(() => undefined);
-  if (!st) throw new GlintError(`${image}: no such file`);
+  if (!st)
+    throw new GlintError(`${image}: no such file`, { code: "not-found", details: { file: image } });
   if (!st.isFile())
     throw new GlintError(
       `${image}: not a regular file${st.isSymbolicLink() ? " (a symlink is never followed)" : ""}`,
+      { code: "invalid-file", details: { file: image } },
     );
   const format = await detectFormat(abs);
   const dryRun = options.dryRun === true;
@@ -155,7 +161,7 @@ export async function sysprepImage(
       readOnly: dryRun,
       ...(env ? { env } : {}),
     });
-    const layout = await readLayout(ex);
+    const layout = await readLayout(ex).catch((e: unknown) => rethrowNamed(e, image));
     const outcome = await prepare({
       layout,
       identity: input.identifiers,
@@ -164,7 +170,7 @@ export async function sysprepImage(
       keys,
       debugfs: { workDir, ...(env ? { env } : {}) },
       ...(env ? { env } : {}),
-    });
+    }).catch((e: unknown) => rethrowNamed(e, image));
     const base = { image: abs, format, partitionTable: layout.table } as const;
     if ("skipped" in outcome) {
       await ex.stop();

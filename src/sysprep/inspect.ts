@@ -6,6 +6,7 @@
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { GlintError } from "../errors.js";
+import { rethrowNamed } from "./errors.js";
 import { isReg, listDirs, readFiles } from "./ext4.js";
 import { ImageExport } from "./fuse-export.js";
 import { detectFormat, makeWorkDir } from "./image.js";
@@ -50,7 +51,7 @@ export async function inspectImage(
   let ex: ImageExport | undefined;
   try {
     ex = await ImageExport.start(abs, workDir, { format, readOnly: true, ...(env ? { env } : {}) });
-    const layout = await readLayout(ex);
+    const layout = await readLayout(ex).catch((e: unknown) => rethrowNamed(e, image));
     const partitions: InspectedPartition[] = layout.parts.map((p) => {
       const f = p.fs;
       const uuid = f.type === "vfat" ? f.id : "uuid" in f ? f.uuid : undefined;

@@ -37,7 +37,9 @@ export function parseMbr(sector0: Buffer, diskSize: number): Mbr | undefined {
     const start = e.readUInt32LE(8) * 512;
     const size = e.readUInt32LE(12) * 512;
     if (start === 0 || start + size > diskSize) {
-      throw new GlintError(`MBR partition ${i + 1} lies outside the disk`);
+      throw new GlintError(`MBR partition ${i + 1} lies outside the disk`, {
+        code: "invalid-file",
+      });
     }
     if (EXTENDED.has(type)) {
       extended.push(i + 1);

@@ -65,7 +65,9 @@ export async function prepare(input: PrepareInput): Promise<PrepareOutcome> {
   }
   for (const p of layout.parts) {
     if (p.fs.type === "ext" && p.fs.damage !== undefined) {
-      throw new GlintError(`${partLabel(p)}: ${p.fs.damage}; run e2fsck on it before sysprep`);
+      throw new GlintError(`${partLabel(p)}: ${p.fs.damage}; run e2fsck on it before sysprep`, {
+        code: "invalid-file",
+      });
     }
   }
   const extParts = layout.parts.filter((p) => p.fs.type === "ext");
