@@ -14,6 +14,7 @@ import { shellQuote } from "../qemu/index.js";
 import { FIRMWARE_KINDS, NET_MODES } from "../vm/config.js";
 import { formatComparison, formatIdentity, formatTable } from "./format.js";
 import { confirmByTyping, confirmYesNo, type Io, processIo } from "./io.js";
+import { addSysprepCommand } from "./sysprep.js";
 
 /** `glint create`'s options: the manager's, with `--memory` for memoryMb and `--force`. */
 type CreateCliOptions = Omit<DiskAndFirmwareOptions, "memoryMb"> & {
@@ -442,6 +443,8 @@ export function buildProgram(
       }
       ctx.setExitCode(exitCode);
     });
+
+  addSysprepCommand(program, io, ctx.setExitCode, manager);
 
   common(program.command("script"))
     .description("write the post-install script shared/set_identifiers.sh (or print it)")
