@@ -342,6 +342,13 @@ export async function diskImage(o: DiskImageOptions): Promise<DiskImage> {
       qcow2: path.join(dir, "base.qcow2"),
     };
     await fs.writeFile(path.join(tmp, "image.json"), JSON.stringify(final, null, 2));
+    // Images of older builder versions of this variant are no longer used.
+    const variant = path.basename(dir).replace(/-[0-9a-f]{16}$/, "-");
+    for (const name of await fs.readdir(cacheRoot())) {
+      if (name.startsWith(variant) && /^[0-9a-f]{16}$/.test(name.slice(variant.length))) {
+        await fs.rm(path.join(cacheRoot(), name), { recursive: true, force: true });
+      }
+    }
     await fs.rename(tmp, dir).catch(async (e: NodeJS.ErrnoException) => {
       if (e.code !== "ENOTEMPTY" && e.code !== "EEXIST") throw e;
       await fs.rm(tmp, { recursive: true, force: true }); // built concurrently by someone else
