@@ -56,7 +56,12 @@ class Qmp {
         const line = this.buf.slice(0, i).trim();
         this.buf = this.buf.slice(i + 1);
         if (line === "") continue;
-        const msg = JSON.parse(line) as QmpReply & { QMP?: unknown };
+        let msg: QmpReply & { QMP?: unknown };
+        try {
+          msg = JSON.parse(line) as QmpReply & { QMP?: unknown };
+        } catch {
+          continue; // not QMP: ignore
+        }
         const ev = (msg as { event?: string; data?: { id?: string } }).event;
         if (msg.QMP !== undefined) greet();
         else if (msg.id !== undefined) this.waiting.get(msg.id)?.(msg);
