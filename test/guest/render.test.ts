@@ -27,6 +27,7 @@ import { VM_NAME_RE } from "../../src/identity/formats.js";
 import {
   IDENTIFIER_FIELDS,
   type SystemIdentifiers,
+  parseIdentifiers,
   uuidV4FromBytes,
 } from "../../src/identity/model.js";
 import { freshIds, regenerate } from "./helpers.js";
@@ -67,7 +68,7 @@ const idsArb: fc.Arbitrary<SystemIdentifiers> = fc
     created_at: timestampArb,
     updated_at: timestampArb,
   })
-  .map((r) => ({ schema_version: 1 as const, ...r }));
+  .map((r) => parseIdentifiers({ schema_version: 1, ...r }));
 
 const vmNameArb = fc.stringMatching(VM_NAME_RE);
 const hostnameFromArb = fc.constantFrom<HostnameFrom>("name", "machine-id");
