@@ -5,6 +5,7 @@
  * names what it found.
  */
 import type { Command } from "commander";
+import { hostnameFor } from "../guest/index.js";
 import type { UuidManager } from "../manager.js";
 import { formatReport, type SysprepReport, sysprepImage } from "../sysprep/index.js";
 import { acquireLock } from "../vm/lock.js";
@@ -37,11 +38,14 @@ export function addSysprepCommand(
     .action(async (image: string, opts: SysprepCliOptions) => {
       const m = manager(opts.home);
       const identifiers = await m.getIdentifiers(opts.vm);
+      const config = await m.getConfig(opts.vm);
+      // The same hostname the guest script and cloud-init give (VM name or glint-<machine-id>).
+      const hostname = hostnameFor(opts.vm, identifiers, config.hostname_from);
       const paths = m.paths(opts.vm);
       const apply = () =>
         sysprepImage(
           image,
-          { vmName: opts.vm, identifiers },
+          { vmName: opts.vm, identifiers, hostname },
           {
             dryRun: Boolean(opts.dryRun),
             onProgress: (message) => {
