@@ -102,6 +102,13 @@ export interface ExportOptions {
   /** Open everything read-only (dry run, inspect). */
   readonly readOnly: boolean;
   readonly env?: NodeJS.ProcessEnv;
+  /**
+   * A qcow2 image to also open read-only, only for QEMU's image locking: the
+   * start fails if a running QEMU has it open for writing.
+   */
+  readonly lockCheck?: string;
+  /** The image's name in error messages (default: the path opened). */
+  readonly displayName?: string;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -165,6 +172,16 @@ export class ImageExport {
       "--pidfile",
       path.join(workDir, "qsd.pid"),
     ];
+    if (options.lockCheck !== undefined) {
+      const f = {
+        driver: "file",
+        filename: options.lockCheck,
+        "node-name": "lockf",
+        "read-only": true,
+      };
+      const q = { driver: "qcow2", file: "lockf", "node-name": "lockq", "read-only": true };
+      args.push("--blockdev", JSON.stringify(f), "--blockdev", JSON.stringify(q));
+    }
     const child = spawn(bin, args, {
       stdio: ["ignore", "ignore", "pipe"],
       env: options.env ?? process.env,
@@ -181,7 +198,11 @@ export class ImageExport {
       const line = stderr.split("\n").find((l) => l.trim() !== "") ?? `exit code ${exitCode}`;
       const detail = line.replace(/^qemu-storage-daemon: /, "");
       const inUse = /lock/i.test(detail) ? " (is the image in use, e.g. by a running VM?)" : "";
-      return new GlintError(`cannot open ${image}: ${detail}${inUse}`);
+      const name = options.displayName ?? image;
+      return new GlintError(`cannot open ${name}: ${detail}${inUse}`, {
+        code: inUse ? "busy" : "tool-failed",
+        details: { file: name },
+      });
     };
     const sock = await (async () => {
       for (let i = 0; i < 4000; i++) {

@@ -159,6 +159,8 @@ export async function sysprepImage(
     ex = await ImageExport.start(tmp ?? abs, workDir, {
       format,
       readOnly: dryRun,
+      displayName: image,
+      ...(tmp !== undefined && format === "qcow2" ? { lockCheck: abs } : {}),
       ...(env ? { env } : {}),
     });
     const layout = await readLayout(ex).catch((e: unknown) => rethrowNamed(e, image));

@@ -3,9 +3,12 @@
  * crypttab, an MBR disk; and the refusals: blank disk, corrupt GPT, an ext4
  * root whose journal needs recovery, a symlink.
  */
+import { spawn } from "node:child_process";
 import { promises as fs } from "node:fs";
 import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { GlintError } from "../../src/errors.js";
 import { sysprepImage } from "../../src/sysprep/index.js";
 import { vfatIdFromUuid } from "../../src/sysprep/vfat.js";
 import { identityFromSeed } from "../qemu/helpers.js";
@@ -176,6 +179,44 @@ describe("refusals", () => {
       sysprepImage(raw, { vmName: "d", identifiers: identityFromSeed("d") }),
     ).rejects.toThrow(/journal needs recovery/);
     expect(await sha256(raw)).toBe(before);
+  });
+
+  it("a qcow2 image that a running QEMU has open is refused, unchanged", async () => {
+    const img = await diskImage({ table: "gpt" });
+    const ov = path.join(dir, "in-use.qcow2");
+    await overlay(img.qcow2, ov);
+    const before = await sha256(ov);
+    const pidfile = path.join(dir, "qemu.pid");
+    const qemu = spawn(
+      "qemu-system-x86_64",
+      [
+        "-accel",
+        "tcg",
+        "-S",
+        "-display",
+        "none",
+        "-nodefaults",
+        "-drive",
+        `file=${ov},if=virtio,format=qcow2`,
+        "-pidfile",
+        pidfile,
+      ],
+      { stdio: "ignore" },
+    );
+    try {
+      for (let i = 0; i < 500 && !(await fs.stat(pidfile).catch(() => undefined)); i++)
+        await sleep(20);
+      const err = await sysprepImage(ov, { vmName: "f", identifiers: identityFromSeed("f") }).catch(
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(GlintError);
+      expect((err as GlintError).message).toMatch(/^.*in-use\.qcow2: .*lock.*in use/);
+      expect((err as GlintError).code).toBe("busy");
+    } finally {
+      qemu.kill("SIGKILL");
+    }
+    expect(await sha256(ov)).toBe(before);
+    expect((await fs.readdir(dir)).filter((n) => n.startsWith(".in-use"))).toEqual([]);
   });
 
   it("a symlink to an image is refused", async () => {
