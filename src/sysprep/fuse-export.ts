@@ -22,7 +22,9 @@ class Qmp {
   private buf = "";
   private nextId = 1;
   private readonly waiting = new Map<number, (r: QmpReply) => void>();
-  private greeted: Promise<void>;
+  /** Resolves true on the greeting, false if the connection closes first. */
+  private greeted: Promise<boolean>;
+  private closed = false;
   private readonly events = new Set<string>();
   private readonly eventWaiters = new Map<string, () => void>();
 
@@ -45,7 +47,7 @@ class Qmp {
   }
 
   constructor(private readonly sock: net.Socket) {
-    let greet: () => void = () => {};
+    let greet: (ok: boolean) => void = () => {};
     this.greeted = new Promise((resolve) => {
       greet = resolve;
     });
@@ -63,7 +65,7 @@ class Qmp {
           continue; // not QMP: ignore
         }
         const ev = (msg as { event?: string; data?: { id?: string } }).event;
-        if (msg.QMP !== undefined) greet();
+        if (msg.QMP !== undefined) greet(true);
         else if (msg.id !== undefined) this.waiting.get(msg.id)?.(msg);
         else if (ev !== undefined) {
           const key = `${ev}:${(msg as { data?: { id?: string } }).data?.id ?? ""}`;
@@ -73,6 +75,8 @@ class Qmp {
       }
     });
     const fail = () => {
+      this.closed = true;
+      greet(false);
       for (const [id, cb] of this.waiting) {
         cb({ id, error: { class: "Closed", desc: "QMP connection closed" } });
       }
@@ -83,7 +87,9 @@ class Qmp {
   }
 
   async execute(command: string, args?: Record<string, unknown>): Promise<unknown> {
-    await this.greeted;
+    if (!(await this.greeted) || this.closed) {
+      throw new GlintError(`qemu-storage-daemon ${command}: QMP connection closed`);
+    }
     const id = this.nextId++;
     const reply = await new Promise<QmpReply>((resolve) => {
       this.waiting.set(id, resolve);
@@ -194,6 +200,8 @@ export class ImageExport {
     child.on("exit", (code) => {
       exitCode = code;
     });
+    // "close" comes once stderr is complete: the error line is then known.
+    const closed = new Promise<void>((resolve) => child.on("close", () => resolve()));
     const failed = () => {
       const line = stderr.split("\n").find((l) => l.trim() !== "") ?? `exit code ${exitCode}`;
       const detail = line.replace(/^qemu-storage-daemon: /, "");
@@ -206,7 +214,10 @@ export class ImageExport {
     };
     const sock = await (async () => {
       for (let i = 0; i < 4000; i++) {
-        if (exitCode !== undefined || child.exitCode !== null) throw failed();
+        if (exitCode !== undefined || child.exitCode !== null) {
+          await closed;
+          throw failed();
+        }
         const s = await new Promise<net.Socket | undefined>((resolve) => {
           const c = net.connect(sockPath);
           c.once("connect", () => resolve(c));
@@ -226,7 +237,10 @@ export class ImageExport {
       await qmp.execute("qmp_capabilities");
     } catch (error) {
       await ex.stop();
-      if (exitCode !== undefined) throw failed();
+      if (child.exitCode !== null && child.exitCode !== 0) {
+        await closed;
+        throw failed();
+      }
       throw error;
     }
     return ex;
