@@ -204,8 +204,15 @@ describe("refusals", () => {
       { stdio: "ignore" },
     );
     try {
-      for (let i = 0; i < 500 && !(await fs.stat(pidfile).catch(() => undefined)); i++)
+      // Wait until QEMU holds the image's lock (qemu-img info then fails).
+      for (let i = 0; i < 500; i++) {
+        const locked = await run("qemu-img", ["info", ov]).then(
+          () => false,
+          () => true,
+        );
+        if (locked) break;
         await sleep(20);
+      }
       const err = await sysprepImage(ov, { vmName: "f", identifiers: identityFromSeed("f") }).catch(
         (e: unknown) => e,
       );
