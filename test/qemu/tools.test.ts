@@ -49,7 +49,6 @@ describe("TOOLS", () => {
         envVar: "GLINT_QEMU_STORAGE_DAEMON",
       },
       fusermount3: { debianPackage: "fuse3", envVar: "GLINT_FUSERMOUNT3" },
-      sgdisk: { debianPackage: "gdisk", envVar: "GLINT_SGDISK" },
       debugfs: { debianPackage: "e2fsprogs", envVar: "GLINT_DEBUGFS" },
       tune2fs: { debianPackage: "e2fsprogs", envVar: "GLINT_TUNE2FS" },
       mdir: { debianPackage: "mtools", envVar: "GLINT_MDIR" },
