@@ -15,12 +15,12 @@ export const SYSPREP_MAPPING: readonly SysprepMappingRow[] = [
   {
     source: "disk_uuid",
     target: "GPT disk GUID (MBR: disk signature = its first 8 hex digits)",
-    how: "sgdisk -U (MBR: 4 bytes at offset 440)",
+    how: "both GPT headers, CRCs recomputed (MBR: 4 bytes at offset 440)",
   },
   {
     source: "partition_uuid",
     target: "PARTUUID of the partition holding / (GPT only)",
-    how: "sgdisk -u",
+    how: "both GPT partition arrays, CRCs recomputed",
   },
   {
     source: "filesystem_uuid",
@@ -42,7 +42,7 @@ export const SYSPREP_MAPPING: readonly SysprepMappingRow[] = [
     source: "fresh random",
     target:
       "every other PARTUUID and filesystem UUID (xfs, LUKS header, more swap, vfat); kept in the VM's config",
-    how: "sgdisk -u, tune2fs -U, xfs_admin -U, cryptsetup luksUUID",
+    how: "GPT arrays, tune2fs -U, xfs_admin -U, cryptsetup luksUUID, boot sector",
   },
   {
     source: "machine_id",
