@@ -12,11 +12,13 @@ import { coldStartBenchmark } from "./coldstart.js";
 import { type Benchmark, formatResult, peakRssMiB, removeLiveTempDirsSync } from "./harness.js";
 import { identityBenchmark } from "./identity.js";
 import { qemuBenchmark } from "./qemu.js";
+import { sysprepBenchmark } from "./sysprep.js";
 
 export const BENCHMARKS: readonly Benchmark[] = [
   identityBenchmark,
   qemuBenchmark,
   coldStartBenchmark,
+  sysprepBenchmark,
 ];
 
 export async function main(argv: readonly string[]): Promise<number> {

@@ -15,6 +15,7 @@ import { formatComparison, formatIdentity, formatTable } from "./format.js";
 import { confirmByTyping, confirmYesNo, type Io, processIo } from "./io.js";
 import { printable, printableIo } from "./printable.js";
 import { shellQuote } from "./shell.js";
+import { addSysprepCommand } from "./sysprep.js";
 
 /** `glint create`'s options: the manager's, with `--memory` for memoryMb and `--force`. */
 type CreateCliOptions = Omit<DiskAndFirmwareOptions, "memoryMb"> & {
@@ -459,6 +460,8 @@ export function buildProgram(
       }
       ctx.setExitCode(exitCode);
     });
+
+  addSysprepCommand(program, io, ctx.setExitCode, manager);
 
   common(program.command("script"))
     .description("write the post-install script shared/set_identifiers.sh (or print it)")
