@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Glint drives (QEMU, qemu-img, OVMF, swtpm,
 # genisoimage) and the ones its tests use (a Debian kernel, busybox, tmux,
-# shellcheck, dash, mkfs.ext4, cloud-init for `cloud-init schema`; mmdebstrap,
-# sgdisk, mkfs.vfat, mtools and GRUB's EFI modules for the Debian guest
-# images of test/e2e/debian; qemu-ga for the guest agent client tests),
-# only those that are missing.
+# shellcheck, dash, mkfs.ext4, cloud-init for `cloud-init schema`), and those
+# of offline re-identification (qemu-storage-daemon, fuse3, gdisk, mtools,
+# xfsprogs, cryptsetup; fdisk and dosfstools build and check the test
+# images), mmdebstrap and GRUB's EFI modules for the Debian guest images of
+# test/e2e/debian, and qemu-ga for the guest agent client tests, only those
+# that are missing.
 set -euo pipefail
 PACKAGES=(
   qemu-system-x86 qemu-utils ovmf swtpm swtpm-tools genisoimage
   linux-image-amd64 busybox-static cpio xz-utils e2fsprogs
   shellcheck dash bash tmux openssh-client cloud-init
-  mmdebstrap gdisk dosfstools mtools grub-efi-amd64-bin qemu-guest-agent
+  qemu-system-common fuse3 gdisk fdisk dosfstools mtools xfsprogs cryptsetup-bin
+  mmdebstrap grub-efi-amd64-bin qemu-guest-agent
 )
 missing=()
 for pkg in "${PACKAGES[@]}"; do

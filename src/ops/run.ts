@@ -16,7 +16,7 @@ import { buildVmArgv, type FirmwareFiles, requireTool } from "../qemu/index.js";
 import { escapeOptionValue } from "../qemu/options.js";
 import { copyFileAtomic } from "../vm/atomic.js";
 import type { VmConfig } from "../vm/config.js";
-import type { VmPaths } from "../vm/layout.js";
+import { VM_FILES, type VmPaths } from "../vm/layout.js";
 
 /** The firmware files QEMU maps for this VM, or undefined for BIOS. Reads only. */
 async function vmFirmware(
@@ -97,6 +97,8 @@ export async function vmArgv(input: VmCommandInput): Promise<string[]> {
   });
 }
 
+const MAX_SOCKET_PATH_BYTES = 107;
+
 /** The guest agent's virtio-serial port name, as qemu-guest-agent looks for it. */
 export const GUEST_AGENT_PORT = "org.qemu.guest_agent.0";
 
@@ -104,8 +106,12 @@ export const GUEST_AGENT_PORT = "org.qemu.guest_agent.0";
  * The control channels `glint run` adds, both UNIX sockets in the VM
  * directory that QEMU listens on: QMP (`qmp.sock`) and the QEMU guest
  * agent's virtio-serial channel (`qga.sock`). `glint verify` uses them.
+ * A UNIX socket path holds at most 107 bytes: in a VM directory whose path is
+ * longer, the VM runs without them (and `glint verify` says so).
  */
 export function controlArgs(paths: VmPaths): string[] {
+  const longest = Math.max(Buffer.byteLength(paths.qmpSocket), Buffer.byteLength(paths.qgaSocket));
+  if (longest > MAX_SOCKET_PATH_BYTES) return [];
   return [
     "-qmp",
     `unix:${escapeOptionValue(paths.qmpSocket)},server=on,wait=off`,
@@ -124,6 +130,8 @@ export interface RunResult {
   exitCode: number;
   /** With `dryRun` on a VM with a TPM: the swtpm command to start first. */
   sidecar?: string[];
+  /** The directory to run `sidecar` in, when its paths are relative to it. */
+  sidecarCwd?: string;
 }
 
 export interface RunOptions {
@@ -154,19 +162,29 @@ export async function runVm(
   const tail = [...controlArgs(paths), "-pidfile", paths.pidfile];
   if (options.dryRun) {
     const argv = [...(await vmArgv({ paths, config, ids, extra, env })), ...tail];
-    const sidecar = config.tpm
-      ? [
-          await requireTool("swtpm", env),
-          "socket",
-          "--tpm2",
-          "--tpmstate",
-          `dir=${paths.tpm}`,
-          "--ctrl",
-          `type=unixio,path=${paths.swtpmSocket}`,
-          "--terminate",
-        ]
-      : undefined;
-    return { argv: [qemu, ...argv], exitCode: 0, ...(sidecar ? { sidecar } : {}) };
+    if (!config.tpm) return { argv: [qemu, ...argv], exitCode: 0 };
+    // swtpm's option lists split at every comma and have no escape for one,
+    // and a socket path has at most 107 bytes: when the absolute paths do not
+    // fit, the command runs in the VM directory with relative ones.
+    const socket = paths.swtpmSocket;
+    const relative =
+      paths.tpm.includes(",") || socket.includes(",") || Buffer.byteLength(socket) > 107;
+    const sidecar = [
+      await requireTool("swtpm", env),
+      "socket",
+      "--tpm2",
+      "--tpmstate",
+      `dir=${relative ? VM_FILES.tpm : paths.tpm}`,
+      "--ctrl",
+      `type=unixio,path=${relative ? VM_FILES.swtpmSocket : socket}`,
+      "--terminate",
+    ];
+    return {
+      argv: [qemu, ...argv],
+      exitCode: 0,
+      sidecar,
+      ...(relative ? { sidecarCwd: paths.dir } : {}),
+    };
   }
   // Files a boot needs that an older Glint, or a person, may have removed.
   await ensureUefiInstance(config, paths);
