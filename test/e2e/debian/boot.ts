@@ -10,6 +10,9 @@ import { type GuestReport, parseReports } from "./report.js";
 /** One boot of a Debian guest: 15 minutes at most (two boots under TCG when cloud-init reboots). */
 const BOOT_LIMIT_MS = 15 * 60_000;
 
+/** The SMBIOS credential that keeps the guest up after its report (see guest/glint-report). */
+export const STAY_UP = ["-smbios", "type=11,value=io.systemd.credential:glinttest.stay-up=1"];
+
 export interface DebianBoot {
   code: number | null;
   /** The last complete report (after the reboot cloud-init may have asked for). */
@@ -19,18 +22,22 @@ export interface DebianBoot {
   seconds: number;
 }
 
-/**
- * `glint run <vm> -- -display none -serial file:<log> -accel tcg …` until the
- * guest powers itself off after its report. Throws with the log's tail when
- * the guest did not report.
- */
-export async function bootDebian(
+export interface RunningDebian {
+  /** Resolves when the guest has reported (it may stay up: see STAY_UP). */
+  reported: () => Promise<GuestReport>;
+  /** Resolves when `glint run` has exited (the guest powered off). */
+  finished: () => Promise<DebianBoot>;
+  /** SIGTERM to `glint run` and everything it started. */
+  kill: () => Promise<void>;
+}
+
+/** `glint run <vm> -- -display none -serial file:<log> -accel tcg …`, in its own process group. */
+export function startDebian(
   home: string,
   vm: string,
   serialLog: string,
   extra: readonly string[] = [],
-): Promise<DebianBoot> {
-  await fs.rm(serialLog, { force: true });
+): RunningDebian {
   const started = Date.now();
   const child = spawn(
     process.execPath,
@@ -57,27 +64,63 @@ export async function bootDebian(
   child.stderr?.on("data", (c) => {
     stderr += String(c);
   });
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-  let timer: NodeJS.Timeout | undefined;
-  const limit = new Promise<"limit">((resolve) => {
-    timer = setTimeout(() => resolve("limit"), BOOT_LIMIT_MS);
-  });
-  const outcome = await Promise.race([exited, limit]);
-  clearTimeout(timer);
-  if (outcome === "limit") await stopGroup(child, exited);
-  const serial = await fs.readFile(serialLog, "utf8").catch(() => "");
-  const reports = parseReports(serial);
-  const report = reports.at(-1);
-  if (outcome === "limit" || report === undefined) {
-    throw new Error(
-      `${vm} did not report (${outcome === "limit" ? "boot limit reached" : `glint run exited ${String(outcome)}`}): ${stderr}\n--- serial tail ---\n${serial.split("\n").slice(-60).join("\n")}`,
+  let exitCode: number | null | undefined;
+  const exited = new Promise<number | null>((resolve) =>
+    child.on("exit", (code) => {
+      exitCode = code;
+      resolve(code);
+    }),
+  );
+  const readLog = () => fs.readFile(serialLog, "utf8").catch(() => "");
+  const failure = async (why: string) => {
+    const serial = await readLog();
+    return new Error(
+      `${vm} did not report (${why}): ${stderr}\n--- serial tail ---\n${serial.split("\n").slice(-60).join("\n")}`,
     );
-  }
-  return {
-    code: outcome,
-    report,
-    reports,
-    serial,
-    seconds: Math.round((Date.now() - started) / 1000),
   };
+  const finished = async (): Promise<DebianBoot> => {
+    let timer: NodeJS.Timeout | undefined;
+    const limit = new Promise<"limit">((resolve) => {
+      timer = setTimeout(() => resolve("limit"), BOOT_LIMIT_MS - (Date.now() - started));
+    });
+    const outcome = await Promise.race([exited, limit]);
+    clearTimeout(timer);
+    if (outcome === "limit") {
+      await stopGroup(child, exited);
+      throw await failure("boot limit reached");
+    }
+    const serial = await readLog();
+    const reports = parseReports(serial);
+    const report = reports.at(-1);
+    if (report === undefined) throw await failure(`glint run exited ${String(outcome)}`);
+    return {
+      code: outcome,
+      report,
+      reports,
+      serial,
+      seconds: Math.round((Date.now() - started) / 1000),
+    };
+  };
+  const reported = async (): Promise<GuestReport> => {
+    while (Date.now() - started < BOOT_LIMIT_MS) {
+      const report = parseReports(await readLog()).at(-1);
+      if (report !== undefined) return report;
+      if (exitCode !== undefined) throw await failure(`glint run exited ${String(exitCode)}`);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    await stopGroup(child, exited);
+    throw await failure("boot limit reached");
+  };
+  return { reported, finished, kill: () => stopGroup(child, exited) };
+}
+
+/** Boot until the guest powers itself off after its report. */
+export async function bootDebian(
+  home: string,
+  vm: string,
+  serialLog: string,
+  extra: readonly string[] = [],
+): Promise<DebianBoot> {
+  await fs.rm(serialLog, { force: true });
+  return startDebian(home, vm, serialLog, extra).finished();
 }

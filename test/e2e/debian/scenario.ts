@@ -7,8 +7,10 @@ import { promises as fs } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SystemIdentifiers } from "../../../src/identity/model.js";
-import { glintOk, readIds, tempHome } from "../helpers.js";
-import { bootDebian, type DebianBoot } from "./boot.js";
+import { QmpClient } from "../../../src/verify/qmp.js";
+import { vmPaths } from "../../../src/vm/layout.js";
+import { glint, glintOk, readIds, tempHome } from "../helpers.js";
+import { bootDebian, type DebianBoot, STAY_UP, startDebian } from "./boot.js";
 import { type DebianImage, type DebianSuite, debianImage } from "./image.js";
 import { type GuestReport, macs, sshFingerprints } from "./report.js";
 
@@ -93,8 +95,11 @@ export function debianScenario(suite: DebianSuite): void {
     let img: DebianImage;
     let home: string;
     const boots = new Map<string, DebianBoot>();
-    const create = (vm: string) =>
-      glintOk([
+    // Offline re-identification of the VM's overlay (glint sysprep), as after every create and nuke.
+    const sysprep = (vm: string) =>
+      glintOk(["sysprep", vmPaths(home, vm).overlay, "--vm", vm, "--home", home]);
+    const create = async (vm: string) => {
+      await glintOk([
         "create",
         vm,
         "--home",
@@ -108,6 +113,8 @@ export function debianScenario(suite: DebianSuite): void {
         "--memory",
         "1024",
       ]);
+      await sysprep(vm);
+    };
 
     beforeAll(async () => {
       img = await debianImage(suite);
@@ -132,12 +139,46 @@ export function debianScenario(suite: DebianSuite): void {
       async () => {
         await create("a");
         await create("b");
-        for (const vm of ["a", "b"]) {
-          const boot = await bootDebian(home, vm, path.join(home, `${vm}-boot1.log`));
-          boots.set(vm, boot);
-          process.stderr.write(`${suite} ${vm}: booted and reported in ${boot.seconds} s\n`);
-          const ids = await readIds(home, vm);
-          expect(seenReport(boot.report, ids)).toEqual(expectedReport(vm, ids));
+        const bootA = await bootDebian(home, "a", path.join(home, "a-boot1.log"));
+        boots.set("a", bootA);
+        process.stderr.write(`${suite} a: booted and reported in ${bootA.seconds} s\n`);
+        const idsA = await readIds(home, "a");
+        expect(seenReport(bootA.report, idsA)).toEqual(expectedReport("a", idsA));
+
+        // b stays up after its report, so that glint verify reads it live.
+        const live = startDebian(home, "b", path.join(home, "b-boot1.log"), STAY_UP);
+        try {
+          const reported = await live.reported();
+          const idsB = await readIds(home, "b");
+          expect(seenReport(reported, idsB)).toEqual(expectedReport("b", idsB));
+          const v = await glint(["verify", "b", "--home", home, "--json"]);
+          const [vb] = JSON.parse(v.stdout) as {
+            ok: boolean;
+            state: string;
+            checks: { field: string; status: string; seen: string | null; why?: string }[];
+          }[];
+          expect(vb?.state).toBe("running");
+          expect(vb?.checks.filter((c) => c.status !== "ok")).toEqual([]);
+          expect(vb?.checks.length).toBe(10);
+          expect(v.code).toBe(0);
+          // a is stopped (read from its overlay), b runs: neither shares a machine-id or SSH host key.
+          const all = await glint(["verify", "--all", "--home", home, "--json"]);
+          expect(all.stdout).not.toContain('"field": "ssh-host-key"');
+          expect(all.code).toBe(0);
+          const qmp = await QmpClient.connect(vmPaths(home, "b").qmpSocket);
+          try {
+            await qmp.execute("system_powerdown");
+          } finally {
+            qmp.close();
+          }
+          const bootB = await live.finished();
+          boots.set("b", bootB);
+          process.stderr.write(
+            `${suite} b: booted, verified and powered off in ${bootB.seconds} s\n`,
+          );
+        } catch (e) {
+          await live.kill();
+          throw e;
         }
         const a = boots.get("a")?.report as GuestReport;
         const b = boots.get("b")?.report as GuestReport;
@@ -157,6 +198,7 @@ export function debianScenario(suite: DebianSuite): void {
         const before = boots.get("a")?.report;
         expect(before).toBeDefined();
         await glintOk(["nuke", "a", "--home", home, "--yes"]);
+        await sysprep("a");
         const boot = await bootDebian(home, "a", path.join(home, "a-boot2.log"));
         process.stderr.write(`${suite} a after nuke: booted and reported in ${boot.seconds} s\n`);
         const ids = await readIds(home, "a");
