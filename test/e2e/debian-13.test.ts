@@ -4,4 +4,4 @@
  */
 import { debianScenario } from "./debian/scenario.js";
 
-debianScenario("trixie");
+debianScenario("trixie", { credentialOnly: true });

@@ -11,6 +11,7 @@ import { QmpClient } from "../../../src/verify/qmp.js";
 import { vmPaths } from "../../../src/vm/layout.js";
 import { glint, glintOk, readIds, tempHome } from "../helpers.js";
 import { bootDebian, type DebianBoot, STAY_UP, startDebian } from "./boot.js";
+import { emptyMachineId } from "./edit.js";
 import { type DebianImage, type DebianSuite, debianImage } from "./image.js";
 import { type GuestReport, macs, sshFingerprints } from "./report.js";
 
@@ -90,7 +91,15 @@ export function shared(x: GuestReport, y: GuestReport): Record<string, string[]>
   return out;
 }
 
-export function debianScenario(suite: DebianSuite): void {
+export interface ScenarioOptions {
+  /**
+   * systemd ≥ 254 reads the `system.machine_id` credential: prove it with a
+   * clone that is not re-identified offline and whose machine-id is empty.
+   */
+  credentialOnly?: boolean;
+}
+
+export function debianScenario(suite: DebianSuite, options: ScenarioOptions = {}): void {
   describe(`real Debian guests (${suite})`, () => {
     let img: DebianImage;
     let home: string;
@@ -208,5 +217,41 @@ export function debianScenario(suite: DebianSuite): void {
       },
       BOOTS_LIMIT_MS,
     );
+
+    if (options.credentialOnly) {
+      it(
+        "without sysprep and with an empty /etc/machine-id, systemd takes the machine-id from Glint's SMBIOS credential",
+        async () => {
+          await glintOk([
+            "create",
+            "c",
+            "--home",
+            home,
+            "--base",
+            img.image,
+            "--overlay",
+            "--firmware",
+            "uefi",
+            "--memory",
+            "1024",
+          ]);
+          await emptyMachineId(vmPaths(home, "c").overlay);
+          const boot = await bootDebian(home, "c", path.join(home, "c-boot1.log"));
+          process.stderr.write(`${suite} c (credential only): reported in ${boot.seconds} s\n`);
+          const ids = await readIds(home, "c");
+          expect({
+            machine_id: boot.report.machine_id,
+            hostname: boot.report.hostname,
+            // systemd says where the machine-id came from.
+            source:
+              /machine id from credential/i.test(boot.serial) ||
+              /credential/i.test(boot.report.machine_id_log ?? ""),
+            // The guest script found the machine-id right: no reboot was needed.
+            reboot: boot.serial.includes("GLINT:state=reboot-pending"),
+          }).toEqual({ machine_id: ids.machine_id, hostname: "c", source: true, reboot: false });
+        },
+        BOOTS_LIMIT_MS,
+      );
+    }
   });
 }

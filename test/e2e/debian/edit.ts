@@ -1,0 +1,45 @@
+/**
+ * Offline edits of a test VM's overlay with the sysprep engine's own parts
+ * (qemu-storage-daemon FUSE export + debugfs): here, emptying /etc/machine-id
+ * as a sealed golden image has it.
+ */
+import { promises as fs } from "node:fs";
+import { applyEdits, isReg, listDirs } from "../../../src/sysprep/ext4.js";
+import { ImageExport } from "../../../src/sysprep/fuse-export.js";
+import { makeWorkDir } from "../../../src/sysprep/image.js";
+import { readLayout } from "../../../src/sysprep/layout.js";
+
+/** Make `/etc/machine-id` of the image's ext root an empty file (mode 0444). */
+export async function emptyMachineId(image: string): Promise<void> {
+  const workDir = await makeWorkDir();
+  let ex: ImageExport | undefined;
+  try {
+    ex = await ImageExport.start(image, workDir, { format: "qcow2", readOnly: false });
+    const layout = await readLayout(ex);
+    const root = layout.parts.find((p) => p.fs.type === "ext");
+    if (!root) throw new Error(`${image}: no ext root filesystem`);
+    await ex.removeAllPartitions();
+    const file = await ex.addPartition(root.number, root.start, root.size, true);
+    const etc = (await listDirs(file, ["/etc"], { workDir })).get("/etc") ?? [];
+    const entry = etc.find((e) => e.name === "machine-id");
+    if (!entry || !isReg(entry)) throw new Error(`${image}: no /etc/machine-id`);
+    await applyEdits(
+      file,
+      [
+        {
+          op: "put",
+          path: "/etc/machine-id",
+          data: Buffer.alloc(0),
+          mode: 0o100444,
+          uid: 0,
+          gid: 0,
+          replace: true,
+        },
+      ],
+      { workDir },
+    );
+  } finally {
+    await ex?.stop();
+    await fs.rm(workDir, { recursive: true, force: true });
+  }
+}
