@@ -50,6 +50,8 @@ echo "== configure the root tree" >&2
 install -m 0755 "$here/guest/glint-report" "$rootdir/usr/local/sbin/glint-report"
 install -m 0644 "$here/guest/glint-report.service" "$rootdir/etc/systemd/system/glint-report.service"
 install -m 0644 "$here/guest/90-glint-test.cfg" "$rootdir/etc/cloud/cloud.cfg.d/90-glint-test.cfg"
+install -m 0644 "$here/guest/glint-test.interfaces" "$rootdir/etc/network/interfaces.d/glint-test"
+printf '%s\n' 'source /etc/network/interfaces.d/*' '' 'auto lo' 'iface lo inet loopback' >"$rootdir/etc/network/interfaces"
 mkdir -p "$rootdir/etc/systemd/system/cloud-init.target.wants"
 ln -sf /etc/systemd/system/glint-report.service "$rootdir/etc/systemd/system/cloud-init.target.wants/glint-report.service"
 printf '%s\n' "$machine_id" >"$rootdir/etc/machine-id"
@@ -68,7 +70,7 @@ set timeout=0
 insmod part_gpt
 insmod ext2
 search --no-floppy --fs-uuid --set=root $root_uuid
-linux /boot/$kernel root=UUID=$root_uuid ro console=ttyS0,115200n8
+linux /boot/$kernel root=UUID=$root_uuid ro net.ifnames=0 console=ttyS0,115200n8
 initrd /boot/$initrd
 boot
 GRUB

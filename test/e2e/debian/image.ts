@@ -18,9 +18,12 @@ import { type GuestReport, parseReports } from "./report.js";
 const execFileAsync = promisify(execFile);
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const BUILDER = path.join(HERE, "build-image.sh");
-const GUEST_FILES = ["glint-report", "glint-report.service", "90-glint-test.cfg"].map((f) =>
-  path.join(HERE, "guest", f),
-);
+const GUEST_FILES = [
+  "glint-report",
+  "glint-report.service",
+  "90-glint-test.cfg",
+  "glint-test.interfaces",
+].map((f) => path.join(HERE, "guest", f));
 
 export type DebianSuite = "bookworm" | "trixie";
 
