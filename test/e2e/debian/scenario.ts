@@ -69,7 +69,8 @@ function perInstance(r: GuestReport): Record<string, string[]> {
     machine_id: [r.machine_id ?? ""],
     ssh_host_keys: sshFingerprints(r),
     instance_id: [r.instance_id ?? ""],
-    dhcp_client_id: [r.dhcp_client_id ?? "", r.dhcp_duid ?? ""].filter((v) => v !== ""),
+    // dhclient's DUID, which its DHCPv4 client identifier is made of (-i).
+    dhcp_duid: [r.dhcp_duid ?? ""].filter((v) => v !== ""),
     root_uuid: [r.root_uuid ?? ""],
     root_partuuid: [r.root_partuuid ?? ""],
     product_uuid: [r.product_uuid ?? ""],
@@ -137,7 +138,7 @@ export function debianScenario(suite: DebianSuite, options: ScenarioOptions = {}
       const base = img.base;
       expect(base.machine_id).toMatch(/^[0-9a-f]{32}$/);
       expect(sshFingerprints(base).length).toBeGreaterThan(0);
-      expect(base.dhcp_client_id ?? base.dhcp_duid ?? "").not.toBe("");
+      expect(base.dhcp_duid ?? "").not.toBe("");
       expect(base.random_seed).toMatch(/^[0-9a-f]{64}$/);
       expect(base.instance_id).toBe("iid-glint-test-base");
       expect(base.cloud_init_status).toBe("done");
