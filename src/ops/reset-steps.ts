@@ -17,6 +17,7 @@ import { renameIntoPlace, tempPathFor } from "../vm/atomic.js";
 import type { VmConfig } from "../vm/config.js";
 import { HISTORY_OVERLAY_RE, storePaths, tpmStateFile, type VmPaths } from "../vm/layout.js";
 import { archiveByLink, archiveFile } from "../vm/store.js";
+import { diskIdentity, identifyDisk, keepSysprepValues } from "./disk-identity.js";
 
 /** Copy the state about to be replaced into history/ before committing. */
 function backUpFirst(
@@ -72,6 +73,13 @@ const overlay: ResetStepImpl = {
     await repairArchivedOverlays(ctx);
     const tmp = tempPathFor(ctx.paths.overlay);
     await createOverlay(ctx.paths.base, tmp, { env: ctx.env });
+    let values: Record<string, string> | undefined;
+    try {
+      if (ctx.config.sysprep) values = await identifyDisk(ctx, tmp);
+    } catch (error) {
+      await fs.rm(tmp, { force: true });
+      throw error;
+    }
     return preparedChange({
       what: "overlay reset",
       async commit() {
@@ -85,6 +93,7 @@ const overlay: ResetStepImpl = {
         await renameIntoPlace(tmp, ctx.paths.overlay);
         // Keep the archived overlay usable: its backing path must be relative to history/.
         if (kept) await rebaseOntoBase(ctx, kept);
+        await keepSysprepValues(ctx, values);
       },
       abort: () => fs.rm(tmp, { force: true }),
     });
@@ -143,6 +152,7 @@ export const DEFAULT_STEPS: ResetSteps = {
   uefi,
   tpm,
   overlay,
+  "disk-identity": diskIdentity,
   "guest-files": guestFiles,
 };
 
