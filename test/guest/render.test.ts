@@ -29,7 +29,7 @@ import {
   type SystemIdentifiers,
   uuidV4FromBytes,
 } from "../../src/identity/model.js";
-import { freshIds, regenerate } from "./helpers.js";
+import { freshIds, regenerate } from "../support/identity.js";
 
 // ---------------------------------------------------------------------------
 // Arbitraries

@@ -7,23 +7,22 @@ import path from "node:path";
 import { afterEach, beforeEach, describe, expect, test } from "vitest";
 import { type HostnameFrom, renderPostInstallScript, TEMPLATE_DIR } from "../../src/guest/index.js";
 import type { SystemIdentifiers } from "../../src/identity/model.js";
+import { run } from "../support/exec.js";
 import {
   exists,
   type FakeGuest,
   fingerprint,
-  freshIds,
   makeFakeGuest,
-  makeTempDir,
   parseKeyValues,
-  regenerate,
-  run,
   runScriptUnder,
   SHELLS,
   SSH_KEY_TYPES,
-  snapshotTree,
   TIMEOUT,
   VM,
-} from "./helpers.js";
+} from "../support/guest-root.js";
+import { freshIds, regenerate } from "../support/identity.js";
+import { snapshotTree } from "../support/snapshot.js";
+import { tempDir } from "../support/tmp.js";
 
 async function fingerprints(root: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
@@ -45,7 +44,7 @@ describe.each(SHELLS)("set_identifiers.sh under %s", (_label, shell) => {
   let tmp: string;
 
   beforeEach(async () => {
-    work = await makeTempDir("script");
+    work = await tempDir("glint-script-");
     root = path.join(work, "root");
     tmp = path.join(work, "tmp");
     await fs.mkdir(root);
@@ -359,7 +358,7 @@ describe.each(SHELLS)("set_identifiers.sh under %s", (_label, shell) => {
 
 describe("shellcheck", () => {
   test("the rendered script and the template are clean under shellcheck -s sh", async () => {
-    const work = await makeTempDir("shellcheck");
+    const work = await tempDir("glint-shellcheck-");
     try {
       for (const hostnameFrom of ["name", "machine-id"] as const) {
         const file = path.join(work, `set_identifiers-${hostnameFrom}.sh`);

@@ -11,7 +11,8 @@ import {
   SCHEMA_VERSION,
   SystemIdentifiers,
 } from "../../src/identity/model.js";
-import { fixture, streamRandom } from "../fixtures/helpers.js";
+import { fixture } from "../support/paths.js";
+import { streamRandom } from "../support/random.js";
 
 const SEED_KEYS = [
   "vm_uuid",

@@ -3,7 +3,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
 import fc from "fast-check";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { GlintError } from "../../src/errors.js";
 import { IDENTIFIER_FIELDS, type SystemIdentifiers } from "../../src/identity/index.js";
 import {
@@ -15,7 +15,9 @@ import {
 } from "../../src/qemu/argv.js";
 import { diskSerial, IDENTITY_MAPPING, uuidSerial } from "../../src/qemu/mapping.js";
 import { vmPaths } from "../../src/vm/layout.js";
-import { config, identityFromSeed, optionArgs, tempDir } from "./helpers.js";
+import { identityFromSeed } from "../support/identity.js";
+import { config, optionArgs } from "../support/qemu.js";
+import { tempDir } from "../support/tmp.js";
 
 const execFileAsync = promisify(execFile);
 const ids = identityFromSeed("argv-a");
@@ -419,16 +421,12 @@ describe("applyIdentifiersToQemuCommand properties", () => {
 
 describe("buildVmArgv", () => {
   let home: string;
-  let cleanup: () => Promise<void>;
   beforeAll(async () => {
-    const t = await tempDir("glint-argv,comma-");
-    home = path.join(t.dir, "home,with,commas");
-    cleanup = t.cleanup;
+    home = path.join(await tempDir("glint-argv,comma-"), "home,with,commas");
     const p = vmPaths(home, "demo");
     await mkdir(p.dir, { recursive: true });
     await writeFile(p.base, "");
   });
-  afterAll(async () => cleanup());
 
   it("builds a BIOS VM with user networking and every identifier once", () => {
     const paths = vmPaths(home, "demo");

@@ -1,7 +1,7 @@
 /** One VM's files: reading with clear errors, history that never overwrites. */
 import { promises as fs } from "node:fs";
 import path from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import { GlintError } from "../../src/errors.js";
 import { parseIdentifiers, SystemIdentifiers } from "../../src/identity/model.js";
 import { vmPaths } from "../../src/vm/layout.js";
@@ -12,14 +12,13 @@ import {
   readIdentifiers,
   writeIdentifiers,
 } from "../../src/vm/store.js";
-import { FIXTURES, fixture, tempDir } from "../fixtures/helpers.js";
+import { FIXTURES, fixture } from "../support/paths.js";
+import { tempDir } from "../support/tmp.js";
 
 let home: string;
-let cleanup: () => Promise<void>;
 beforeEach(async () => {
-  ({ dir: home, cleanup } = await tempDir("glint-store-"));
+  home = await tempDir("glint-store-");
 });
-afterEach(() => cleanup());
 
 const seedIds = parseIdentifiers(fixture("seed-identifiers.json"));
 
