@@ -344,14 +344,13 @@ describe("temp directories of killed setups", () => {
     const live = path.join(root, `glint-swtpm-setup-${process.pid}-yyyyyy`);
     await fs.mkdir(dead, { recursive: true });
     await fs.mkdir(live, { recursive: true });
-    const state = await fs.mkdtemp(path.join(root, "glint-tpm-state-"));
+    const state = await tempDir("glint-tpm-state-");
     try {
       await createTpmState(path.join(state, "tpm"));
       await expect(fs.access(dead)).rejects.toThrow();
       await fs.access(live);
     } finally {
       await fs.rm(live, { recursive: true, force: true });
-      await fs.rm(state, { recursive: true, force: true });
     }
   }, 60_000);
 });
