@@ -3,7 +3,15 @@
  *
  *     import { getUuidManager, SystemIdentifiers } from "glint";
  */
-export { BusyError, GlintError, MissingToolError, UsageError } from "./errors.js";
+export {
+  BusyError,
+  ERROR_CODES,
+  type ErrorCode,
+  type ErrorDetails,
+  GlintError,
+  MissingToolError,
+  UsageError,
+} from "./errors.js";
 export { renderPostInstallScript } from "./guest/index.js";
 export {
   cryptoRandom,

@@ -7,8 +7,10 @@
 import { existsSync, promises as fs } from "node:fs";
 import path from "node:path";
 import { beforeEach, describe, expect, it } from "vitest";
-import { type PreparedStep, type StepPreparers, UuidManager } from "../src/manager.js";
-import { journalPath, readJournal } from "../src/vm/journal.js";
+import { UuidManager } from "../src/manager.js";
+import type { PreparedChange } from "../src/txn/change.js";
+import { readJournal } from "../src/txn/journal.js";
+import type { ResetSteps } from "../src/txn/steps.js";
 import { vmPaths } from "../src/vm/layout.js";
 import { macReplay } from "./support/random.js";
 import { tempDir } from "./support/tmp.js";
@@ -22,8 +24,8 @@ beforeEach(async () => {
 function recordingSteps(
   log: string[],
   fail: { prepare?: string; commit?: string } = {},
-): StepPreparers {
-  const step = (name: string) => async (): Promise<PreparedStep> => {
+): ResetSteps {
+  const prepare = (name: string) => async (): Promise<PreparedChange> => {
     if (fail.prepare === name) throw new Error(`${name} cannot be prepared`);
     log.push(`prepare ${name}`);
     return {
@@ -36,6 +38,12 @@ function recordingSteps(
       },
     };
   };
+  // Every step applies, whatever the VM's config, so that all of them run.
+  const step = (name: string) => ({
+    appliesTo: () => true,
+    describe: () => name,
+    prepare: prepare(name),
+  });
   return {
     uefi: step("uefi"),
     tpm: step("tpm"),
@@ -60,7 +68,7 @@ describe("regeneration is all-or-nothing", () => {
     expect(await fs.readFile(path.join(home, "vm", "identifiers.json"), "utf8")).toBe(before);
     expect(log).toContain("abort uefi");
     expect(log).not.toContain("commit uefi");
-    expect(existsSync(journalPath(vmPaths(home, "vm")))).toBe(false);
+    expect(existsSync(vmPaths(home, "vm").journal)).toBe(false);
     expect(await historyFiles("vm")).toEqual([]);
   });
 
@@ -71,9 +79,10 @@ describe("regeneration is all-or-nothing", () => {
       steps: recordingSteps(log),
     }).generateFreshIdentifiers("vm");
     const stopping = new UuidManager({ home, steps: recordingSteps(log, { commit: "overlay" }) });
-    await expect(stopping.nukeAndRegenerateAll("vm")).rejects.toThrow(
-      /stopped halfway.*next glint command/,
-    );
+    await expect(stopping.nukeAndRegenerateAll("vm")).rejects.toMatchObject({
+      code: "interrupted",
+      message: expect.stringMatching(/stopped halfway/),
+    });
     // The identity is not switched yet, but the journal holds the new one.
     const still = JSON.parse(await fs.readFile(path.join(home, "vm", "identifiers.json"), "utf8"));
     expect(still.vm_uuid).toBe(first.identifiers.vm_uuid);
@@ -93,7 +102,7 @@ describe("regeneration is all-or-nothing", () => {
     ]);
     const now = await healthy.getIdentifiers("vm");
     expect(now.vm_uuid).toBe(pending?.identifiers.vm_uuid);
-    expect(existsSync(journalPath(vmPaths(home, "vm")))).toBe(false);
+    expect(existsSync(vmPaths(home, "vm").journal)).toBe(false);
   });
 
   it("values of an interrupted operation count as taken for other VMs", async () => {

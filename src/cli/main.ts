@@ -2,34 +2,36 @@
 /**
  * Entry point of the `glint` binary.
  * Exit codes: 0 success, 1 an operation failed, 2 bad usage.
+ * With `--json`, a failure prints exactly one JSON object on stderr:
+ * `{"error":{"code":"…","message":"…"}}`.
  */
 import { CommanderError } from "commander";
 import { GlintError } from "../errors.js";
+import { afterCritical, inCritical } from "../txn/critical.js";
+import { errorLine } from "./advice.js";
 import { buildProgram } from "./program.js";
-
-function oneLine(text: string): string {
-  return text.replace(/\s*\n\s*/g, " ").trim();
-}
 
 /** Commands that change a VM. */
 const MUTATING = new Set(["create", "regen", "nuke", "reset", "script", "seed"]);
 
 /**
- * Ctrl-C or SIGTERM while a command changes a VM must not leave it half-done:
- * the running operation finishes (it is all-or-nothing under the VM lock),
- * then glint exits with 130 (SIGINT) or 143 (SIGTERM). A second signal forces
- * the exit; the next command on the VM then finishes the interrupted
- * operation from its journal.
+ * Ctrl-C or SIGTERM while an operation commits must not leave it half-done:
+ * the commit finishes (it is a critical section, see src/txn/critical.ts),
+ * then glint exits with 130 (SIGINT) or 143 (SIGTERM). Outside a commit —
+ * at a prompt, waiting for a lock, while preparing — glint exits at once;
+ * nothing visible has changed, and the next command rolls back a prepared
+ * operation. A second signal always exits at once.
  */
-function deferSignals(): () => number | undefined {
+function exitOnSignals(): () => number | undefined {
   let received: NodeJS.Signals | undefined;
   const code = (signal: NodeJS.Signals) => 128 + (signal === "SIGINT" ? 2 : 15);
   const onSignal = (signal: NodeJS.Signals) => {
-    if (received) process.exit(code(signal));
+    if (received || !inCritical()) process.exit(code(signal));
     received = signal;
     process.stderr.write(
-      `glint: ${signal} received; finishing the current operation so nothing is left half-done\n`,
+      `glint: ${signal} received; finishing the current commit so nothing is left half-done\n`,
     );
+    afterCritical(() => process.exit(code(signal)));
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
@@ -46,11 +48,19 @@ function commandName(argv: readonly string[]): string | undefined {
   return undefined;
 }
 
+/** Print a failure: one line of text, or one JSON object with `--json`. */
+function report(json: boolean, code: string, message: string): void {
+  process.stderr.write(
+    json ? `${JSON.stringify({ error: { code, message } })}\n` : `glint: ${message}\n`,
+  );
+}
+
 export async function main(argv: readonly string[]): Promise<number> {
   const command = commandName(argv);
+  const json = argv.includes("--json");
   const interrupted =
-    command !== undefined && MUTATING.has(command) ? deferSignals() : () => undefined;
-  const program = buildProgram();
+    command !== undefined && MUTATING.has(command) ? exitOnSignals() : () => undefined;
+  const program = buildProgram(undefined, { jsonErrors: json });
   try {
     await program.parseAsync([...argv], { from: "user" });
     return interrupted() ?? (typeof process.exitCode === "number" ? process.exitCode : 0);
@@ -60,16 +70,16 @@ export async function main(argv: readonly string[]): Promise<number> {
       return error.exitCode === 0 ? 0 : 2;
     }
     if (error instanceof GlintError) {
-      process.stderr.write(`glint: ${oneLine(error.message)}\n`);
+      report(json, error.code, errorLine(error));
       return error.exitCode;
     }
     if (error instanceof Error && error.name === "ExitPromptError") {
-      process.stderr.write("glint: cancelled; nothing was changed\n");
+      report(json, "cancelled", "cancelled; nothing was changed");
       return 1;
     }
     const err = error as NodeJS.ErrnoException;
     if (process.env.GLINT_DEBUG) process.stderr.write(`${err?.stack ?? String(error)}\n`);
-    process.stderr.write(`glint: ${oneLine(err?.message ?? String(error))}\n`);
+    report(json, "failed", (err?.message ?? String(error)).replace(/\s*\n\s*/g, " ").trim());
     return 1;
   }
 }

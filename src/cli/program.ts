@@ -7,8 +7,9 @@ import { Command, CommanderError, InvalidArgumentError, Option } from "commander
 import { GlintError, UsageError } from "../errors.js";
 import { identifiersToDict } from "../identity/model.js";
 import { POLICIES } from "../identity/policies.js";
-import type { DiskAndFirmwareOptions } from "../lifecycle.js";
 import { type OperationResult, UuidManager } from "../manager.js";
+import type { DiskAndFirmwareOptions } from "../ops/provision.js";
+import { describeResets } from "../ops/reset-steps.js";
 import { shellQuote } from "../qemu/index.js";
 import { FIRMWARE_KINDS, NET_MODES } from "../vm/config.js";
 import { formatComparison, formatIdentity, formatTable } from "./format.js";
@@ -80,10 +81,22 @@ export const defaultContext: ProgramContext = {
   setExitCode: (code) => {
     process.exitCode = code;
   },
-  manager: (home) => new UuidManager(home === undefined ? {} : { home }),
+  manager: (home) =>
+    new UuidManager({
+      ...(home === undefined ? {} : { home }),
+      onNotice: (message) => processIo.stderr(`glint: note: ${message}`),
+    }),
 };
 
-export function buildProgram(ctx: ProgramContext = defaultContext): Command {
+export interface ProgramOptions {
+  /** Print usage errors as `{"error":{"code":"usage","message":…}}` (for `--json`). */
+  jsonErrors?: boolean;
+}
+
+export function buildProgram(
+  ctx: ProgramContext = defaultContext,
+  options: ProgramOptions = {},
+): Command {
   const { io } = ctx;
   // `glint --home DIR <command>` and `glint <command> --home DIR` both work.
   const manager = (home: string | undefined) =>
@@ -100,13 +113,17 @@ export function buildProgram(ctx: ProgramContext = defaultContext): Command {
     .configureOutput({
       writeOut: (s) => io.stdout(s),
       writeErr: (s) => io.stderr(s),
-      outputError: (s, write) =>
+      outputError: (s, write) => {
+        const message = `${s
+          .replace(/^error: /, "")
+          .trim()
+          .replace(/\s*\n\s*/g, " ")} (run \`glint --help\` for usage)`;
         write(
-          `glint: ${s
-            .replace(/^error: /, "")
-            .trim()
-            .replace(/\s*\n\s*/g, " ")} (run \`glint --help\` for usage)\n`,
-        ),
+          options.jsonErrors
+            ? `${JSON.stringify({ error: { code: "usage", message } })}\n`
+            : `glint: ${message}\n`,
+        );
+      },
     });
 
   common(program.command("create"))
@@ -262,7 +279,7 @@ export function buildProgram(ctx: ProgramContext = defaultContext): Command {
       .action(
         async (vm: string, opts: CommonOptions & { yes?: boolean; discardOverlay?: boolean }) => {
           const m = manager(opts.home);
-          await m.getIdentifiers(vm);
+          await m.assertExists(vm);
           const config = await m.getConfig(vm);
           if (policy === "disk" && config.overlay && !opts.yes) {
             const ok = await confirmYesNo(
@@ -270,7 +287,10 @@ export function buildProgram(ctx: ProgramContext = defaultContext): Command {
               `Replace the overlay of "${vm}"? Everything the guest wrote to it is discarded${opts.discardOverlay ? " (deleted)" : " (the old overlay is kept in history/)"}.`,
               "--yes",
             );
-            if (!ok) throw new GlintError("regen disk cancelled; nothing was changed");
+            if (!ok)
+              throw new GlintError("regen disk cancelled; nothing was changed", {
+                code: "cancelled",
+              });
           }
           const result = await m.regenerate(vm, policy, {
             discardOverlay: Boolean(opts.discardOverlay),
@@ -289,18 +309,14 @@ export function buildProgram(ctx: ProgramContext = defaultContext): Command {
     .action(
       async (vm: string, opts: CommonOptions & { yes?: boolean; discardOverlay?: boolean }) => {
         const m = manager(opts.home);
-        await m.getIdentifiers(vm);
+        await m.assertExists(vm);
         // Refuse before asking for the name if the VM is running (glint run holds it).
         await m.assertNotBusy(vm);
         if (!opts.yes) {
           const config = await m.getConfig(vm);
-          const resets = [
-            config.firmware !== "bios" &&
-              `its UEFI variables${config.firmware === "uefi-secure" ? " and Secure Boot state" : ""}`,
-            config.tpm && "its TPM (a new EK)",
-            config.overlay &&
-              `its overlay (the guest's writes${opts.discardOverlay ? " are deleted" : " are kept in history/"})`,
-          ].filter((x): x is string => typeof x === "string");
+          const resets = describeResets(POLICIES.nuke.reset, config, {
+            discardOverlay: Boolean(opts.discardOverlay),
+          });
           const ok = await confirmByTyping(
             io,
             `This replaces every identifier of "${vm}"${resets.length ? ` and resets ${resets.join(", ")}` : ""}.`,
@@ -308,7 +324,9 @@ export function buildProgram(ctx: ProgramContext = defaultContext): Command {
             "--yes",
           );
           if (!ok)
-            throw new GlintError("nuke cancelled: the name did not match; nothing was changed");
+            throw new GlintError("nuke cancelled: the name did not match; nothing was changed", {
+              code: "cancelled",
+            });
         }
         printResult(
           io,
@@ -437,6 +455,30 @@ export function buildProgram(ctx: ProgramContext = defaultContext): Command {
       }
       const file = await m.createPostInstallScript(vm);
       io.stdout(opts.json ? JSON.stringify({ vm, script: file }) : `wrote ${file}`);
+    });
+
+  common(program.command("doctor"))
+    .description("check the home: list every identifier value that two VMs share")
+    .action(async (opts: CommonOptions) => {
+      const dups = await manager(opts.home).duplicates();
+      if (opts.json) {
+        io.stdout(JSON.stringify({ duplicates: dups }, null, 2));
+      } else if (dups.length === 0) {
+        io.stdout("no duplicate identifiers");
+      } else {
+        io.stdout(
+          formatTable([
+            ["FIELD", "VALUE", "VMS"],
+            ...dups.map((d) => [d.field, d.value, d.vms.join(", ")]),
+          ]),
+        );
+      }
+      if (dups.length > 0) {
+        throw new GlintError(`${dups.length} identifier value(s) are shared by more than one VM`, {
+          code: "conflict",
+          details: { reason: "duplicates-found" },
+        });
+      }
     });
 
   common(program.command("seed"))

@@ -6,7 +6,6 @@ export {
   firmwareDescriptorSchema,
   globMatch,
   installUefiVars,
-  type PreparedReset,
   prepareUefiReset,
   type ResolvedFirmware,
   type ResolveFirmwareOptions,

@@ -21,9 +21,9 @@ import { promises as fs } from "node:fs";
 import path from "node:path";
 import { z } from "zod";
 import { GlintError, MissingToolError, UsageError } from "../errors.js";
+import { type PreparedChange, preparedChange } from "../txn/change.js";
 import { copyFileAtomic, copyToTemp, renameIntoPlace } from "../vm/atomic.js";
 import { isFile } from "../vm/fsutil.js";
-import { type PreparedChange, preparedChange } from "../vm/prepared.js";
 
 // ---------------------------------------------------------------------------
 // Descriptor schema (QEMU docs/interop/firmware.json)
@@ -349,9 +349,6 @@ export async function resetUefiVariables(seedPath: string, instancePath: string)
   await copyFileAtomic(seedPath, instancePath);
 }
 
-/** A prepared change that can still be committed or abandoned. */
-export type PreparedReset = PreparedChange;
-
 /**
  * Two-phase UEFI variable reset for transactions: copies the seed to a temp
  * file next to the instance and fsyncs it; `commit()` renames it over the
@@ -362,7 +359,7 @@ export type PreparedReset = PreparedChange;
 export async function prepareUefiReset(
   seedPath: string,
   instancePath: string,
-): Promise<PreparedReset> {
+): Promise<PreparedChange> {
   await assertSeed(seedPath);
   const tmp = await copyToTemp(seedPath, instancePath);
   return preparedChange({

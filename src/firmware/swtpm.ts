@@ -26,15 +26,16 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { GlintError, UsageError } from "../errors.js";
 import { requireTool } from "../qemu/tools.js";
+import { type PreparedChange, preparedChange } from "../txn/change.js";
 import { fsyncDir, fsyncFile, isAlive, tempPathFor } from "../vm/atomic.js";
 import { isFile } from "../vm/fsutil.js";
-import { preparedChange } from "../vm/prepared.js";
-import type { PreparedReset } from "./ovmf.js";
+import { TPM2_PERMALL } from "../vm/layout.js";
 
 const execFileAsync = promisify(execFile);
 
 /** swtpm's TPM 2 permanent state (holds the seeds, persistent keys and NV indices). */
-export const TPM2_PERMALL = "tpm2-00.permall";
+export { TPM2_PERMALL };
+
 /** State files that only make sense together with the permall they were written with. */
 const DEPENDENT_STATE_FILES = [
   "tpm2-00.volatilestate",
@@ -103,7 +104,7 @@ export async function createTpmState(dir: string, options: TpmSetupOptions = {})
 export async function prepareTpmReset(
   dir: string,
   options: TpmSetupOptions = {},
-): Promise<PreparedReset> {
+): Promise<PreparedChange> {
   const target = path.resolve(dir);
   const tmp = tempPathFor(target);
   await fs.mkdir(tmp, { mode: 0o700 });

@@ -12,9 +12,9 @@ import { GlintError, MissingToolError } from "../errors.js";
 import { UUID_V4_RE, VM_NAME_RE } from "../identity/formats.js";
 import { parseIdentifiers, type SystemIdentifiers } from "../identity/model.js";
 import { runTool } from "../qemu/tools.js";
+import { type PreparedChange, preparedChange } from "../txn/change.js";
 import { fsyncFile, renameIntoPlace, tempPathFor } from "../vm/atomic.js";
 import { assertVmName, type VmPaths } from "../vm/layout.js";
-import { type PreparedChange, preparedChange } from "../vm/prepared.js";
 import { loadTemplate, type PlaceholderSpec, renderTemplate } from "./render.js";
 import {
   checkHostnameFrom,
@@ -290,13 +290,6 @@ export async function writeSeed(
 }
 
 /**
- * Guest files prepared in temp files, ready to be renamed into place:
- * `commit()` renames the script and the ISO into place (and fsyncs their
- * directories), `abort()` removes the temp files.
- */
-export type PreparedGuestFiles = PreparedChange;
-
-/**
  * Two-phase variant for transactional regeneration: render the script and
  * build the seed ISO into temp files inside the VM directory; `commit()`
  * renames both into place, `abort()` removes them. Nothing visible changes
@@ -307,7 +300,7 @@ export async function prepareGuestFiles(
   vmName: string,
   ids: SystemIdentifiers,
   options: SeedOptions = {},
-): Promise<PreparedGuestFiles> {
+): Promise<PreparedChange> {
   assertVmName(vmName);
   if (vmName !== paths.name) {
     throw new GlintError(`prepareGuestFiles: VM name ${vmName} does not match ${paths.name}`);

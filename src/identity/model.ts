@@ -7,6 +7,7 @@
 import { createHash } from "node:crypto";
 import { z } from "zod";
 import { GlintError } from "../errors.js";
+import { describeZodError } from "../zod-errors.js";
 import {
   cpuSerial,
   macAddress,
@@ -105,33 +106,6 @@ export function uuidV4FromBytes(bytes: Uint8Array): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
-function describeIssue(issue: z.core.$ZodIssue, data: unknown): string {
-  const field = issue.path.map(String).join(".");
-  if (issue.code === "unrecognized_keys") {
-    return `unknown field${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => `"${k}"`).join(", ")}`;
-  }
-  if (!field) return issue.message;
-  let got = "";
-  if (data && typeof data === "object" && field in data) {
-    const v = (data as Record<string, unknown>)[field];
-    if (v === undefined) got = "";
-    else if (typeof v === "string")
-      got = ` (got ${v.length} characters: ${JSON.stringify(v.length > 48 ? `${v.slice(0, 48)}…` : v)})`;
-    else got = ` (got ${JSON.stringify(v)})`;
-  } else if (issue.code === "invalid_type") {
-    return `field "${field}" is missing`;
-  }
-  return `field "${field}" ${issue.message}${got}`;
-}
-
-/** Why a dictionary is not a valid identity; `undefined` if it is. */
-function formatZodError(error: z.ZodError, data: unknown): string {
-  return error.issues
-    .slice(0, 3)
-    .map((i) => describeIssue(i, data))
-    .join("; ");
-}
-
 /**
  * Parse and validate an identifiers object (current or seed format).
  * Throws a GlintError naming the first bad fields.
@@ -140,25 +114,30 @@ function formatZodError(error: z.ZodError, data: unknown): string {
 export function parseIdentifiers(
   data: unknown,
   source = "identifiers",
-  vmName = "<vm>",
+  vmName?: string,
 ): SystemIdentifiers {
-  const hint = `fix the field, or replace the identity with \`glint create ${vmName} --force\` (the old file is kept in history/)`;
+  const invalid = (why: string, reason = "identifiers") =>
+    new GlintError(`${source}: ${why}`, {
+      code: "invalid-file",
+      details: { file: source, reason, ...(vmName === undefined ? {} : { vm: vmName }) },
+    });
   if (data === null || typeof data !== "object" || Array.isArray(data)) {
-    throw new GlintError(`${source}: expected a JSON object; ${hint}`);
+    throw invalid("expected a JSON object");
   }
   const obj = data as Record<string, unknown>;
   if ("schema_version" in obj) {
     if (typeof obj.schema_version === "number" && obj.schema_version > SCHEMA_VERSION) {
-      throw new GlintError(
-        `${source}: schema_version ${obj.schema_version} was written by a newer Glint; upgrade Glint`,
+      throw invalid(
+        `schema_version ${obj.schema_version} was written by a newer Glint`,
+        "newer-schema",
       );
     }
     const r = systemIdentifiersSchema.safeParse(obj);
-    if (!r.success) throw new GlintError(`${source}: ${formatZodError(r.error, obj)}; ${hint}`);
+    if (!r.success) throw invalid(describeZodError(r.error, obj));
     return Object.freeze(r.data);
   }
   const r = legacySchema.safeParse(obj);
-  if (!r.success) throw new GlintError(`${source}: ${formatZodError(r.error, obj)}; ${hint}`);
+  if (!r.success) throw invalid(describeZodError(r.error, obj));
   const { vm_generation_id, ...rest } = r.data;
   return Object.freeze({
     schema_version: SCHEMA_VERSION,

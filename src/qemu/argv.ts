@@ -407,7 +407,11 @@ function chooseDisk(input: VmArgvInput): string | undefined {
   if (input.config.overlay) {
     if (!existsSync(input.paths.overlay)) {
       throw new GlintError(
-        `${input.paths.overlay} is missing although VM ${input.name} uses an overlay; recreate it (e.g. \`glint regen disk ${input.name}\`)`,
+        `${input.paths.overlay} is missing although VM ${input.name} uses an overlay`,
+        {
+          code: "not-found",
+          details: { vm: input.name, file: input.paths.overlay, reason: "overlay" },
+        },
       );
     }
     return input.paths.overlay;

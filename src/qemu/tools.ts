@@ -134,9 +134,15 @@ export async function runTool(
     const what = `${name}${args[0] === undefined ? "" : ` ${args[0]}`}`;
     const detail = firstErrorLine(e.stderr ?? "", bin);
     if (e.killed) {
-      throw new GlintError(`${what} timed out after ${options.timeoutMs} ms`, { cause: error });
+      throw new GlintError(`${what} timed out after ${options.timeoutMs} ms`, {
+        code: "tool-failed",
+        details: { tool: name },
+        cause: error,
+      });
     }
     throw new GlintError(`${what} failed: ${detail || e.message.split("\n")[0]}`, {
+      code: "tool-failed",
+      details: { tool: name },
       cause: error,
     });
   }

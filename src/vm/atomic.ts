@@ -8,18 +8,11 @@
  * Temp files are named `.<name>[.<tag>].tmp-<pid>-<8 hex>`, so that
  * {@link removeStaleTemps} can clean up after a killed writer.
  */
-import { randomBytes } from "node:crypto";
 import { constants, promises as fs } from "node:fs";
 import path from "node:path";
+import { TEMP_FILE_RE, tempPathFor } from "./layout.js";
 
-/** A fresh temp path next to `target` (same directory, so a rename is atomic). */
-export function tempPathFor(target: string, tag?: string): string {
-  const base = tag ? `${path.basename(target)}.${tag}` : path.basename(target);
-  return path.join(
-    path.dirname(target),
-    `.${base}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`,
-  );
-}
+export { tempPathFor };
 
 /** fsync a directory so that a rename or create inside it is durable. */
 export async function fsyncDir(dir: string): Promise<void> {
@@ -114,8 +107,10 @@ export async function removeStaleTemps(dir: string): Promise<void> {
   }
   await Promise.all(
     names
-      .filter((n) => /^\..+\.tmp-\d+-[0-9a-f]{8}$/.test(n))
-      .filter((n) => !isAlive(Number(n.split(".tmp-").at(-1)?.split("-")[0])))
+      .filter((n) => {
+        const m = TEMP_FILE_RE.exec(n);
+        return m !== null && !isAlive(Number(m[1]));
+      })
       .map((n) => fs.rm(path.join(dir, n), { force: true, recursive: true })),
   );
 }

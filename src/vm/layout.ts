@@ -1,6 +1,9 @@
 /**
- * Where everything of a VM lives. The layout is the seed prototype's, plus
- * `history/`, `tpm/` and `seed.iso`:
+ * Every on-disk name Glint uses, in one place (like lima's filenames.go). No
+ * other module builds a path inside a home or VM directory by hand.
+ *
+ * The VM layout is the seed prototype's, plus `history/`, `tpm/`,
+ * `seed.iso` and `shared/identity.env`:
  *
  *     <home>/<vm>/identifiers.json
  *     <home>/<vm>/config.json
@@ -9,13 +12,16 @@
  *     <home>/<vm>/uefi-seed.fd
  *     <home>/<vm>/uefi-instance.fd
  *     <home>/<vm>/shared/set_identifiers.sh
+ *     <home>/<vm>/shared/identity.env
  *     <home>/<vm>/history/
  *     <home>/<vm>/tpm/
  *     <home>/<vm>/seed.iso
  *
- * Locks live in `<home>/.glint/` (VM locks in `.glint/vms/`, so that no VM
- * name can collide with the store lock), outside the VM directories.
+ * Store-wide state lives in `<home>/.glint/` (VM locks in `.glint/vms/`, so
+ * that no VM name can collide with the store lock), outside the VM
+ * directories.
  */
+import { randomBytes } from "node:crypto";
 import path from "node:path";
 import { UsageError } from "../errors.js";
 import { VM_NAME_RE } from "../identity/formats.js";
@@ -33,12 +39,35 @@ export function assertVmName(name: string): void {
     const shown = name.length > 40 ? `${name.slice(0, 40)}… (${name.length} characters)` : name;
     throw new UsageError(
       `invalid VM name ${JSON.stringify(shown)}: use 1–63 lowercase letters, digits and '-', starting with a letter or digit (it becomes the hostname)`,
+      { reason: "vm-name" },
     );
   }
 }
 
+/** File names inside a VM directory. */
+export const VM_FILES = {
+  identifiers: "identifiers.json",
+  config: "config.json",
+  base: "base.qcow2",
+  overlay: "overlay.qcow2",
+  uefiSeed: "uefi-seed.fd",
+  uefiInstance: "uefi-instance.fd",
+  shared: "shared",
+  script: "set_identifiers.sh",
+  identityEnv: "identity.env",
+  history: "history",
+  tpm: "tpm",
+  seedIso: "seed.iso",
+  journal: ".pending.json",
+  creating: ".creating",
+  swtpmSocket: "swtpm.sock",
+  qmpSocket: "qmp.sock",
+  pidfile: "qemu.pid",
+} as const;
+
 export interface VmPaths {
   readonly name: string;
+  readonly home: string;
   readonly dir: string;
   readonly identifiers: string;
   readonly config: string;
@@ -48,9 +77,21 @@ export interface VmPaths {
   readonly uefiInstance: string;
   readonly shared: string;
   readonly script: string;
+  readonly identityEnv: string;
   readonly history: string;
   readonly tpm: string;
   readonly seedIso: string;
+  /** The journal of an operation in progress (see src/txn/journal.ts). */
+  readonly journal: string;
+  /** Present while a `glint create` that Glint started is unfinished. */
+  readonly creating: string;
+  /** swtpm's control socket while the VM runs. */
+  readonly swtpmSocket: string;
+  /** QEMU's QMP socket while the VM runs. */
+  readonly qmpSocket: string;
+  /** QEMU's pid while the VM runs (written by QEMU's -pidfile). */
+  readonly pidfile: string;
+  /** The VM's lock, in the store directory. */
   readonly lock: string;
 }
 
@@ -58,26 +99,119 @@ export interface VmPaths {
 export function vmPaths(home: string, name: string): VmPaths {
   assertVmName(name);
   const dir = path.join(home, name);
+  const shared = path.join(dir, VM_FILES.shared);
+  const inDir = (file: string) => path.join(dir, file);
   return {
     name,
+    home,
     dir,
-    identifiers: path.join(dir, "identifiers.json"),
-    config: path.join(dir, "config.json"),
-    base: path.join(dir, "base.qcow2"),
-    overlay: path.join(dir, "overlay.qcow2"),
-    uefiSeed: path.join(dir, "uefi-seed.fd"),
-    uefiInstance: path.join(dir, "uefi-instance.fd"),
-    shared: path.join(dir, "shared"),
-    script: path.join(dir, "shared", "set_identifiers.sh"),
-    history: path.join(dir, "history"),
-    tpm: path.join(dir, "tpm"),
-    seedIso: path.join(dir, "seed.iso"),
-    lock: path.join(home, ".glint", "vms", `${name}.lock`),
+    identifiers: inDir(VM_FILES.identifiers),
+    config: inDir(VM_FILES.config),
+    base: inDir(VM_FILES.base),
+    overlay: inDir(VM_FILES.overlay),
+    uefiSeed: inDir(VM_FILES.uefiSeed),
+    uefiInstance: inDir(VM_FILES.uefiInstance),
+    shared,
+    script: path.join(shared, VM_FILES.script),
+    identityEnv: path.join(shared, VM_FILES.identityEnv),
+    history: inDir(VM_FILES.history),
+    tpm: inDir(VM_FILES.tpm),
+    seedIso: inDir(VM_FILES.seedIso),
+    journal: inDir(VM_FILES.journal),
+    creating: inDir(VM_FILES.creating),
+    swtpmSocket: inDir(VM_FILES.swtpmSocket),
+    qmpSocket: inDir(VM_FILES.qmpSocket),
+    pidfile: inDir(VM_FILES.pidfile),
+    lock: path.join(storePaths(home).vmLocks, `${name}.lock`),
   };
 }
 
+export interface StorePaths {
+  readonly dir: string;
+  /** Held while values are drawn, so that concurrent creates never share one. */
+  readonly lock: string;
+  /** A token rewritten by every commit, so other processes know to rescan. */
+  readonly generation: string;
+  /** Directory of the per-VM locks. */
+  readonly vmLocks: string;
+  /** The per-home local CA that signs every VM's EK certificate. */
+  readonly tpmCa: string;
+}
+
 /** Store-wide files. */
-export function storePaths(home: string): { dir: string; lock: string; generation: string } {
+export function storePaths(home: string): StorePaths {
   const dir = path.join(home, ".glint");
-  return { dir, lock: path.join(dir, "store.lock"), generation: path.join(dir, "generation") };
+  return {
+    dir,
+    lock: path.join(dir, "store.lock"),
+    generation: path.join(dir, "generation"),
+    vmLocks: path.join(dir, "vms"),
+    tpmCa: path.join(dir, "tpm-ca"),
+  };
+}
+
+/** The TPM 2.0 state file swtpm keeps in `tpm/`. */
+export const TPM2_PERMALL = "tpm2-00.permall";
+
+/** The TPM state file of a VM (archived before a TPM reset). */
+export function tpmStateFile(paths: VmPaths): string {
+  return path.join(paths.tpm, TPM2_PERMALL);
+}
+
+// ---- lock files ---------------------------------------------------------
+
+/** The temp file a lock is written to before it is linked into place. */
+export function lockTempPath(lock: string, token: string): string {
+  return `${lock}.${token}.new`;
+}
+
+/** The directory that serialises the takeover of a stale lock. */
+export function lockTakeoverPath(lock: string): string {
+  return `${lock}.takeover`;
+}
+
+// ---- temp files ---------------------------------------------------------
+
+/** Temp files: `.<name>[.<tag>].tmp-<pid>-<8 hex>`, next to their target. */
+export const TEMP_FILE_RE = /^\..+\.tmp-(\d+)-[0-9a-f]{8}$/;
+
+/** A fresh temp path next to `target` (same directory, so a rename is atomic). */
+export function tempPathFor(target: string, tag?: string): string {
+  const base = tag ? `${path.basename(target)}.${tag}` : path.basename(target);
+  return path.join(
+    path.dirname(target),
+    `.${base}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`,
+  );
+}
+
+// ---- history/ -----------------------------------------------------------
+
+/** A filesystem-safe, sortable timestamp: 2026-11-29T16-50-00.123Z */
+function stamp(date = new Date()): string {
+  return date.toISOString().replaceAll(":", "-");
+}
+
+/**
+ * `history/<timestamp>_<label>_<name>-<6 hex>.<ext>`: sortable, never reused.
+ * `label` says why, e.g. "base", "nuke" or "reset-tpm".
+ */
+export function historyPath(paths: VmPaths, file: string, label: string): string {
+  const ext = path.extname(file);
+  const base = path.basename(file, ext);
+  return path.join(
+    paths.history,
+    `${stamp()}_${label}_${base}-${randomBytes(3).toString("hex")}${ext}`,
+  );
+}
+
+/** Archived identities in history/. */
+export const HISTORY_IDENTIFIERS_RE = /_identifiers-[0-9a-f]{6}\.json$/;
+
+/** Archived overlays in history/. */
+export const HISTORY_OVERLAY_RE = /_overlay-[0-9a-f]{6}\.qcow2$/;
+
+/** When and why a history/ entry was archived, from its name. */
+export function parseHistoryName(name: string): { archivedAt: string; reason: string } {
+  const [ts = "", reason = ""] = name.split("_");
+  return { archivedAt: ts.replace(/T(\d{2})-(\d{2})-(\d{2})/, "T$1:$2:$3"), reason };
 }

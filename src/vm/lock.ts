@@ -13,6 +13,7 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { BusyError } from "../errors.js";
 import { readFileIfExists } from "./fsutil.js";
+import { lockTakeoverPath, lockTempPath } from "./layout.js";
 
 interface Owner {
   pid: number;
@@ -68,15 +69,15 @@ export interface AcquireOptions {
   purpose: string;
   /** How long to wait for a live holder; 0 = fail at once with BusyError. */
   waitMs?: number;
-  /** Message of the BusyError; receives the holder's pid and purpose. */
-  busyMessage?: (holder: { pid: number; purpose: string }) => string;
+  /** The VM this lock protects, named in the BusyError. */
+  vm?: string;
 }
 
 const GUARD_STALE_MS = 10_000;
 
 /** Returns false if another process holds the takeover guard (the caller should back off). */
 async function takeOverStale(file: string, staleRaw: string): Promise<boolean> {
-  const guard = `${file}.takeover`;
+  const guard = lockTakeoverPath(file);
   try {
     await fs.mkdir(guard);
   } catch (error) {
@@ -122,7 +123,7 @@ export async function acquireLock(file: string, options: AcquireOptions): Promis
   const deadline = Date.now() + (options.waitMs ?? 0);
   let delay = 2;
   for (;;) {
-    const tmp = `${file}.${owner.token}.new`;
+    const tmp = lockTempPath(file, owner.token);
     await fs.writeFile(tmp, body, { flag: "wx" });
     try {
       await fs.link(tmp, file);
@@ -150,8 +151,10 @@ export async function acquireLock(file: string, options: AcquireOptions): Promis
     if (Date.now() >= deadline) {
       const holder = { pid: cur.owner.pid, purpose: cur.owner.purpose };
       throw new BusyError(
-        options.busyMessage?.(holder) ??
-          `${file} is locked by process ${holder.pid} (${holder.purpose}); try again when it finishes`,
+        options.vm === undefined
+          ? `${file} is locked by process ${holder.pid} (${holder.purpose})`
+          : `VM "${options.vm}" is busy: process ${holder.pid} holds it for "${holder.purpose}"`,
+        { ...holder, ...(options.vm === undefined ? {} : { vm: options.vm }) },
       );
     }
     await sleep(delay + Math.random() * delay);

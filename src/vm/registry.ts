@@ -4,19 +4,28 @@
  * while they load, draw and commit, so concurrent processes cannot hand out
  * the same value.
  *
- * Loading scans every `<vm>/identifiers.json`. A process keeps the result and
- * rescans only when the store changed: every commit rewrites
- * `<home>/.glint/generation` with a new token, and a new VM directory changes
- * the home directory's mtime.
+ * Loading scans every VM directory: its journal (`.pending.json`) first, then
+ * its `identifiers.json`. That order gives a consistent picture although an
+ * operation finishes (renames its identity into place, then deletes its
+ * journal) without the store lock: a journal that is gone by the time it is
+ * read was deleted after its identity was renamed into place, so the second
+ * read sees the new identity.
+ *
+ * A process keeps the result and rescans only when the store changed: every
+ * commit rewrites `<home>/.glint/generation` with a new token, and a new VM
+ * directory changes the home directory's mtime.
  */
 import { randomBytes } from "node:crypto";
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { canonicalHex } from "../identity/formats.js";
-import { IDENTIFIER_FIELDS, type SystemIdentifiers } from "../identity/model.js";
+import {
+  IDENTIFIER_FIELDS,
+  type IdentifierField,
+  type SystemIdentifiers,
+} from "../identity/model.js";
 import { writeFileAtomic } from "./atomic.js";
-import { journalValues } from "./journal.js";
-import { storePaths } from "./layout.js";
+import { storePaths, VM_FILES } from "./layout.js";
 import { listVmNames } from "./store.js";
 
 /** Values compare without dashes or case, so a machine-id equal to a UUID's bits counts as taken. */
@@ -24,20 +33,41 @@ export function valueKey(value: string): string {
   return /^[0-9a-fA-F-]{32,36}$/.test(value) ? canonicalHex(value) : value.toLowerCase();
 }
 
-/** Every string value in a (possibly invalid) identifiers object. */
-function valuesOf(data: unknown): string[] {
+/** Every (field, string value) pair in a (possibly invalid) identifiers object. */
+function entriesOf(data: unknown): [IdentifierField, string][] {
   if (data === null || typeof data !== "object") return [];
-  return IDENTIFIER_FIELDS.map((f) => (data as Record<string, unknown>)[f]).filter(
-    (v): v is string => typeof v === "string",
-  );
+  const out: [IdentifierField, string][] = [];
+  for (const f of IDENTIFIER_FIELDS) {
+    const v = (data as Record<string, unknown>)[f];
+    if (typeof v === "string") out.push([f, v]);
+  }
+  return out;
+}
+
+/** A value that two VMs hold. */
+export interface Duplicate {
+  readonly field: IdentifierField;
+  readonly value: string;
+  /** Every VM holding it, sorted. */
+  readonly vms: readonly string[];
 }
 
 /** VM directories read at once during a scan. */
 const SCAN_BATCH = 64;
 
+async function readJson(file: string): Promise<unknown> {
+  try {
+    return JSON.parse(await fs.readFile(file, "utf8"));
+  } catch {
+    return undefined; // no or unreadable file: nothing to reserve
+  }
+}
+
 export class UsedValues {
   /** value key → names of the VMs holding it */
   private readonly owners = new Map<string, Set<string>>();
+  /** value key → the field and value it was first seen as */
+  private readonly seen = new Map<string, { field: IdentifierField; value: string }>();
   private cacheKey = "";
 
   constructor(readonly home: string) {}
@@ -49,17 +79,11 @@ export class UsedValues {
   }
 
   /** Rescan the home if another process (or a person) changed it. */
-  async refresh(): Promise<void> {
+  async refresh(options: { force?: boolean } = {}): Promise<void> {
     const key = await this.currentKey();
-    if (key === this.cacheKey) return;
+    if (key === this.cacheKey && !options.force) return;
     this.owners.clear();
-    const readJson = async (file: string): Promise<unknown> => {
-      try {
-        return JSON.parse(await fs.readFile(file, "utf8"));
-      } catch {
-        return undefined; // no or unreadable file: nothing to reserve
-      }
-    };
+    this.seen.clear();
     const vms = await listVmNames(this.home);
     // Read in parallel batches: a home with 10,000 VMs is scanned by every new process.
     for (let i = 0; i < vms.length; i += SCAN_BATCH) {
@@ -67,28 +91,32 @@ export class UsedValues {
       const found = await Promise.all(
         batch.map(async (vm) => {
           const dir = path.join(this.home, vm);
-          // Values of an interrupted operation (the journal) are reserved too.
+          // The journal first (see the module comment): values of an
+          // operation in progress are reserved too.
+          const pending = await readJson(path.join(dir, VM_FILES.journal));
+          const ids = await readJson(path.join(dir, VM_FILES.identifiers));
           return [
             vm,
-            await readJson(path.join(dir, "identifiers.json")),
-            await journalValues(dir),
+            ids,
+            (pending as { identifiers?: unknown } | undefined)?.identifiers,
           ] as const;
         }),
       );
       for (const [vm, ids, pending] of found) {
-        for (const v of valuesOf(ids)) this.add(v, vm);
-        for (const v of valuesOf(pending)) this.add(v, vm);
+        for (const [f, v] of entriesOf(ids)) this.add(f, v, vm);
+        for (const [f, v] of entriesOf(pending)) this.add(f, v, vm);
       }
     }
     this.cacheKey = key;
   }
 
-  private add(value: string, vm: string): void {
+  private add(field: IdentifierField, value: string, vm: string): void {
     const k = valueKey(value);
     let set = this.owners.get(k);
     if (!set) {
       set = new Set();
       this.owners.set(k, set);
+      this.seen.set(k, { field, value });
     }
     set.add(vm);
   }
@@ -103,6 +131,36 @@ export class UsedValues {
     return this.owners.size;
   }
 
+  /** Values of `ids` that a VM other than `vm` holds, with those VMs. */
+  conflictsOf(
+    vm: string,
+    ids: SystemIdentifiers,
+  ): { field: IdentifierField; value: string; vm: string }[] {
+    const out: { field: IdentifierField; value: string; vm: string }[] = [];
+    for (const [field, value] of entriesOf(ids)) {
+      const other = [...(this.owners.get(valueKey(value)) ?? [])].filter((o) => o !== vm).sort();
+      if (other[0] !== undefined) out.push({ field, value, vm: other[0] });
+    }
+    return out;
+  }
+
+  /** Every value held by more than one VM. */
+  duplicates(): Duplicate[] {
+    const out: Duplicate[] = [];
+    for (const [k, set] of this.owners) {
+      if (set.size < 2) continue;
+      const first = this.seen.get(k);
+      out.push({
+        field: first?.field ?? "vm_uuid",
+        value: first?.value ?? k,
+        vms: [...set].sort(),
+      });
+    }
+    return out.sort(
+      (a, b) => a.vms.join().localeCompare(b.vms.join()) || a.field.localeCompare(b.field),
+    );
+  }
+
   /** Record that `vm` now holds `ids` (and no longer its `previous` values); bump the generation. */
   async commit(
     vm: string,
@@ -110,13 +168,16 @@ export class UsedValues {
     previous?: SystemIdentifiers,
   ): Promise<void> {
     if (previous) {
-      for (const v of valuesOf(previous)) {
+      for (const [, v] of entriesOf(previous)) {
         const set = this.owners.get(valueKey(v));
         set?.delete(vm);
-        if (set?.size === 0) this.owners.delete(valueKey(v));
+        if (set?.size === 0) {
+          this.owners.delete(valueKey(v));
+          this.seen.delete(valueKey(v));
+        }
       }
     }
-    for (const v of valuesOf(ids)) this.add(v, vm);
+    for (const [f, v] of entriesOf(ids)) this.add(f, v, vm);
     const { dir, generation } = storePaths(this.home);
     await fs.mkdir(dir, { recursive: true });
     const token = randomBytes(8).toString("hex");

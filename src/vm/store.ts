@@ -1,45 +1,55 @@
 /**
  * Reading and writing one VM's files. Callers hold the VM's lock.
  */
-import { randomBytes } from "node:crypto";
-import { promises as fs } from "node:fs";
+import { existsSync, promises as fs } from "node:fs";
 import path from "node:path";
-import { GlintError } from "../errors.js";
+import { GlintError, messageOf } from "../errors.js";
 import { VM_NAME_RE } from "../identity/formats.js";
 import { parseIdentifiers, SystemIdentifiers } from "../identity/model.js";
+import { describeZodError } from "../zod-errors.js";
 import { fsyncDir, writeFileAtomic } from "./atomic.js";
 import { defaultConfig, type VmConfig, vmConfigSchema } from "./config.js";
 import { readFileIfExists } from "./fsutil.js";
-import type { VmPaths } from "./layout.js";
+import {
+  HISTORY_IDENTIFIERS_RE,
+  historyPath,
+  parseHistoryName,
+  VM_FILES,
+  type VmPaths,
+} from "./layout.js";
 
 function isMissing(error: unknown): boolean {
   return (error as NodeJS.ErrnoException).code === "ENOENT";
 }
 
-async function readJson(file: string): Promise<{ raw: string; data: unknown } | undefined> {
+async function readJson(
+  file: string,
+  vm: string,
+): Promise<{ raw: string; data: unknown } | undefined> {
   const raw = await readFileIfExists(file);
   if (raw === undefined) return undefined;
   try {
     return { raw, data: JSON.parse(raw) };
   } catch (error) {
-    throw invalidJson(file, error);
+    throw invalidJson(file, error, vm);
   }
 }
 
-/** The error for a file that is not JSON, with the way out. */
-export function invalidJson(file: string, error: unknown): GlintError {
-  const why = error instanceof Error ? error.message.split("\n")[0] : String(error);
-  const vm = path.basename(path.dirname(file));
-  const fix =
-    path.basename(file) === "identifiers.json"
-      ? `fix it, or replace the identity with \`glint create ${vm} --force\` (the old file is kept in history/)`
-      : "fix it";
-  return new GlintError(`${file}: not valid JSON (${why}); ${fix}`);
+/** The error for a file that is not JSON. */
+export function invalidJson(file: string, error: unknown, vm?: string): GlintError {
+  return new GlintError(`${file}: not valid JSON (${messageOf(error)})`, {
+    code: "invalid-file",
+    details: {
+      file,
+      reason: path.basename(file) === VM_FILES.identifiers ? "identifiers" : "json",
+      ...(vm === undefined ? {} : { vm }),
+    },
+  });
 }
 
 /** The VM's identifiers, or `undefined` if it has none. Throws a GlintError if the file is invalid. */
 export async function readIdentifiers(paths: VmPaths): Promise<SystemIdentifiers | undefined> {
-  const json = await readJson(paths.identifiers);
+  const json = await readJson(paths.identifiers, paths.name);
   return json && parseIdentifiers(json.data, paths.identifiers, paths.name);
 }
 
@@ -49,13 +59,14 @@ export async function writeIdentifiers(paths: VmPaths, ids: SystemIdentifiers): 
 }
 
 export async function readConfig(paths: VmPaths): Promise<VmConfig | undefined> {
-  const json = await readJson(paths.config);
+  const json = await readJson(paths.config, paths.name);
   if (!json) return undefined;
   const r = vmConfigSchema.safeParse(json.data);
   if (!r.success) {
-    const issue = r.error.issues[0];
-    const field = issue?.path.join(".") || "(root)";
-    throw new GlintError(`${paths.config}: field "${field}" ${issue?.message ?? "is invalid"}`);
+    throw new GlintError(`${paths.config}: ${describeZodError(r.error, json.data)}`, {
+      code: "invalid-file",
+      details: { file: paths.config, vm: paths.name, reason: "config" },
+    });
   }
   return r.data;
 }
@@ -68,11 +79,6 @@ export async function readConfigOrDefault(paths: VmPaths): Promise<VmConfig> {
 export async function writeConfig(paths: VmPaths, config: VmConfig): Promise<void> {
   await fs.mkdir(paths.dir, { recursive: true });
   await writeFileAtomic(paths.config, `${JSON.stringify(config, null, 2)}\n`);
-}
-
-/** A filesystem-safe, sortable timestamp: 2026-11-29T16-50-00.123Z */
-function stamp(date = new Date()): string {
-  return date.toISOString().replaceAll(":", "-");
 }
 
 /**
@@ -92,19 +98,31 @@ export async function archiveFile(
     throw error;
   }
   await fs.mkdir(paths.history, { recursive: true });
-  const target = historyName(paths, file, label);
+  const target = historyPath(paths, file, label);
   await writeFileAtomic(target, data);
   return target;
 }
 
-/** `history/<timestamp>_<label>_<name>-<6 hex>.<ext>`: sortable, never reused. */
-function historyName(paths: VmPaths, file: string, label: string): string {
-  const ext = path.extname(file);
-  const base = path.basename(file, ext);
-  return path.join(
-    paths.history,
-    `${stamp()}_${label}_${base}-${randomBytes(3).toString("hex")}${ext}`,
-  );
+/**
+ * Copy `file` to `target` in history/ unless `target` exists already (so a
+ * recovery that repeats the copy keeps one entry). Returns whether `file` existed.
+ */
+export async function archiveFileTo(
+  paths: VmPaths,
+  file: string,
+  target: string,
+): Promise<boolean> {
+  if (existsSync(target)) return true;
+  let data: Buffer;
+  try {
+    data = await fs.readFile(file);
+  } catch (error) {
+    if (isMissing(error)) return false;
+    throw error;
+  }
+  await fs.mkdir(paths.history, { recursive: true });
+  await writeFileAtomic(target, data);
+  return true;
 }
 
 /**
@@ -117,7 +135,7 @@ export async function archiveByLink(
   label: string,
 ): Promise<string | undefined> {
   await fs.mkdir(paths.history, { recursive: true });
-  const target = historyName(paths, file, label);
+  const target = historyPath(paths, file, label);
   try {
     await fs.link(file, target);
   } catch (error) {
@@ -148,9 +166,8 @@ export async function listHistory(paths: VmPaths): Promise<HistoryEntry[]> {
     throw error;
   }
   const entries: HistoryEntry[] = [];
-  for (const name of names.filter((n) => /_identifiers-[0-9a-f]{6}\.json$/.test(n)).sort()) {
-    const [ts = "", reason = ""] = name.split("_");
-    const archivedAt = ts.replace(/T(\d{2})-(\d{2})-(\d{2})/, "T$1:$2:$3");
+  for (const name of names.filter((n) => HISTORY_IDENTIFIERS_RE.test(n)).sort()) {
+    const { archivedAt, reason } = parseHistoryName(name);
     const file = path.join(paths.history, name);
     let identifiers: HistoryEntry["identifiers"];
     try {

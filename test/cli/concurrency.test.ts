@@ -53,8 +53,10 @@ describe(`${N} concurrent glint processes`, () => {
       expect(r.code).toBe(1);
       expect(r.stdout).toBe("");
       expect(lines(r.stderr), r.stderr).toHaveLength(1);
-      expect(r.stderr).toMatch(/^glint: /);
-      expect(r.stderr).toMatch(/busy|already has identifiers/);
+      // Under --json a failure is one JSON object with a stable code.
+      const { error } = JSON.parse(r.stderr);
+      expect(["busy", "conflict"]).toContain(error.code);
+      expect(error.message).toMatch(/busy|already has identifiers/);
       expect(r.stderr).not.toMatch(/^\s+at /m);
     }
     // The winner's identity is the one on disk, and nobody archived or replaced it.

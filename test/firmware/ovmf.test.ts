@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { beforeEach, describe, expect, it } from "vitest";
+import { errorLine } from "../../src/cli/advice.js";
 import { GlintError, MissingToolError, UsageError } from "../../src/errors.js";
 import {
   type FirmwareDescriptor,
@@ -301,7 +302,9 @@ describe("resolveFirmware with crafted descriptors", () => {
       fallbackDirs: [path.join(tmp, "nothing-here")],
     }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(MissingToolError);
-    expect((error as Error).message).toBe(
+    // The library names the package; the CLI turns that into the advice.
+    expect((error as GlintError).details.debianPackage).toBe("ovmf");
+    expect(errorLine(error as GlintError)).toBe(
       "OVMF firmware not found: install it with `apt-get install ovmf`",
     );
     expect((error as GlintError).exitCode).toBe(1);

@@ -4,6 +4,7 @@ import { promises as fs } from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { errorLine } from "../../src/cli/advice.js";
 import { GlintError, MissingToolError, UsageError } from "../../src/errors.js";
 import {
   createTpmState,
@@ -195,7 +196,7 @@ describe("createTpmState / readEkFingerprint", { timeout: 60_000 }, () => {
     const env = { PATH: path.join(tmp, "empty-bin") };
     const error = await createTpmState(path.join(tmp, "t"), { env }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(MissingToolError);
-    expect((error as Error).message).toBe(
+    expect(errorLine(error as GlintError)).toBe(
       "swtpm not found: install it with `apt-get install swtpm`",
     );
     expect(await tempEntries()).toEqual([]);

@@ -1,6 +1,7 @@
 /** identifiers.json parsing: the seed's format, the current schema, and the error messages. */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { errorLine } from "../../src/cli/advice.js";
 import { GlintError } from "../../src/errors.js";
 import { TIMESTAMP_RE, UUID_V4_RE } from "../../src/identity/formats.js";
 import { drawIdentifier } from "../../src/identity/generate.js";
@@ -140,8 +141,9 @@ describe("the seed prototype's format", () => {
     expect(e.message).toContain("got 40 characters");
     // Its sample disk UUID is a v1 UUID, also reported.
     expect(e.message).toContain('field "disk_uuid"');
-    // How to fix it.
-    expect(e.message).toContain("glint create <vm> --force");
+    // How to fix it (advice the CLI adds to the library's code and details).
+    expect(e).toMatchObject({ code: "invalid-file", details: { reason: "identifiers" } });
+    expect(errorLine(e as GlintError)).toContain("glint create <vm> --force");
     expect(e.message).not.toContain("\n");
   });
 });
@@ -206,7 +208,7 @@ describe("the current schema", () => {
     const e = errorOf(() => parseIdentifiers({ ...current, schema_version: 99 }, "ids.json"));
     expect(e.message).toContain("schema_version 99");
     expect(e.message).toContain("newer Glint");
-    expect(e.message).toContain("upgrade");
+    expect(errorLine(e as GlintError)).toContain("upgrade Glint");
   });
 
   it("names a missing field, a mistyped field and a non-object", () => {

@@ -1,6 +1,7 @@
 import { chmod, mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
+import { errorLine } from "../../src/cli/advice.js";
 import { GlintError, MissingToolError } from "../../src/errors.js";
 import {
   firstErrorLine,
@@ -50,7 +51,7 @@ describe("requireTool", () => {
     for (const name of Object.keys(TOOLS) as ToolName[]) {
       const err = await requireTool(name, { PATH: emptyBin }).catch((e: unknown) => e);
       expect(err, name).toBeInstanceOf(MissingToolError);
-      expect((err as Error).message, name).toContain(
+      expect(errorLine(err as GlintError), name).toContain(
         `apt-get install ${TOOLS[name].debianPackage}`,
       );
       expect((err as Error).message, name).toContain(name);
@@ -82,7 +83,7 @@ describe("requireTool", () => {
     }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(MissingToolError);
     expect((err as Error).message).toContain("GLINT_QEMU_IMG=/nonexistent/qemu-img");
-    expect((err as Error).message).toContain("qemu-utils");
+    expect(errorLine(err as GlintError)).toContain("qemu-utils");
   });
 });
 
@@ -101,9 +102,10 @@ describe("runTool", () => {
   });
 
   it("reports a missing tool with its package", async () => {
-    await expect(runTool("genisoimage", ["-version"], { env: { PATH: emptyBin } })).rejects.toThrow(
-      /apt-get install genisoimage/,
+    const err = await runTool("genisoimage", ["-version"], { env: { PATH: emptyBin } }).catch(
+      (e: unknown) => e,
     );
+    expect(errorLine(err as GlintError)).toMatch(/apt-get install genisoimage/);
   });
 
   it("firstErrorLine skips blank lines and the tool prefix", () => {

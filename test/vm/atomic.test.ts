@@ -4,6 +4,7 @@ import { promises as fs } from "node:fs";
 import path from "node:path";
 import { beforeEach, describe, expect, it } from "vitest";
 import { GlintError } from "../../src/errors.js";
+import { preparedChange } from "../../src/txn/change.js";
 import {
   copyFileAtomic,
   fsyncDir,
@@ -11,7 +12,6 @@ import {
   writeFileAtomic,
 } from "../../src/vm/atomic.js";
 import { isFile } from "../../src/vm/fsutil.js";
-import { preparedChange } from "../../src/vm/prepared.js";
 import { tempDir } from "../support/tmp.js";
 
 let dir: string;

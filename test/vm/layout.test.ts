@@ -85,10 +85,14 @@ describe("layout", () => {
     expect(p.script).toBe("/h/vm/shared/set_identifiers.sh");
     expect(p.history).toBe("/h/vm/history");
     expect(p.lock).toBe("/h/.glint/vms/vm.lock");
+    expect(p.journal).toBe("/h/vm/.pending.json");
+    expect(p.pidfile).toBe("/h/vm/qemu.pid");
     expect(storePaths("/h")).toEqual({
       dir: "/h/.glint",
       lock: "/h/.glint/store.lock",
       generation: "/h/.glint/generation",
+      vmLocks: "/h/.glint/vms",
+      tpmCa: "/h/.glint/tpm-ca",
     });
   });
 });

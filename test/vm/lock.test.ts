@@ -87,10 +87,10 @@ describe("acquireLock", () => {
     expect(e.message).toContain(String(process.pid));
     expect(e.message).toContain("first");
     expect(e.exitCode).toBe(1);
-    const custom = await busyError(
-      acquireLock(file, { purpose: "second", busyMessage: (h) => `held by ${h.pid}/${h.purpose}` }),
-    );
-    expect(custom.message).toBe(`held by ${process.pid}/first`);
+    const named = await busyError(acquireLock(file, { purpose: "second", vm: "web-1" }));
+    expect(named.message).toBe(`VM "web-1" is busy: process ${process.pid} holds it for "first"`);
+    expect(named.code).toBe("busy");
+    expect(named.details).toMatchObject({ vm: "web-1", pid: process.pid, purpose: "first" });
     await lock.release();
     const again = await acquireLock(file, { purpose: "second" });
     await again.release();

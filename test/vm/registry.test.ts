@@ -209,3 +209,45 @@ describe("UuidManager draws unique values across VMs", () => {
     ).toEqual([]);
   });
 });
+
+describe("a consistent scan while another process finishes its operation", () => {
+  it("a VM that renames its identity and drops its journal between the scan's two reads stays visible", async () => {
+    const { vi } = await import("vitest");
+    const nodeFs = (await import("node:fs")).promises;
+    const drawn = await new UuidManager({ home: `${home}-src` }).generateFreshIdentifiers("x");
+    await fs.rm(`${home}-src`, { recursive: true, force: true });
+    const dir = path.join(home, "x");
+    await fs.mkdir(dir, { recursive: true });
+    // x is mid-create: its values are only in its journal.
+    await fs.writeFile(
+      path.join(dir, ".pending.json"),
+      JSON.stringify({ identifiers: drawn.identifiers }),
+    );
+    const original = nodeFs.readFile.bind(nodeFs);
+    let finished = false;
+    const spy = vi.spyOn(nodeFs, "readFile").mockImplementation((async (
+      file: Parameters<typeof original>[0],
+      options?: Parameters<typeof original>[1],
+    ) => {
+      const inX = typeof file === "string" && path.dirname(file) === dir;
+      try {
+        return await original(file, options);
+      } finally {
+        // Right after the scan's first read of x, x finishes its operation.
+        if (inX && !finished) {
+          finished = true;
+          await fs.writeFile(path.join(dir, "identifiers.json"), JSON.stringify(drawn.identifiers));
+          await fs.rm(path.join(dir, ".pending.json"));
+        }
+      }
+    }) as typeof nodeFs.readFile);
+    try {
+      const used = new UsedValues(home);
+      await used.refresh();
+      expect(finished).toBe(true);
+      for (const f of IDENTIFIER_FIELDS) expect(used.has(drawn.identifiers[f]), f).toBe(true);
+    } finally {
+      spy.mockRestore();
+    }
+  });
+});

@@ -2,6 +2,7 @@
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { beforeEach, describe, expect, it } from "vitest";
+import { errorLine } from "../../src/cli/advice.js";
 import { GlintError } from "../../src/errors.js";
 import { parseIdentifiers, SystemIdentifiers } from "../../src/identity/model.js";
 import { vmPaths } from "../../src/vm/layout.js";
@@ -53,7 +54,7 @@ describe("readIdentifiers", () => {
     const msg = (err as GlintError).message;
     expect(msg.startsWith(`${p.identifiers}: `)).toBe(true);
     expect(msg).toMatch(pattern);
-    expect(msg).toContain("--force");
+    expect(errorLine(err as GlintError)).toContain(`glint create bad --force`);
     expect(msg).not.toContain("\n");
     expect(Buffer.compare(await fs.readFile(p.identifiers), before)).toBe(0);
   });

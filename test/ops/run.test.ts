@@ -5,9 +5,9 @@
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { beforeEach, describe, expect, it } from "vitest";
-import { acceleratorArgs } from "../src/lifecycle.js";
-import { UuidManager } from "../src/manager.js";
-import { tempDir } from "./support/tmp.js";
+import { UuidManager } from "../../src/manager.js";
+import { acceleratorArgs } from "../../src/ops/run.js";
+import { tempDir } from "../support/tmp.js";
 
 let home: string;
 beforeEach(async () => {

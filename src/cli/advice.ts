@@ -1,0 +1,64 @@
+/**
+ * What to do next, for each error the library reports. The library says what
+ * went wrong (a code and its details); this module, and only this one, turns
+ * that into advice naming the glint command or package that helps.
+ */
+import type { GlintError } from "../errors.js";
+
+const HISTORY = "the old file is kept in history/";
+
+/** Advice for `error`, or undefined when its message says it all. */
+export function adviceFor(error: GlintError): string | undefined {
+  const d = error.details;
+  const vm = d.vm ?? "<vm>";
+  switch (error.code) {
+    case "missing-tool":
+      return d.debianPackage ? `install it with \`apt-get install ${d.debianPackage}\`` : undefined;
+    case "not-found":
+      if (d.reason === "no-identifiers" || d.reason === "no-vm")
+        return `create it with \`glint create ${vm}\``;
+      if (d.reason === "uefi-seed") return `recreate them with \`glint nuke ${vm}\``;
+      if (d.reason === "overlay") return `recreate it (e.g. \`glint regen disk ${vm}\`)`;
+      return undefined;
+    case "busy":
+      if (d.reason === "running")
+        return `stop the VM first (its QEMU runs as process ${d.pid ?? "?"})`;
+      return "wait for it to finish (or stop it) and try again";
+    case "invalid-file":
+      if (d.reason === "identifiers")
+        return `fix it, or replace the identity with \`glint create ${vm} --force\` (${HISTORY})`;
+      if (d.reason === "newer-schema") return "upgrade Glint";
+      if (d.reason === "journal") return "delete it to keep the current identity";
+      if (d.reason === "symlink") return "replace the symlink with the file itself";
+      return "fix it";
+    case "interrupted":
+      if (d.reason === "pending-create")
+        return `run \`glint create ${vm}\` (or any command that changes the VM) to finish it first`;
+      if (d.reason === "pending")
+        return `run \`glint script ${vm}\` (or any command that changes the VM) to finish it first`;
+      if (d.reason === "unfinished")
+        return `fix that and run the command again, or delete ${d.file ?? ".pending.json"} to keep the current identity`;
+      return `the next glint command on "${vm}" finishes it`;
+    case "conflict":
+      if (d.reason === "has-identifiers")
+        return `use \`glint create ${vm} --force\` to replace them (the old ones are kept in history/)`;
+      if (d.reason === "exists")
+        return `disk and firmware options only apply to a new VM: use another name, or \`glint nuke ${vm}\` to reset it`;
+      if (d.reason === "duplicate" || d.reason === "journal-duplicate")
+        return `give one of them a new identity with \`glint regen base ${vm}\`, and run \`glint doctor\` to list every duplicate`;
+      return undefined;
+    case "unsupported":
+      if (d.reason === "no-tpm") return "it was created without --tpm";
+      return undefined;
+    default:
+      return undefined;
+  }
+}
+
+/** The one line the CLI prints for `error`. */
+export function errorLine(error: GlintError): string {
+  const advice = adviceFor(error);
+  const joiner = error.code === "missing-tool" ? ": " : "; ";
+  const text = advice ? `${error.message}${joiner}${advice}` : error.message;
+  return text.replace(/\s*\n\s*/g, " ").trim();
+}

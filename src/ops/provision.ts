@@ -1,0 +1,161 @@
+/**
+ * Provisioning a new VM: validating the create options into a config,
+ * checking every host tool first, then creating config, disks, UEFI NVRAM
+ * and TPM (the identity comes next, from the transaction engine).
+ */
+import { promises as fs } from "node:fs";
+import path from "node:path";
+import { GlintError, UsageError } from "../errors.js";
+import {
+  createTpmState,
+  installUefiVars,
+  type ResolvedFirmware,
+  resolveFirmware,
+} from "../firmware/index.js";
+import { createBlankDisk, createOverlay, imageInfo, requireTool } from "../qemu/index.js";
+import { copyFileAtomic } from "../vm/atomic.js";
+import { type FirmwareKind, type NetMode, type VmConfig, vmConfigSchema } from "../vm/config.js";
+import { storePaths, type VmPaths } from "../vm/layout.js";
+import { writeConfig } from "../vm/store.js";
+import { describeZodError } from "../zod-errors.js";
+
+export interface DiskAndFirmwareOptions {
+  /** Base image (qcow2) copied into the VM as base.qcow2, or linked with `linkBase`. */
+  base?: string;
+  /** Symlink base.qcow2 to the shared `base` instead of copying it. */
+  linkBase?: boolean;
+  /** Create overlay.qcow2 on top of base.qcow2. */
+  overlay?: boolean;
+  /** Size of a blank base.qcow2 when there is no base image, e.g. "8G". */
+  diskSize?: string;
+  firmware?: FirmwareKind;
+  tpm?: boolean;
+  tpmModel?: "tpm-crb" | "tpm-tis";
+  net?: NetMode;
+  /** Bridge (net=bridge) or tap interface (net=tap). */
+  netIfname?: string;
+  memoryMb?: number;
+  cpus?: number;
+  hostnameFrom?: "name" | "machine-id";
+}
+
+/** Whether any option that shapes disks or firmware was given. */
+export function hasProvisioningOptions(o: DiskAndFirmwareOptions): boolean {
+  return (
+    o.base !== undefined ||
+    o.linkBase !== undefined ||
+    o.overlay !== undefined ||
+    o.diskSize !== undefined ||
+    o.firmware !== undefined ||
+    o.tpm !== undefined ||
+    o.tpmModel !== undefined ||
+    o.net !== undefined ||
+    o.netIfname !== undefined ||
+    o.memoryMb !== undefined ||
+    o.cpus !== undefined ||
+    o.hostnameFrom !== undefined
+  );
+}
+
+export interface VmPlan {
+  readonly config: VmConfig;
+  readonly firmware: ResolvedFirmware | undefined;
+  readonly base: string | undefined;
+}
+
+/** Validate the options into a config, checking every host tool before anything is created. */
+export async function planVm(o: DiskAndFirmwareOptions, env: NodeJS.ProcessEnv): Promise<VmPlan> {
+  if (o.overlay && o.base === undefined) throw new UsageError("--overlay needs --base IMG");
+  if (o.linkBase && o.base === undefined) throw new UsageError("--link-base needs --base IMG");
+  if (o.linkBase && !o.overlay) {
+    throw new UsageError(
+      "--link-base shares the base image with other VMs; add --overlay so that this VM never writes to it",
+    );
+  }
+  if (o.diskSize !== undefined && o.base !== undefined) {
+    throw new UsageError("--disk-size makes a blank disk; it cannot be combined with --base");
+  }
+  const parsed = vmConfigSchema.safeParse({
+    firmware: o.firmware,
+    tpm: o.tpm,
+    tpm_model: o.tpmModel,
+    overlay: o.overlay,
+    disk_size: o.diskSize ?? null,
+    net: o.net,
+    net_ifname: o.netIfname ?? null,
+    memory_mb: o.memoryMb,
+    cpus: o.cpus,
+    hostname_from: o.hostnameFrom,
+    created_at: new Date().toISOString(),
+  });
+  if (!parsed.success) {
+    throw new UsageError(`invalid option: ${describeZodError(parsed.error)}`);
+  }
+  const config = parsed.data;
+  if ((config.net === "bridge" || config.net === "tap") && config.net_ifname === null) {
+    throw new UsageError(`--net ${config.net} needs --net-ifname NAME`);
+  }
+  let base: string | undefined;
+  if (o.base !== undefined) {
+    base = path.resolve(o.base);
+    const st = await fs.stat(base).catch(() => undefined);
+    if (!st?.isFile()) throw new GlintError(`base image ${base} does not exist or is not a file`);
+    const info = await imageInfo(base, { env });
+    if (info.format !== "qcow2") {
+      throw new GlintError(
+        `base image ${base} is ${info.format}, not qcow2: convert it with \`qemu-img convert -O qcow2 ${base} base.qcow2\``,
+      );
+    }
+    config.base = { source: base, linked: Boolean(o.linkBase) };
+  }
+  if (o.overlay || o.diskSize !== undefined) await requireTool("qemu-img", env);
+  const firmware =
+    config.firmware === "bios" ? undefined : await resolveFirmware(config.firmware, { env });
+  if (firmware) config.firmware_code = firmware.code;
+  if (config.tpm) {
+    await requireTool("swtpm_setup", env);
+    await requireTool("swtpm", env);
+  }
+  await requireTool("genisoimage", env);
+  return { config, firmware, base };
+}
+
+/** Create config, disks, NVRAM and TPM of a new VM (identifiers come next). */
+export async function provisionVm(
+  paths: VmPaths,
+  plan: VmPlan,
+  env: NodeJS.ProcessEnv,
+  onProgress?: (message: string) => void,
+): Promise<void> {
+  const { config, firmware, base } = plan;
+  await fs.mkdir(paths.dir, { recursive: true });
+  await writeConfig(paths, config);
+  if (base !== undefined) {
+    if (config.base?.linked) {
+      await fs.symlink(base, paths.base);
+    } else {
+      onProgress?.("copying the base image");
+      await copyFileAtomic(base, paths.base);
+    }
+  }
+  if (config.disk_size !== null) {
+    onProgress?.("creating a blank disk");
+    await createBlankDisk(paths.base, config.disk_size, { env });
+  }
+  if (config.overlay) {
+    onProgress?.("creating the overlay");
+    await createOverlay(paths.base, paths.overlay, { env });
+  }
+  if (firmware) {
+    onProgress?.("installing fresh UEFI variables");
+    await installUefiVars(firmware, paths.uefiSeed, paths.uefiInstance);
+  }
+  if (config.tpm) {
+    onProgress?.("manufacturing the TPM");
+    await createTpmState(paths.tpm, {
+      vmName: paths.name,
+      caDir: storePaths(paths.home).tpmCa,
+      env,
+    });
+  }
+}

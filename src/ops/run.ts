@@ -1,0 +1,199 @@
+/**
+ * Running a VM: building its QEMU command line and running QEMU in the
+ * foreground with its swtpm sidecar. QEMU writes its pid to `<vm>/qemu.pid`,
+ * so that every command can tell that the VM still runs even if the
+ * `glint run` that started it was killed (see src/vm/running.ts).
+ * Callers hold the VM's lock.
+ */
+import { spawn } from "node:child_process";
+import { accessSync, existsSync, promises as fs, constants as fsConstants } from "node:fs";
+import { constants as osConstants } from "node:os";
+import { GlintError, UsageError } from "../errors.js";
+import { resolveFirmware, startSwtpm } from "../firmware/index.js";
+import { createPostInstallScript, hostnameFor, writeSeed } from "../guest/index.js";
+import type { SystemIdentifiers } from "../identity/model.js";
+import { buildVmArgv, type FirmwareFiles, requireTool } from "../qemu/index.js";
+import { copyFileAtomic } from "../vm/atomic.js";
+import type { VmConfig } from "../vm/config.js";
+import type { VmPaths } from "../vm/layout.js";
+
+/** The firmware files QEMU maps for this VM, or undefined for BIOS. Reads only. */
+async function vmFirmware(
+  config: VmConfig,
+  paths: VmPaths,
+  env: NodeJS.ProcessEnv,
+): Promise<FirmwareFiles | undefined> {
+  if (config.firmware === "bios") return undefined;
+  const secure = config.firmware === "uefi-secure";
+  // The code that matches the VM's NVRAM, as chosen at create time.
+  if (config.firmware_code !== null && existsSync(config.firmware_code)) {
+    return { code: config.firmware_code, vars: paths.uefiInstance, secure };
+  }
+  const fw = await resolveFirmware(config.firmware, { env });
+  return { code: fw.code, vars: paths.uefiInstance, secure: fw.secureBoot };
+}
+
+/** Before a boot: a missing NVRAM instance is restored from the VM's seed (the caller holds the lock). */
+async function ensureUefiInstance(config: VmConfig, paths: VmPaths): Promise<void> {
+  if (config.firmware === "bios" || existsSync(paths.uefiInstance)) return;
+  if (!existsSync(paths.uefiSeed)) {
+    throw new GlintError(`${paths.uefiSeed} is missing: the VM's UEFI variables are gone`, {
+      code: "not-found",
+      details: { vm: paths.name, file: paths.uefiSeed, reason: "uefi-seed" },
+    });
+  }
+  await copyFileAtomic(paths.uefiSeed, paths.uefiInstance);
+}
+
+/** Whether `argv` already chooses an accelerator. */
+function choosesAccelerator(argv: readonly string[]): boolean {
+  return argv.some(
+    (a, i) =>
+      a === "-accel" ||
+      a === "-enable-kvm" ||
+      ((a === "-machine" || a === "-M") && /(^|,)accel=/.test(argv[i + 1] ?? "")),
+  );
+}
+
+/**
+ * KVM when this user can open /dev/kvm, else TCG (software emulation). Extra
+ * arguments that choose an accelerator themselves win.
+ */
+export function acceleratorArgs(extra: readonly string[], kvmDevice = "/dev/kvm"): string[] {
+  if (choosesAccelerator(extra)) return [];
+  try {
+    accessSync(kvmDevice, fsConstants.R_OK | fsConstants.W_OK);
+    return ["-accel", "kvm"];
+  } catch {
+    return ["-accel", "tcg"];
+  }
+}
+
+export interface VmCommandInput {
+  paths: VmPaths;
+  config: VmConfig;
+  ids: SystemIdentifiers;
+  extra?: readonly string[];
+  tpmSocket?: string;
+  env: NodeJS.ProcessEnv;
+}
+
+/** The full QEMU argv (without the binary) of a VM. */
+export async function vmArgv(input: VmCommandInput): Promise<string[]> {
+  const { paths, config, ids, env } = input;
+  const firmware = await vmFirmware(config, paths, env);
+  return buildVmArgv({
+    name: paths.name,
+    ids,
+    config,
+    paths,
+    ...(firmware ? { firmware } : {}),
+    ...(config.tpm ? { tpmSocket: input.tpmSocket ?? paths.swtpmSocket } : {}),
+    seedIso: paths.seedIso,
+    hostname: hostnameFor(paths.name, ids, config.hostname_from),
+    shareDir: paths.shared,
+    extra: [...acceleratorArgs(input.extra ?? []), ...(input.extra ?? [])],
+  });
+}
+
+export interface RunResult {
+  /** The QEMU command, binary first. */
+  argv: string[];
+  exitCode: number;
+  /** With `dryRun` on a VM with a TPM: the swtpm command to start first. */
+  sidecar?: string[];
+}
+
+export interface RunOptions {
+  extra?: readonly string[];
+  dryRun?: boolean;
+  /** Where `--dry-run` prints the command. */
+  print?: (line: string) => void;
+}
+
+/** Start QEMU in the foreground (stdio inherited) with the swtpm sidecar; resolves to QEMU's exit code. */
+export async function runVm(
+  paths: VmPaths,
+  config: VmConfig,
+  ids: SystemIdentifiers,
+  options: RunOptions,
+  env: NodeJS.ProcessEnv,
+): Promise<RunResult> {
+  const extra = options.extra ?? [];
+  if (extra.some((a) => a === "-daemonize" || a === "--daemonize")) {
+    throw new UsageError(
+      "glint run keeps QEMU in the foreground, so that the VM stays locked for QEMU's whole life; -daemonize is not supported",
+      { vm: paths.name, reason: "daemonize" },
+    );
+  }
+  const qemu = await requireTool("qemu-system-x86_64", env);
+  // QEMU's pidfile tells every other command that the VM runs, even if this process dies.
+  const pidfile = ["-pidfile", paths.pidfile];
+  if (options.dryRun) {
+    const argv = [...(await vmArgv({ paths, config, ids, extra, env })), ...pidfile];
+    const sidecar = config.tpm
+      ? [
+          await requireTool("swtpm", env),
+          "socket",
+          "--tpm2",
+          "--tpmstate",
+          `dir=${paths.tpm}`,
+          "--ctrl",
+          `type=unixio,path=${paths.swtpmSocket}`,
+          "--terminate",
+        ]
+      : undefined;
+    return { argv: [qemu, ...argv], exitCode: 0, ...(sidecar ? { sidecar } : {}) };
+  }
+  // Files a boot needs that an older Glint, or a person, may have removed.
+  await ensureUefiInstance(config, paths);
+  if (!existsSync(paths.seedIso) || !existsSync(paths.script)) {
+    await writeSeed(paths, ids, { hostnameFrom: config.hostname_from, env });
+    await createPostInstallScript(paths, ids, { hostnameFrom: config.hostname_from });
+  }
+  const tpm = config.tpm ? await startSwtpm(paths.tpm, paths.swtpmSocket, { env }) : undefined;
+  try {
+    const argv = [
+      ...(await vmArgv({
+        paths,
+        config,
+        ids,
+        extra,
+        ...(tpm ? { tpmSocket: tpm.socket } : {}),
+        env,
+      })),
+      ...pidfile,
+    ];
+    const child = spawn(qemu, argv, { stdio: "inherit", env });
+    // QEMU owns the terminal while it runs: Ctrl-C reaches it directly; we only forward TERM/HUP.
+    // QEMU gets 10 s to shut down cleanly after a forwarded signal, then it is killed.
+    let killer: NodeJS.Timeout | undefined;
+    const forward = (signal: NodeJS.Signals) => () => {
+      child.kill(signal);
+      killer ??= setTimeout(() => child.kill("SIGKILL"), 10_000);
+    };
+    const onInt = () => {};
+    const onTerm = forward("SIGTERM");
+    const onHup = forward("SIGHUP");
+    process.on("SIGINT", onInt);
+    process.on("SIGTERM", onTerm);
+    process.on("SIGHUP", onHup);
+    try {
+      const exitCode = await new Promise<number>((resolve, reject) => {
+        child.once("error", reject);
+        child.once("exit", (code, signal) =>
+          resolve(code ?? (signal ? 128 + (osConstants.signals[signal] ?? 0) : 1)),
+        );
+      });
+      return { argv: [qemu, ...argv], exitCode };
+    } finally {
+      await fs.rm(paths.pidfile, { force: true });
+      if (killer) clearTimeout(killer);
+      process.off("SIGINT", onInt);
+      process.off("SIGTERM", onTerm);
+      process.off("SIGHUP", onHup);
+    }
+  } finally {
+    await tpm?.stop();
+  }
+}

@@ -1,0 +1,387 @@
+/**
+ * The transaction engine: every change to a VM runs here, all-or-nothing.
+ *
+ * A policy (fresh, disk, base, nuke) runs in three phases:
+ *   1. under the store lock: draw the new identity and record it in the VM's
+ *      journal in stage `reserved` (its values now count as taken);
+ *   2. prepare every reset step into temp files. If anything fails, the
+ *      journal is removed and the VM is exactly as before;
+ *   3. (a critical section: signals wait) move the journal to `committing`,
+ *      commit the steps, archive the old identity into history/, rename the
+ *      new identity into identifiers.json and delete the journal.
+ * A process killed in phase 1 or 2 leaves a `reserved` journal, which the
+ * next operation rolls back; one killed in phase 3 leaves a `committing`
+ * journal, which the next operation finishes (see journal.ts). Either way
+ * it says so.
+ *
+ * A single reset (`reset uefi`, `reset tpm`) runs the same steps, prepared
+ * then committed, with no identity change.
+ */
+import { existsSync, promises as fs } from "node:fs";
+import { GlintError, glintError, messageOf } from "../errors.js";
+import type { RandomSource } from "../identity/generate.js";
+import { parseIdentifiers, type SystemIdentifiers } from "../identity/model.js";
+import { POLICIES, type Policy, type PolicyName, type ResetStep } from "../identity/policies.js";
+import { applyPolicy } from "../identity/regenerate.js";
+import { removeStaleTemps } from "../vm/atomic.js";
+import type { VmConfig } from "../vm/config.js";
+import { historyPath, storePaths, type VmPaths } from "../vm/layout.js";
+import { withLock } from "../vm/lock.js";
+import { UsedValues } from "../vm/registry.js";
+import { assertNotRunning } from "../vm/running.js";
+import {
+  archiveFileTo,
+  invalidJson,
+  readConfigOrDefault,
+  readIdentifiers,
+  writeIdentifiers,
+} from "../vm/store.js";
+import type { PreparedChange } from "./change.js";
+import { critical } from "./critical.js";
+import { type PendingOperation, readJournal, removeJournal, writeJournal } from "./journal.js";
+import type { ResetSteps, StepContext, StepOutcome } from "./steps.js";
+
+export interface EngineOptions {
+  readonly home: string;
+  readonly env: NodeJS.ProcessEnv;
+  readonly steps: ResetSteps;
+  readonly random?: RandomSource | undefined;
+  /** How long to wait for the store-wide lock (ms). */
+  readonly storeLockWaitMs: number;
+  /** Told when an operation first finishes or rolls back someone else's interrupted one. */
+  readonly notify: (message: string) => void;
+}
+
+export interface OperationOptions {
+  /** `fresh`: replace an existing identity. */
+  forceRegenerate?: boolean;
+  /** `disk`/`nuke`: delete the old overlay instead of keeping it in history/. */
+  discardOverlay?: boolean;
+  /** Called before each visible step (for spinners). */
+  onProgress?: (message: string) => void;
+}
+
+export interface OperationResult {
+  readonly vm: string;
+  readonly policy: PolicyName;
+  readonly previous: SystemIdentifiers | undefined;
+  readonly identifiers: SystemIdentifiers;
+  /** The history/ copy of the previous identifiers.json, if there was one. */
+  readonly archived: string | undefined;
+  readonly steps: Readonly<Partial<Record<ResetStep, StepOutcome>>>;
+}
+
+export class Engine {
+  readonly used: UsedValues;
+
+  constructor(private readonly options: EngineOptions) {
+    this.used = new UsedValues(options.home);
+  }
+
+  /**
+   * Run `fn` holding the VM's lock; a live holder, or a QEMU still running the
+   * VM, gives a BusyError. First cleans up after a process that was killed
+   * while it held the lock: its temp files are removed and its interrupted
+   * operation is rolled back or finished (`recovered` is the finished one).
+   */
+  async withVm<T>(
+    paths: VmPaths,
+    purpose: string,
+    fn: (recovered: OperationResult | undefined) => Promise<T>,
+  ): Promise<T> {
+    return withLock(paths.lock, { purpose, vm: paths.name }, async () => {
+      await assertNotRunning(paths);
+      await Promise.all([paths.dir, paths.shared, paths.history].map((d) => removeStaleTemps(d)));
+      return fn(await this.recover(paths));
+    });
+  }
+
+  /** Roll back or finish an operation that a killed process left in the journal. */
+  private async recover(paths: VmPaths): Promise<OperationResult | undefined> {
+    const op = await readJournal(paths);
+    if (!op) return undefined;
+    const command = POLICIES[op.policy].command;
+    if (op.stage === "reserved") {
+      await this.release(paths, op);
+      this.options.notify(
+        `an interrupted \`${command}\` of "${paths.name}" had changed nothing; it was rolled back`,
+      );
+      return undefined;
+    }
+    // A full rescan: recovery is rare, and a copied directory changes no token.
+    await this.used.refresh({ force: true });
+    const clash = this.used.conflictsOf(paths.name, op.identifiers)[0];
+    if (clash) {
+      throw glintError(
+        "conflict",
+        `VM "${paths.name}" has an interrupted \`${command}\` whose ${clash.field} ${clash.value} is also held by VM "${clash.vm}" (was the VM directory copied?)`,
+        { vm: paths.name, file: paths.journal, reason: "journal-duplicate" },
+      );
+    }
+    const previous = await readIdentifiers(paths).catch(() => undefined);
+    try {
+      const config = await readConfigOrDefault(paths);
+      const prepared = await this.prepare(this.context(paths, config, op, {}), op);
+      const steps = await critical(() => this.commit(paths, op, prepared));
+      this.options.notify(`finished the interrupted \`${command}\` of "${paths.name}" first`);
+      return resultOf(paths, op, previous, steps);
+    } catch (error) {
+      throw new GlintError(
+        `VM "${paths.name}" has an interrupted \`${command}\` that could not be finished (${messageOf(error)})`,
+        {
+          code: "interrupted",
+          details: {
+            vm: paths.name,
+            file: paths.journal,
+            operation: command,
+            reason: "unfinished",
+          },
+          cause: error,
+        },
+      );
+    }
+  }
+
+  /** Run `policy` on a VM whose lock the caller holds. */
+  async runPolicy(
+    paths: VmPaths,
+    policy: Policy,
+    options: OperationOptions,
+  ): Promise<OperationResult> {
+    let previousRaw: string | undefined;
+    try {
+      previousRaw = await fs.readFile(paths.identifiers, "utf8");
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+    }
+    let previous: SystemIdentifiers | undefined;
+    if (previousRaw !== undefined) {
+      try {
+        previous = parseIdentifiers(parseJson(previousRaw, paths), paths.identifiers, paths.name);
+      } catch (error) {
+        // Only an explicit `create --force` may replace a file it cannot read.
+        if (!(policy.name === "fresh" && options.forceRegenerate)) throw error;
+      }
+    }
+    if (policy.refusesExisting && previousRaw !== undefined && !options.forceRegenerate) {
+      throw glintError("conflict", `VM "${paths.name}" already has identifiers`, {
+        vm: paths.name,
+        reason: "has-identifiers",
+      });
+    }
+    if (!policy.refusesExisting && previous === undefined) throw noIdentifiers(paths);
+    // Everything that can fail before a change is checked first.
+    const config = await readConfigOrDefault(paths);
+    await fs.mkdir(paths.dir, { recursive: true });
+
+    // Phase 1: draw unique values and reserve them in the journal, under the store lock.
+    const op = await withLock(
+      storePaths(this.options.home).lock,
+      { purpose: "drawing identifiers", waitMs: this.options.storeLockWaitMs },
+      async (): Promise<PendingOperation> => {
+        await this.used.refresh();
+        const identifiers = applyPolicy(
+          previous,
+          policy,
+          this.used,
+          this.options.random ? { random: this.options.random } : {},
+        );
+        const pending: PendingOperation = {
+          policy: policy.name,
+          stage: "reserved",
+          identifiers,
+          discardOverlay: Boolean(options.discardOverlay),
+          archived:
+            previousRaw === undefined ? null : historyPath(paths, paths.identifiers, policy.name),
+          done: [],
+          pid: process.pid,
+        };
+        await writeJournal(paths, pending);
+        try {
+          await this.used.commit(paths.name, identifiers);
+        } catch (error) {
+          await removeJournal(paths);
+          throw error;
+        }
+        return pending;
+      },
+    );
+
+    // Phase 2: prepare. Phase 3: commit.
+    let prepared: [ResetStep, PreparedChange][];
+    try {
+      prepared = await this.prepare(this.context(paths, config, op, options), op);
+    } catch (error) {
+      await this.release(paths, op);
+      throw error;
+    }
+    const steps = await critical(async () => {
+      const committing: PendingOperation = { ...op, stage: "committing" };
+      try {
+        await writeJournal(paths, committing);
+      } catch (error) {
+        await Promise.allSettled(prepared.map(([, p]) => p.abort()));
+        await this.release(paths, op);
+        throw error;
+      }
+      return this.commit(paths, committing, prepared);
+    });
+    return resultOf(paths, op, previous, steps);
+  }
+
+  /** Run single reset steps (`reset uefi`, `reset tpm`) on a VM whose lock the caller holds. */
+  async runSteps(
+    paths: VmPaths,
+    label: string,
+    steps: readonly ResetStep[],
+    options: Pick<OperationOptions, "onProgress"> = {},
+  ): Promise<void> {
+    const config = await readConfigOrDefault(paths);
+    const identifiers = await readIdentifiers(paths);
+    if (!identifiers) throw noIdentifiers(paths);
+    const ctx = this.context(paths, config, { identifiers, discardOverlay: false }, options, label);
+    const prepared: PreparedChange[] = [];
+    try {
+      for (const step of steps) {
+        const impl = this.options.steps[step];
+        if (impl?.appliesTo(config)) prepared.push(await impl.prepare(ctx));
+      }
+    } catch (error) {
+      await Promise.allSettled(prepared.map((p) => p.abort()));
+      throw error;
+    }
+    await critical(async () => {
+      for (const p of prepared) await p.commit();
+    });
+  }
+
+  /** The reset steps of `policy` that apply to a VM with `config`. */
+  applicableSteps(policy: Policy, config: VmConfig): ResetStep[] {
+    return policy.reset.filter((s) => this.options.steps[s]?.appliesTo(config) === true);
+  }
+
+  private context(
+    paths: VmPaths,
+    config: VmConfig,
+    op: Pick<PendingOperation, "identifiers" | "discardOverlay"> & { policy?: PolicyName },
+    options: Pick<OperationOptions, "onProgress">,
+    label = op.policy ?? "reset",
+  ): StepContext {
+    return {
+      paths,
+      config,
+      identifiers: op.identifiers,
+      label,
+      discardOverlay: op.discardOverlay,
+      env: this.options.env,
+      onProgress: options.onProgress ?? (() => {}),
+    };
+  }
+
+  /** Prepare every applicable, not yet committed step of `op`; on failure nothing is left. */
+  private async prepare(
+    ctx: StepContext,
+    op: PendingOperation,
+  ): Promise<[ResetStep, PreparedChange][]> {
+    const prepared: [ResetStep, PreparedChange][] = [];
+    try {
+      for (const step of POLICIES[op.policy].reset) {
+        const impl = this.options.steps[step];
+        if (op.done.includes(step) || !impl?.appliesTo(ctx.config)) continue;
+        prepared.push([step, await impl.prepare(ctx)]);
+      }
+    } catch (error) {
+      await Promise.allSettled(prepared.map(([, p]) => p.abort()));
+      throw error;
+    }
+    return prepared;
+  }
+
+  /**
+   * Commit the prepared steps (recording each in the journal, so that a
+   * recovery skips it), archive the old identity, write the new one and
+   * delete the journal. The caller runs this as a critical section.
+   */
+  private async commit(
+    paths: VmPaths,
+    op: PendingOperation,
+    prepared: [ResetStep, PreparedChange][],
+  ): Promise<Partial<Record<ResetStep, StepOutcome>>> {
+    const done = [...op.done];
+    try {
+      for (const [step, p] of prepared) {
+        await p.commit();
+        done.push(step);
+        if (prepared.length > 1) await writeJournal(paths, { ...op, done });
+      }
+    } catch (error) {
+      await Promise.allSettled(
+        prepared.filter(([step]) => !done.includes(step)).map(([, p]) => p.abort()),
+      );
+      const command = POLICIES[op.policy].command;
+      throw new GlintError(`${command} ${paths.name} stopped halfway (${messageOf(error)})`, {
+        code: "interrupted",
+        details: { vm: paths.name, operation: command, reason: "halfway" },
+        cause: error,
+      });
+    }
+    if (op.archived !== null) await archiveFileTo(paths, paths.identifiers, op.archived);
+    await writeIdentifiers(paths, op.identifiers);
+    // A create is finished once its identity is in place, whoever finishes it.
+    if (op.policy === "fresh") await fs.rm(paths.creating, { force: true });
+    await removeJournal(paths);
+    const steps: Partial<Record<ResetStep, StepOutcome>> = {};
+    for (const step of POLICIES[op.policy].reset) steps[step] = "not applicable";
+    for (const step of done) steps[step] = "done";
+    return steps;
+  }
+
+  /** Drop a reserved operation: remove its journal and give its values back. */
+  private async release(paths: VmPaths, op: PendingOperation): Promise<void> {
+    await withLock(
+      storePaths(this.options.home).lock,
+      { purpose: "undoing", waitMs: this.options.storeLockWaitMs },
+      async () => {
+        await removeJournal(paths);
+        // Drop the values drawn for op, and hold the current ones again (a `disk`
+        // regeneration's op shares vm_uuid, MAC and machine-id with them).
+        await this.used.commit(
+          paths.name,
+          await readIdentifiers(paths).catch(() => undefined),
+          op.identifiers,
+        );
+      },
+    );
+  }
+}
+
+function resultOf(
+  paths: VmPaths,
+  op: PendingOperation,
+  previous: SystemIdentifiers | undefined,
+  steps: Partial<Record<ResetStep, StepOutcome>>,
+): OperationResult {
+  return {
+    vm: paths.name,
+    policy: op.policy,
+    previous,
+    identifiers: op.identifiers,
+    archived: op.archived !== null && existsSync(op.archived) ? op.archived : undefined,
+    steps,
+  };
+}
+
+export function noIdentifiers(paths: VmPaths): GlintError {
+  return glintError("not-found", `VM "${paths.name}" has no identifiers in ${paths.home}`, {
+    vm: paths.name,
+    reason: "no-identifiers",
+  });
+}
+
+function parseJson(raw: string, paths: VmPaths): unknown {
+  try {
+    return JSON.parse(raw);
+  } catch (error) {
+    throw invalidJson(paths.identifiers, error, paths.name);
+  }
+}
