@@ -20,12 +20,7 @@ import { assertNotBusy, readIdentity, readUsable, type UsableVm } from "./ops/in
 import { DEFAULT_STEPS } from "./ops/reset-steps.js";
 import { type RunOptions, type RunResult, runVm, vmArgv } from "./ops/run.js";
 import { applyIdentifiersToQemuCommand, requireTool } from "./qemu/index.js";
-import {
-  Engine,
-  noIdentifiers,
-  type OperationOptions,
-  type OperationResult,
-} from "./txn/engine.js";
+import { Engine, type OperationOptions, type OperationResult } from "./txn/engine.js";
 import type { ResetSteps } from "./txn/steps.js";
 import type { VmConfig } from "./vm/config.js";
 import { resolveHome, type VmPaths, vmPaths } from "./vm/layout.js";
@@ -92,7 +87,8 @@ export class UuidManager {
    */
   async assertExists(vm: string): Promise<void> {
     const paths = this.paths(vm);
-    if (!existsSync(paths.identifiers) && !existsSync(paths.journal)) throw noIdentifiers(paths);
+    // An operation in progress is finished (or rolled back) by the command itself.
+    if (!existsSync(paths.journal)) await readIdentity(paths);
   }
 
   /** The VM's config.json (defaults if it has none). */

@@ -10,10 +10,10 @@ import { POLICIES } from "../identity/policies.js";
 import { type OperationResult, UuidManager } from "../manager.js";
 import type { DiskAndFirmwareOptions } from "../ops/provision.js";
 import { describeResets } from "../ops/reset-steps.js";
-import { shellQuote } from "../qemu/index.js";
-import { FIRMWARE_KINDS, NET_MODES } from "../vm/config.js";
+import { FIRMWARE_KINDS, HOSTNAME_SOURCES, NET_MODES } from "../vm/config.js";
 import { formatComparison, formatIdentity, formatTable } from "./format.js";
 import { confirmByTyping, confirmYesNo, type Io, processIo } from "./io.js";
+import { shellQuote } from "./shell.js";
 
 /** `glint create`'s options: the manager's, with `--memory` for memoryMb and `--force`. */
 type CreateCliOptions = Omit<DiskAndFirmwareOptions, "memoryMb"> & {
@@ -145,7 +145,7 @@ export function buildProgram(
       new Option(
         "--hostname-from <source>",
         "guest hostname: the VM name or glint-<machine-id>",
-      ).choices(["name", "machine-id"]),
+      ).choices(HOSTNAME_SOURCES),
     )
     .action(async (vm: string, opts: CommonOptions & CreateCliOptions) => {
       const m = manager(opts.home);

@@ -1,31 +1,20 @@
 /**
- * cloud-init NoCloud seed: `<vm>/seed.iso`, an ISO 9660 volume labelled
- * `cidata` holding `meta-data` and `user-data` (rendered from
- * templates/cidata/*.tmpl). The instance-id changes with every identity
- * generation, so cloud-init treats a regenerated VM as a new instance.
+ * cloud-init NoCloud seed contents: `meta-data` and `user-data`, built as
+ * typed objects and written with the `yaml` library (YAML 1.1, as cloud-init's
+ * PyYAML reads it), so a value can never change the document's structure.
+ * The instance-id changes with every identity generation, so cloud-init
+ * treats a regenerated VM as a new instance.
  */
-import { promises as fs } from "node:fs";
-import path from "node:path";
-import { parseDocument } from "yaml";
+import { isDeepStrictEqual } from "node:util";
+import { Document, parseDocument } from "yaml";
 import { z } from "zod";
-import { GlintError, MissingToolError } from "../errors.js";
-import { UUID_V4_RE, VM_NAME_RE } from "../identity/formats.js";
-import { parseIdentifiers, type SystemIdentifiers } from "../identity/model.js";
-import { runTool } from "../qemu/tools.js";
-import { type PreparedChange, preparedChange } from "../txn/change.js";
-import { fsyncFile, renameIntoPlace, tempPathFor } from "../vm/atomic.js";
-import { assertVmName, type VmPaths } from "../vm/layout.js";
-import { loadTemplate, type PlaceholderSpec, renderTemplate } from "./render.js";
-import {
-  checkHostnameFrom,
-  type GuestOptions,
-  hostnameFor,
-  renderValidatedScript,
-  writeRenderedScriptTemp,
-} from "./script.js";
-
-export const META_DATA_TEMPLATE = "cidata/meta-data.tmpl";
-export const USER_DATA_TEMPLATE = "cidata/user-data.tmpl";
+import { GlintError } from "../errors.js";
+import { VM_NAME_RE } from "../identity/formats.js";
+import type { SystemIdentifiers } from "../identity/model.js";
+import { describeZodError } from "../zod-errors.js";
+import type { GuestOptions } from "./hostname.js";
+import { formatIdentityEnv, identityEnvValues } from "./identity-env.js";
+import { loadScript } from "./script.js";
 
 /** The NoCloud volume label cloud-init looks for. */
 export const CIDATA_LABEL = "cidata";
@@ -33,43 +22,40 @@ export const CIDATA_LABEL = "cidata";
 /** Where user-data installs the script inside the guest. */
 export const GUEST_SCRIPT_PATH = "/usr/local/sbin/glint-set-identifiers";
 
+/** Where user-data installs identity.env inside the guest. */
+export const GUEST_IDENTITY_ENV_PATH = "/etc/glint/identity.env";
+
 export interface SeedFiles {
   readonly metaData: string;
   readonly userData: string;
 }
 
-export interface SeedIsoOptions {
-  /**
-   * Environment for finding and running genisoimage (GLINT_GENISOIMAGE, PATH);
-   * default process.env.
-   */
-  readonly env?: NodeJS.ProcessEnv;
+/** The seed and the share's files, built from one validated identity. */
+export interface GuestFiles {
+  readonly script: string;
+  readonly identityEnv: string;
+  readonly seed: SeedFiles;
 }
 
-export type SeedOptions = GuestOptions & SeedIsoOptions;
-
-const GENERATION_RE = /^[1-9][0-9]{0,9}$/;
 const BASE64_RE = /^[A-Za-z0-9+/]+={0,2}$/;
 const INSTANCE_ID_RE =
   /^iid-[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}-g[1-9][0-9]*$/;
-
-export const META_DATA_SPEC: PlaceholderSpec = {
-  VM_UUID: UUID_V4_RE,
-  GENERATION: GENERATION_RE,
-  HOSTNAME: VM_NAME_RE,
-};
-
-export const USER_DATA_SPEC: PlaceholderSpec = {
-  VM_NAME: VM_NAME_RE,
-  GENERATION: GENERATION_RE,
-  HOSTNAME: VM_NAME_RE,
-  SCRIPT_B64: BASE64_RE,
-};
+const GUEST_PATH_RE = /^\/[A-Za-z0-9/._-]+$/;
 
 /** meta-data, as cloud-init reads it. */
 export const metaDataSchema = z.strictObject({
   "instance-id": z.string().regex(INSTANCE_ID_RE),
   "local-hostname": z.string().regex(VM_NAME_RE),
+});
+
+export type MetaData = z.infer<typeof metaDataSchema>;
+
+const writeFileSchema = z.strictObject({
+  path: z.string().regex(GUEST_PATH_RE),
+  owner: z.literal("root:root"),
+  permissions: z.string().regex(/^0[0-7]{3}$/),
+  encoding: z.literal("b64"),
+  content: z.string().regex(BASE64_RE),
 });
 
 /** The cloud-config keys Glint's user-data uses (and no others). */
@@ -78,17 +64,7 @@ export const cloudConfigSchema = z.strictObject({
   hostname: z.string().regex(VM_NAME_RE),
   ssh_deletekeys: z.literal(true),
   ssh_genkeytypes: z.array(z.enum(["rsa", "ecdsa", "ed25519"])).min(1),
-  write_files: z
-    .array(
-      z.strictObject({
-        path: z.string().regex(/^\/[A-Za-z0-9/._-]+$/),
-        owner: z.literal("root:root"),
-        permissions: z.string().regex(/^0[0-7]{3}$/),
-        encoding: z.literal("b64"),
-        content: z.string().regex(BASE64_RE),
-      }),
-    )
-    .length(1),
+  write_files: z.array(writeFileSchema).length(2),
   runcmd: z.array(z.array(z.string().min(1)).min(1)).min(1),
   power_state: z.strictObject({
     mode: z.literal("reboot"),
@@ -101,35 +77,112 @@ export const cloudConfigSchema = z.strictObject({
 export type CloudConfig = z.infer<typeof cloudConfigSchema>;
 
 /** `iid-<vm_uuid>-g<generation>`: new on every regeneration (and on nuke). */
-export function instanceIdFor(ids: SystemIdentifiers): string {
+export function instanceIdFor(ids: Pick<SystemIdentifiers, "vm_uuid" | "generation">): string {
   return `iid-${ids.vm_uuid}-g${ids.generation}`;
+}
+
+const META_DATA_COMMENT = [
+  " NoCloud meta-data, written by Glint. The instance-id changes with every",
+  " identity generation, so cloud-init treats each regeneration as a new",
+  " instance and runs its per-instance modules (ssh keys, write_files, runcmd)",
+  " again.",
+];
+
+function userDataComment(vmName: string, generation: string): string[] {
+  return [
+    ` NoCloud user-data, written by Glint for VM ${vmName}, identity generation ${generation}.`,
+    " - hostname: set by cloud-init itself (preserve_hostname: false).",
+    " - SSH host keys: deleted and regenerated by cloud-init for every new",
+    "   instance-id (ssh_deletekeys), so the script runs with --no-ssh-keys.",
+    ` - write_files installs glint's set_identifiers script (${GUEST_SCRIPT_PATH})`,
+    `   and this VM's identity.env (${GUEST_IDENTITY_ENV_PATH}), base64-encoded;`,
+    "   runcmd runs the script once per instance: machine-id, /etc/hosts, stale",
+    "   leases, persistent-net rules, NetworkManager profiles bound to another",
+    "   MAC. It is idempotent, so a rerun is harmless.",
+    " - power_state: one reboot, only when the script changed the machine-id of",
+    "   the running system (it then creates /run/glint-reboot-required).",
+  ];
+}
+
+/** The typed meta-data for identity `ids` and guest hostname `hostname`. */
+export function buildMetaData(
+  ids: Pick<SystemIdentifiers, "vm_uuid" | "generation">,
+  hostname: string,
+): MetaData {
+  return metaDataSchema.parse({ "instance-id": instanceIdFor(ids), "local-hostname": hostname });
+}
+
+/** The typed cloud-config that installs `script` and `identityEnv` and runs the script. */
+export function buildCloudConfig(input: {
+  hostname: string;
+  script: string;
+  identityEnv: string;
+}): CloudConfig {
+  const b64 = (text: string) => Buffer.from(text, "utf8").toString("base64");
+  return cloudConfigSchema.parse({
+    preserve_hostname: false,
+    hostname: input.hostname,
+    ssh_deletekeys: true,
+    ssh_genkeytypes: ["rsa", "ecdsa", "ed25519"],
+    write_files: [
+      {
+        path: GUEST_SCRIPT_PATH,
+        owner: "root:root",
+        permissions: "0755",
+        encoding: "b64",
+        content: b64(input.script),
+      },
+      {
+        path: GUEST_IDENTITY_ENV_PATH,
+        owner: "root:root",
+        permissions: "0644",
+        encoding: "b64",
+        content: b64(input.identityEnv),
+      },
+    ],
+    runcmd: [[GUEST_SCRIPT_PATH, "--env", GUEST_IDENTITY_ENV_PATH, "--no-ssh-keys"]],
+    power_state: {
+      mode: "reboot",
+      message: "glint: the machine-id changed, rebooting once",
+      timeout: 120,
+      condition: ["test", "-e", "/run/glint-reboot-required"],
+    },
+  } satisfies CloudConfig);
 }
 
 /**
  * Parse YAML the way cloud-init's PyYAML does (YAML 1.1, so `yes`/`no`/`on`
  * are booleans), refusing duplicate keys and any parse error or warning.
  */
-function parseYaml(text: string, what: string): unknown {
+export function parseYaml11(text: string, what: string): unknown {
   const doc = parseDocument(text, { version: "1.1", uniqueKeys: true, prettyErrors: false });
   const problem = doc.errors[0] ?? doc.warnings[0];
   if (problem) throw new GlintError(`${what} is not valid YAML: ${problem.message}`);
   return doc.toJS();
 }
 
-function zodProblem(error: z.ZodError): string {
-  return error.issues
-    .slice(0, 3)
-    .map((i) => `${i.path.map(String).join(".") || "(top)"}: ${i.message}`)
-    .join("; ");
+/**
+ * `value` as a YAML 1.1 document after `comment` lines. The yaml library
+ * quotes every string that YAML 1.1 would read as something else (`yes`,
+ * `0755`, `123`); reading the text back must give `value` again.
+ */
+function toYaml(value: MetaData | CloudConfig, comment: readonly string[], what: string): string {
+  const doc = new Document(value, { version: "1.1" });
+  doc.commentBefore = comment.join("\n");
+  const text = doc.toString({ lineWidth: 0 });
+  if (!isDeepStrictEqual(parseYaml11(text, what), value)) {
+    throw new GlintError(`${what}: the YAML written does not read back as the value built`);
+  }
+  return text;
 }
 
 /** Throws unless `metaData` is what Glint means to hand cloud-init. */
 export function checkMetaData(
   metaData: string,
   expected: { instanceId: string; hostname: string },
-): z.infer<typeof metaDataSchema> {
-  const r = metaDataSchema.safeParse(parseYaml(metaData, "meta-data"));
-  if (!r.success) throw new GlintError(`meta-data: ${zodProblem(r.error)}`);
+): MetaData {
+  const r = metaDataSchema.safeParse(parseYaml11(metaData, "meta-data"));
+  if (!r.success) throw new GlintError(`meta-data: ${describeZodError(r.error)}`);
   if (r.data["instance-id"] !== expected.instanceId) {
     throw new GlintError(`meta-data: instance-id is not ${expected.instanceId}`);
   }
@@ -139,204 +192,60 @@ export function checkMetaData(
   return r.data;
 }
 
-/** Throws unless `userData` is a #cloud-config that installs and runs exactly `script`. */
+/**
+ * Throws unless `userData` is a #cloud-config that installs exactly `script`
+ * and `identityEnv` and runs the script with that identity.env.
+ */
 export function checkUserData(
   userData: string,
-  expected: { hostname: string; script: string },
+  expected: { hostname: string; script: string; identityEnv: string },
 ): CloudConfig {
   if (!userData.startsWith("#cloud-config\n")) {
     throw new GlintError('user-data: the first line must be exactly "#cloud-config"');
   }
-  const r = cloudConfigSchema.safeParse(parseYaml(userData, "user-data"));
-  if (!r.success) throw new GlintError(`user-data: ${zodProblem(r.error)}`);
+  const r = cloudConfigSchema.safeParse(parseYaml11(userData, "user-data"));
+  if (!r.success) throw new GlintError(`user-data: ${describeZodError(r.error)}`);
   const cfg = r.data;
-  if (cfg.hostname !== expected.hostname) {
-    throw new GlintError(`user-data: hostname is not ${expected.hostname}`);
-  }
-  const file = cfg.write_files[0];
-  if (!file || file.path !== GUEST_SCRIPT_PATH || file.permissions !== "0755") {
-    throw new GlintError(`user-data: write_files must install ${GUEST_SCRIPT_PATH} with mode 0755`);
-  }
-  if (Buffer.from(file.content, "base64").toString("utf8") !== expected.script) {
-    throw new GlintError("user-data: the embedded script is not the rendered script");
-  }
-  if (!cfg.runcmd.some((cmd) => cmd[0] === GUEST_SCRIPT_PATH)) {
-    throw new GlintError(`user-data: runcmd does not run ${GUEST_SCRIPT_PATH}`);
-  }
+  const want = buildCloudConfig(expected);
+  const wrong = (Object.keys(want) as (keyof CloudConfig)[]).find(
+    (k) => !isDeepStrictEqual(cfg[k], want[k]),
+  );
+  if (wrong) throw new GlintError(`user-data: ${wrong} is not what Glint writes`);
   return cfg;
 }
 
 /**
- * Render meta-data and user-data for `vmName` with identity `ids` and check
- * both (YAML 1.1 parse + zod schema + the values Glint expects).
+ * The static script, identity.env and the seed files for `vmName` with
+ * identity `ids`, from one validation of the name, the hostname source and
+ * the identifiers.
  */
+export function renderGuestFiles(
+  vmName: string,
+  ids: SystemIdentifiers,
+  options: GuestOptions = {},
+): GuestFiles {
+  const values = identityEnvValues(vmName, ids, options);
+  const identityEnv = formatIdentityEnv(values);
+  const script = loadScript();
+  const hostname = values.HOSTNAME;
+  const metaData = toYaml(
+    buildMetaData({ vm_uuid: values.VM_UUID, generation: Number(values.GENERATION) }, hostname),
+    META_DATA_COMMENT,
+    "meta-data",
+  );
+  const userData = `#cloud-config\n${toYaml(
+    buildCloudConfig({ hostname, script, identityEnv }),
+    userDataComment(vmName, values.GENERATION),
+    "user-data",
+  )}`;
+  return { script, identityEnv, seed: { metaData, userData } };
+}
+
+/** meta-data and user-data for `vmName` with identity `ids`. */
 export function renderSeed(
   vmName: string,
   ids: SystemIdentifiers,
   options: GuestOptions = {},
 ): SeedFiles {
   return renderGuestFiles(vmName, ids, options).seed;
-}
-
-/**
- * The post-install script and the seed files that embed it, rendered (and
- * the identifiers validated) once, so the script on the share and the one in
- * the ISO are the same text.
- */
-function renderGuestFiles(
-  vmName: string,
-  ids: SystemIdentifiers,
-  options: GuestOptions,
-): { script: string; seed: SeedFiles } {
-  assertVmName(vmName);
-  const hostnameFrom = checkHostnameFrom(options.hostnameFrom);
-  const valid = parseIdentifiers(ids as unknown, `identifiers of ${vmName}`);
-  const script = renderValidatedScript(vmName, valid, hostnameFrom);
-  const hostname = hostnameFor(vmName, valid, hostnameFrom);
-  const generation = String(valid.generation);
-  const metaData = renderTemplate(
-    loadTemplate(META_DATA_TEMPLATE),
-    META_DATA_SPEC,
-    { VM_UUID: valid.vm_uuid, GENERATION: generation, HOSTNAME: hostname },
-    META_DATA_TEMPLATE,
-  );
-  const userData = renderTemplate(
-    loadTemplate(USER_DATA_TEMPLATE),
-    USER_DATA_SPEC,
-    {
-      VM_NAME: vmName,
-      GENERATION: generation,
-      HOSTNAME: hostname,
-      SCRIPT_B64: Buffer.from(script, "utf8").toString("base64"),
-    },
-    USER_DATA_TEMPLATE,
-  );
-  checkMetaData(metaData, { instanceId: instanceIdFor(valid), hostname });
-  checkUserData(userData, { hostname, script });
-  return { script, seed: { metaData, userData } };
-}
-
-/**
- * Build the ISO into a new fsynced temp file next to `isoPath` and return
- * its path (the caller renames it into place or removes it).
- */
-async function buildSeedIsoTemp(
-  files: SeedFiles,
-  isoPath: string,
-  options: SeedIsoOptions = {},
-): Promise<string> {
-  const stage = tempPathFor(isoPath, "stage");
-  const tmp = tempPathFor(isoPath);
-  await fs.mkdir(stage, { mode: 0o700 });
-  try {
-    await fs.writeFile(path.join(stage, "meta-data"), files.metaData, { mode: 0o644 });
-    await fs.writeFile(path.join(stage, "user-data"), files.userData, { mode: 0o644 });
-    try {
-      await runTool(
-        "genisoimage",
-        [
-          "-quiet",
-          "-input-charset",
-          "utf-8",
-          "-output",
-          tmp,
-          "-volid",
-          CIDATA_LABEL,
-          "-joliet",
-          "-rock",
-          stage,
-        ],
-        { env: options.env, maxBuffer: 4 * 1024 * 1024 },
-      );
-    } catch (error) {
-      await fs.rm(tmp, { force: true });
-      if (error instanceof MissingToolError) throw error;
-      // runTool's cause is execFile's error; keep the last lines of stderr.
-      const e = (error instanceof GlintError ? error.cause : error) as
-        | (Error & { stderr?: string })
-        | undefined;
-      const detail = (e?.stderr ?? "").trim().split("\n").slice(-3).join(" ");
-      throw new GlintError(`genisoimage failed: ${detail || e?.message || String(error)}`, {
-        cause: e ?? error,
-      });
-    }
-    await fsyncFile(tmp);
-    return tmp;
-  } finally {
-    await fs.rm(stage, { recursive: true, force: true });
-  }
-}
-
-/** Build a NoCloud seed ISO (label `cidata`) at `isoPath`, atomically (temp + rename). */
-export async function buildSeedIso(
-  files: SeedFiles,
-  isoPath: string,
-  options: SeedIsoOptions = {},
-): Promise<void> {
-  const tmp = await buildSeedIsoTemp(files, isoPath, options);
-  await renameIntoPlace(tmp, isoPath);
-}
-
-/** Render and build `<vm>/seed.iso`. */
-export async function writeSeed(
-  paths: VmPaths,
-  ids: SystemIdentifiers,
-  options: SeedOptions = {},
-): Promise<string> {
-  const { seed } = renderGuestFiles(paths.name, ids, options);
-  await fs.mkdir(paths.dir, { recursive: true });
-  await buildSeedIso(seed, paths.seedIso, options);
-  return paths.seedIso;
-}
-
-/**
- * Two-phase variant for transactional regeneration: render the script and
- * build the seed ISO into temp files inside the VM directory; `commit()`
- * renames both into place, `abort()` removes them. Nothing visible changes
- * before `commit()`.
- */
-export async function prepareGuestFiles(
-  paths: VmPaths,
-  vmName: string,
-  ids: SystemIdentifiers,
-  options: SeedOptions = {},
-): Promise<PreparedChange> {
-  assertVmName(vmName);
-  if (vmName !== paths.name) {
-    throw new GlintError(`prepareGuestFiles: VM name ${vmName} does not match ${paths.name}`);
-  }
-  const { script, seed } = renderGuestFiles(vmName, ids, options);
-  const scriptTmp = await writeRenderedScriptTemp(paths, script);
-  let isoTmp: string;
-  try {
-    isoTmp = await buildSeedIsoTemp(seed, paths.seedIso, options);
-  } catch (error) {
-    await fs.rm(scriptTmp, { force: true });
-    throw error;
-  }
-  return preparedChange({
-    what: "guest file update",
-    async commit(markCommitted) {
-      // Committed from the start: a failure below removes the temps itself,
-      // so abort() has nothing left to do.
-      markCommitted();
-      try {
-        await renameIntoPlace(scriptTmp, paths.script);
-      } catch (error) {
-        await fs.rm(isoTmp, { force: true });
-        throw error;
-      }
-      try {
-        await renameIntoPlace(isoTmp, paths.seedIso);
-      } catch (error) {
-        throw new GlintError(
-          `guest files: ${paths.script} is new but ${paths.seedIso} could not be replaced`,
-          { cause: error },
-        );
-      }
-    },
-    async abort() {
-      await Promise.all([scriptTmp, isoTmp].map((t) => fs.rm(t, { force: true })));
-    },
-  });
 }

@@ -1,3 +1,5 @@
 export * from "./cloudinit.js";
-export * from "./render.js";
+export * from "./hostname.js";
+export * from "./identity-env.js";
 export * from "./script.js";
+export * from "./seed.js";

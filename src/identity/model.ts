@@ -66,7 +66,23 @@ export const systemIdentifiersSchema = z.strictObject({
   updated_at: timestamp,
 });
 
-export type SystemIdentifiers = Readonly<z.infer<typeof systemIdentifiersSchema>>;
+declare const validated: unique symbol;
+
+/**
+ * A validated identity. Only the parser ({@link parseIdentifiers}) and the
+ * policy engine (src/identity/regenerate.ts) produce one, so code that takes
+ * a SystemIdentifiers never checks its formats again.
+ */
+export type SystemIdentifiers = Readonly<z.infer<typeof systemIdentifiersSchema>> & {
+  readonly [validated]: true;
+};
+
+/** Marks values the policy engine drew (each from a validated generator) as a validated identity. */
+export function sealIdentifiers(
+  values: z.infer<typeof systemIdentifiersSchema>,
+): SystemIdentifiers {
+  return Object.freeze(values) as SystemIdentifiers;
+}
 
 /**
  * The seed prototype's format: no schema_version, vm_generation_id, generation
@@ -134,18 +150,18 @@ export function parseIdentifiers(
     }
     const r = systemIdentifiersSchema.safeParse(obj);
     if (!r.success) throw invalid(describeZodError(r.error, obj));
-    return Object.freeze(r.data);
+    return sealIdentifiers(r.data);
   }
   const r = legacySchema.safeParse(obj);
   if (!r.success) throw invalid(describeZodError(r.error, obj));
   const { vm_generation_id, ...rest } = r.data;
-  return Object.freeze({
+  return sealIdentifiers({
     schema_version: SCHEMA_VERSION,
     ...rest,
     vm_generation_id: vm_generation_id ?? derivedGenerationId(rest.vm_uuid),
     generation: 1,
     updated_at: rest.created_at,
-  } satisfies SystemIdentifiers);
+  });
 }
 
 /** Key order used when writing identifiers.json: the seed's order, then Glint's additions. */

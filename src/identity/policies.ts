@@ -15,7 +15,7 @@ export type ResetStep =
   | "tpm"
   /** Recreate overlay.qcow2 on top of base.qcow2 (old overlay kept in history/). */
   | "overlay"
-  /** Re-render shared/set_identifiers.sh and seed.iso. */
+  /** Rewrite shared/set_identifiers.sh, shared/identity.env and seed.iso. */
   | "guest-files";
 
 export interface Policy {

@@ -9,6 +9,7 @@ import {
   type IdentifierField,
   SCHEMA_VERSION,
   type SystemIdentifiers,
+  sealIdentifiers,
 } from "./model.js";
 import type { Policy } from "./policies.js";
 
@@ -70,7 +71,7 @@ export function applyPolicy(
       }
     }
   }
-  return Object.freeze({
+  return sealIdentifiers({
     schema_version: SCHEMA_VERSION,
     ...values,
     generation: current ? current.generation + 1 : 1,

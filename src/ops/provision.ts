@@ -14,7 +14,13 @@ import {
 } from "../firmware/index.js";
 import { createBlankDisk, createOverlay, imageInfo, requireTool } from "../qemu/index.js";
 import { copyFileAtomic } from "../vm/atomic.js";
-import { type FirmwareKind, type NetMode, type VmConfig, vmConfigSchema } from "../vm/config.js";
+import {
+  type FirmwareKind,
+  type HostnameFrom,
+  type NetMode,
+  type VmConfig,
+  vmConfigSchema,
+} from "../vm/config.js";
 import { storePaths, type VmPaths } from "../vm/layout.js";
 import { writeConfig } from "../vm/store.js";
 import { describeZodError } from "../zod-errors.js";
@@ -36,7 +42,7 @@ export interface DiskAndFirmwareOptions {
   netIfname?: string;
   memoryMb?: number;
   cpus?: number;
-  hostnameFrom?: "name" | "machine-id";
+  hostnameFrom?: HostnameFrom;
 }
 
 /** Whether any option that shapes disks or firmware was given. */

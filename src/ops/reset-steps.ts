@@ -156,3 +156,8 @@ export function describeResets(
     .filter((s) => s !== "guest-files" && DEFAULT_STEPS[s]?.appliesTo(config))
     .map((s) => DEFAULT_STEPS[s]?.describe(config, options) ?? s);
 }
+
+/** Whether `step` does anything on a VM with `config` (e.g. no TPM → no TPM reset). */
+export function stepApplies(step: ResetStep, config: VmConfig): boolean {
+  return DEFAULT_STEPS[step]?.appliesTo(config) === true;
+}

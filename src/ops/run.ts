@@ -147,7 +147,7 @@ export async function runVm(
   }
   // Files a boot needs that an older Glint, or a person, may have removed.
   await ensureUefiInstance(config, paths);
-  if (!existsSync(paths.seedIso) || !existsSync(paths.script)) {
+  if (!existsSync(paths.seedIso) || !existsSync(paths.script) || !existsSync(paths.identityEnv)) {
     await writeSeed(paths, ids, { hostnameFrom: config.hostname_from, env });
     await createPostInstallScript(paths, ids, { hostnameFrom: config.hostname_from });
   }

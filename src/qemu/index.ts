@@ -1,4 +1,3 @@
-export * from "./argv.js";
 export * from "./img.js";
 export * from "./mapping.js";
 export {
@@ -9,4 +8,6 @@ export {
   optionHead,
   splitArgv,
 } from "./options.js";
+export * from "./place.js";
 export * from "./tools.js";
+export * from "./vm-argv.js";

@@ -11,6 +11,9 @@ export type FirmwareKind = (typeof FIRMWARE_KINDS)[number];
 export const NET_MODES = ["user", "bridge", "tap", "none"] as const;
 export type NetMode = (typeof NET_MODES)[number];
 
+/** Where the guest's hostname comes from: the VM name, or `glint-<machine-id>`. */
+export const HOSTNAME_SOURCES = ["name", "machine-id"] as const;
+export type HostnameFrom = (typeof HOSTNAME_SOURCES)[number];
 /** Linux interface / bridge names: they reach QEMU options, so keep them strict. */
 export const IFNAME_RE = /^[A-Za-z0-9_.-]{1,15}$/;
 
@@ -43,7 +46,7 @@ export const vmConfigSchema = z.looseObject({
     .default(null),
   memory_mb: z.number().int().min(16).max(1048576).default(512),
   cpus: z.number().int().min(1).max(255).default(1),
-  hostname_from: z.enum(["name", "machine-id"]).default("name"),
+  hostname_from: z.enum(HOSTNAME_SOURCES).default("name"),
   /**
    * The OVMF code chosen at create time, matching the NVRAM template copied
    * into uefi-seed.fd; runs keep using it while it exists.

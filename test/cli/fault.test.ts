@@ -85,13 +85,17 @@ describe("kill -9 during `glint regen base`", () => {
     );
 
     // The next run takes over whatever stale locks the killed runs left, and
-    // first finishes a regeneration that a kill interrupted (its journal).
+    // first finishes a regeneration that a kill interrupted while committing
+    // (its journal), or rolls back one that had not started committing.
     const journal = path.join(home, "vm", ".pending.json");
-    const interrupted = await fs
+    const pending = await fs
       .readFile(journal, "utf8")
-      .then((raw) => model.parseIdentifiers(JSON.parse(raw).identifiers))
+      .then((raw) => JSON.parse(raw) as { stage?: string; identifiers: unknown })
       .catch(() => undefined);
-    if (interrupted) expect(interrupted.generation).toBe(previous.generation + 1);
+    if (pending) {
+      expect(model.parseIdentifiers(pending.identifiers).generation).toBe(previous.generation + 1);
+    }
+    const interrupted = pending?.stage === "committing";
     const after = await runCli(["regen", "base", "vm", "--home", home]);
     expect(after.code, after.stderr).toBe(0);
     const final = loadIdentity(await fs.readFile(file, "utf8"));

@@ -1,13 +1,17 @@
 /**
  * Issue "guest side": a clone of a shared base disk comes up with its own
- * machine-id, hostname and SSH host keys, applied inside the guest by
- * set_identifiers.sh delivered through the cloud-init seed or the 9p share.
+ * machine-id, hostname and SSH host keys, applied inside the guest by the
+ * static set_identifiers.sh and the VM's identity.env, delivered through the
+ * cloud-init seed or the 9p share.
  */
 import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
 import { promises as fs, readFileSync } from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
 import { beforeAll, describe, expect, it } from "vitest";
+import { parseIdentityEnv, SCRIPT_FILE } from "../../src/guest/index.js";
+import { vmPaths } from "../../src/vm/layout.js";
 import { readIds, runCliOk } from "../support/cli.js";
 import { tempDir } from "../support/tmp.js";
 import { type TinyGuest, tinyGuest } from "./guest/fixture.js";
@@ -86,6 +90,8 @@ interface GuestState {
   ssh: string;
   sshRsa: string;
   lease: string;
+  recordVmName: string;
+  scriptSha: string;
 }
 
 function applied(markers: Markers, route: string): GuestState {
@@ -102,6 +108,8 @@ function applied(markers: Markers, route: string): GuestState {
     ssh: markerValue(markers, "guest_ssh_ed25519"),
     sshRsa: markerValue(markers, "guest_ssh_rsa"),
     lease: markerValue(markers, "guest_lease"),
+    recordVmName: markerValue(markers, "guest_record_vm_name"),
+    scriptSha: markerValue(markers, "guest_script_sha"),
   };
 }
 
@@ -124,6 +132,11 @@ async function expectMatches(state: GuestState, vm: string): Promise<void> {
   expect(state.ssh).toMatch(/^SHA256:/);
   expect(state.ssh).not.toBe(baseFingerprint);
   expect(state.lease).toBe("gone");
+  expect(state.recordVmName).toBe(vm);
+  // The script the guest ran is the static one, whichever route brought it.
+  expect(state.scriptSha).toBe(
+    createHash("sha256").update(readFileSync(SCRIPT_FILE)).digest("hex"),
+  );
 }
 
 describe("set_identifiers.sh inside a real guest", () => {
@@ -132,6 +145,16 @@ describe("set_identifiers.sh inside a real guest", () => {
   it("two clones of one base disk end with their own machine-id, hostname and SSH keys", async () => {
     await runCliOk(["create", "guest-a", "--home", home, "--base", base, "--overlay"]);
     await runCliOk(["create", "guest-b", "--home", home, "--base", base, "--overlay"]);
+    // Two VMs: byte-identical scripts, each with a valid identity.env of its own.
+    const pa = vmPaths(home, "guest-a");
+    const pb = vmPaths(home, "guest-b");
+    expect(await fs.readFile(pb.script)).toEqual(await fs.readFile(pa.script));
+    const envA = parseIdentityEnv(await fs.readFile(pa.identityEnv, "utf8"), pa.identityEnv);
+    const envB = parseIdentityEnv(await fs.readFile(pb.identityEnv, "utf8"), pb.identityEnv);
+    expect(envA.VM_NAME).toBe("guest-a");
+    expect(envB.VM_NAME).toBe("guest-b");
+    expect(envA.MACHINE_ID).toBe((await readIds(home, "guest-a")).machine_id);
+    expect(envB.MACHINE_ID).toBe((await readIds(home, "guest-b")).machine_id);
     const a = await boot("guest-a", "cidata");
     const b = await boot("guest-b", "9p");
     await expectMatches(a, "guest-a");

@@ -9,7 +9,7 @@ import { promises as fs } from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { shellQuote } from "../../src/qemu/argv.js";
+import { shellQuote } from "../../src/cli/shell.js";
 import { runCli } from "../support/cli.js";
 import { CLI, ROOT } from "../support/paths.js";
 import { tempDir } from "../support/tmp.js";

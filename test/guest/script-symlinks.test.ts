@@ -6,7 +6,6 @@
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, test } from "vitest";
-import { renderPostInstallScript } from "../../src/guest/index.js";
 import {
   exists,
   makeFakeGuest,
@@ -14,7 +13,7 @@ import {
   SHELLS,
   SSH_KEY_TYPES,
   TIMEOUT,
-  VM,
+  writeGuestFiles,
 } from "../support/guest-root.js";
 import { freshIds } from "../support/identity.js";
 import { snapshotTree } from "../support/snapshot.js";
@@ -146,9 +145,7 @@ describe.each(SHELLS)("set_identifiers.sh --root with symlinks, under %s", (_lab
   });
 
   async function writeScript(): Promise<string> {
-    const file = path.join(work, "set_identifiers.sh");
-    await fs.writeFile(file, renderPostInstallScript(VM, freshIds()), { mode: 0o755 });
-    return file;
+    return writeGuestFiles(path.join(work, "shared"), freshIds());
   }
 
   function runScript(script: string, args: string[] = []) {
@@ -254,8 +251,7 @@ describe.each(SHELLS)("set_identifiers.sh --root with symlinks, under %s", (_lab
         await fs.symlink(path.join(host, name), path.join(root, rel));
       }
       const hostBefore = await snapshotTree(host);
-      const script = path.join(work, "set_identifiers.sh");
-      await fs.writeFile(script, renderPostInstallScript(VM, ids), { mode: 0o755 });
+      const script = await writeGuestFiles(path.join(work, "shared"), ids);
 
       const r = await runScript(script);
       expect(r.stderr).toBe("");

@@ -1,11 +1,12 @@
 /**
- * Runs the rendered set_identifiers.sh against a fake Debian guest root
- * (--root) under dash, bash and busybox sh, and checks every file afterwards.
+ * Runs the static set_identifiers.sh with an identity.env beside it against a
+ * fake Debian guest root (--root) under dash, bash and busybox sh, and checks
+ * every file afterwards.
  */
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, test } from "vitest";
-import { type HostnameFrom, renderPostInstallScript, TEMPLATE_DIR } from "../../src/guest/index.js";
+import { APPLIED_RECORD_KEYS, type HostnameFrom, SCRIPT_FILE } from "../../src/guest/index.js";
 import type { SystemIdentifiers } from "../../src/identity/model.js";
 import { run } from "../support/exec.js";
 import {
@@ -19,6 +20,7 @@ import {
   SSH_KEY_TYPES,
   TIMEOUT,
   VM,
+  writeGuestFiles,
 } from "../support/guest-root.js";
 import { freshIds, regenerate } from "../support/identity.js";
 import { snapshotTree } from "../support/snapshot.js";
@@ -55,14 +57,13 @@ describe.each(SHELLS)("set_identifiers.sh under %s", (_label, shell) => {
     await fs.rm(work, { recursive: true, force: true });
   });
 
+  /** The script and identity.env in `work/<dir>/`, as in `<vm>/shared/`; returns the script. */
   async function writeScript(
     ids: SystemIdentifiers,
     hostnameFrom: HostnameFrom = "name",
-    name = "set_identifiers.sh",
+    dir = "shared",
   ): Promise<string> {
-    const file = path.join(work, name);
-    await fs.writeFile(file, renderPostInstallScript(VM, ids, { hostnameFrom }), { mode: 0o755 });
-    return file;
+    return writeGuestFiles(path.join(work, dir), ids, hostnameFrom);
   }
 
   function runScript(script: string, args: string[] = []) {
@@ -142,7 +143,15 @@ describe.each(SHELLS)("set_identifiers.sh under %s", (_label, shell) => {
       expect(r.stdout).toContain("--disk-ids");
 
       // record and log
-      const record = parseKeyValues(await read("etc/glint/applied"));
+      const recordText = await read("etc/glint/applied");
+      expect(
+        recordText
+          .trimEnd()
+          .split("\n")
+          .filter((l) => !l.startsWith("#"))
+          .map((l) => l.split("=")[0]),
+      ).toEqual(APPLIED_RECORD_KEYS);
+      const record = parseKeyValues(recordText);
       expect(record).toMatchObject({
         vm_name: VM,
         vm_uuid: ids.vm_uuid,
@@ -152,6 +161,8 @@ describe.each(SHELLS)("set_identifiers.sh under %s", (_label, shell) => {
         mac_address: ids.mac_address,
         hostname: VM,
         filesystem_uuid: ids.filesystem_uuid,
+        cpu_serial: ids.cpu_serial,
+        motherboard_serial: ids.motherboard_serial,
         disk_ids: "pending",
       });
       const log = await read("var/log/glint-identifiers.log");
@@ -232,19 +243,22 @@ describe.each(SHELLS)("set_identifiers.sh under %s", (_label, shell) => {
     async () => {
       const ids1 = freshIds();
       await makeFakeGuest(root);
-      await runScript(await writeScript(ids1, "machine-id", "gen1.sh"));
+      await runScript(await writeScript(ids1, "machine-id", "gen1"));
       const short = `glint-${ids1.machine_id.slice(0, 8)}`;
       expect(await read("etc/hostname")).toBe(`${short}\n`);
       expect(await read("etc/hosts")).toContain(`127.0.1.1\t${short}\n`);
       const fp1 = await fingerprints(root);
 
       // Same identity, other hostname source: hostname changes, keys stay.
-      const r = await runScript(await writeScript(ids1, "name", "gen1-name.sh"));
+      const r = await runScript(await writeScript(ids1, "name", "gen1-name"));
       expect(r.stdout).not.toContain("nothing to do");
       expect(await read("etc/hostname")).toBe(`${VM}\n`);
       expect(await fingerprints(root)).toEqual(fp1);
-      // ...and the command line option overrides the rendered default.
-      await runScript(path.join(work, "gen1-name.sh"), ["--hostname-from", "machine-id"]);
+      // ...and the command line option overrides identity.env's HOSTNAME.
+      await runScript(path.join(work, "gen1-name", "set_identifiers.sh"), [
+        "--hostname-from",
+        "machine-id",
+      ]);
       expect(await read("etc/hostname")).toBe(`${short}\n`);
       expect(await fingerprints(root)).toEqual(fp1);
 
@@ -255,7 +269,7 @@ describe.each(SHELLS)("set_identifiers.sh under %s", (_label, shell) => {
       // "disk" keeps machine-id and MAC but bumps generation and vm_generation_id.
       const ids2 = regenerate(ids1, "disk");
       expect(ids2.machine_id).toBe(ids1.machine_id);
-      const r2 = await runScript(await writeScript(ids2, "machine-id", "gen2.sh"));
+      const r2 = await runScript(await writeScript(ids2, "machine-id", "gen2"));
       expect(r2.stdout).toContain("identity changed");
       const fp2 = await fingerprints(root);
       for (const t of SSH_KEY_TYPES) expect(fp2[t]).not.toBe(fp1[t]);
@@ -265,7 +279,7 @@ describe.each(SHELLS)("set_identifiers.sh under %s", (_label, shell) => {
 
       // "base" redraws everything: new machine-id in both places.
       const ids3 = regenerate(ids2, "base");
-      await runScript(await writeScript(ids3, "name", "gen3.sh"));
+      await runScript(await writeScript(ids3, "name", "gen3"));
       expect(await read("etc/machine-id")).toBe(`${ids3.machine_id}\n`);
       expect(await read("var/lib/dbus/machine-id")).toBe(`${ids3.machine_id}\n`);
       expect(await fingerprints(root)).not.toEqual(fp2);
@@ -331,7 +345,76 @@ describe.each(SHELLS)("set_identifiers.sh under %s", (_label, shell) => {
   );
 
   test(
-    "refuses bad usage and an unrendered template",
+    "--env FILE reads identity.env from elsewhere; without one the script refuses and changes nothing",
+    async () => {
+      const ids = freshIds();
+      await makeFakeGuest(root, { sshKeys: false });
+      const snap = await snapshotTree(root);
+      const script = await writeScript(ids);
+      const shared = path.dirname(script);
+      // identity.env moves away from the script: the default finds nothing.
+      const env = path.join(work, "elsewhere.env");
+      await fs.rename(path.join(shared, "identity.env"), env);
+      const missing = await runScript(script);
+      expect(missing.code).toBe(1);
+      expect(missing.stderr).toContain(`${shared}/identity.env not found`);
+      expect(await snapshotTree(root)).toEqual(snap);
+
+      const r = await runScript(script, ["--env", env, "--no-ssh-keys"]);
+      expect(r.stderr).toBe("");
+      expect(r.code).toBe(0);
+      expect(await read("etc/machine-id")).toBe(`${ids.machine_id}\n`);
+      // --env=FILE works too, and the run after finds nothing to do.
+      const again = await runScript(script, [`--env=${env}`, "--no-ssh-keys"]);
+      expect(again.stdout).toContain("nothing to do");
+    },
+    TIMEOUT,
+  );
+
+  test(
+    "a record from before identity.env (fewer keys) is completed without new SSH keys",
+    async () => {
+      const ids = freshIds();
+      await makeFakeGuest(root);
+      const script = await writeScript(ids);
+      expect((await runScript(script)).code).toBe(0);
+      const fp = await fingerprints(root);
+      const recordFile = path.join(root, "etc/glint/applied");
+      const newKeys = ["dmi_uuid", "smbios_uuid", "cpu_serial", "motherboard_serial", "bios_uuid"];
+      const full = await fs.readFile(recordFile, "utf8");
+      const old = full
+        .split("\n")
+        .filter((l) => !newKeys.includes(l.split("=")[0] ?? ""))
+        .join("\n");
+      expect(old).not.toBe(full);
+      await fs.writeFile(recordFile, old);
+      await fs.writeFile(path.join(root, "var/lib/dhcp/dhclient.eth0.leases"), "lease {}\n");
+
+      const r = await runScript(script);
+      expect(r.code).toBe(0);
+      expect(r.stdout).not.toContain("identity changed");
+      expect(await fingerprints(root)).toEqual(fp);
+      expect(await exists(path.join(root, "var/lib/dhcp/dhclient.eth0.leases"))).toBe(true);
+      expect(parseKeyValues(await read("etc/glint/applied"))).toMatchObject({
+        cpu_serial: ids.cpu_serial,
+        bios_uuid: ids.bios_uuid,
+      });
+
+      // A value that differs from the record is a new identity, though.
+      const changed = parseKeyValues(await read("etc/glint/applied"));
+      await fs.writeFile(
+        recordFile,
+        (await read("etc/glint/applied")).replace(`bios_uuid=${changed.bios_uuid}`, "bios_uuid=x"),
+      );
+      const r2 = await runScript(script);
+      expect(r2.stdout).toContain("identity changed");
+      expect(await fingerprints(root)).not.toEqual(fp);
+    },
+    TIMEOUT,
+  );
+
+  test(
+    "refuses bad usage",
     async () => {
       await makeFakeGuest(root, { sshKeys: false });
       const snap = await snapshotTree(root);
@@ -341,15 +424,8 @@ describe.each(SHELLS)("set_identifiers.sh under %s", (_label, shell) => {
       expect(bad.stderr).toContain("unknown option");
       const badFrom = await runScript(script, ["--hostname-from", "$(id)"]);
       expect(badFrom.code).toBe(2);
-      const [cmd, ...pre] = shell as [string, ...string[]];
-      const raw = await run(cmd, [
-        ...pre,
-        path.join(TEMPLATE_DIR, "set_identifiers.sh.tmpl"),
-        "--root",
-        root,
-      ]);
-      expect(raw.code).toBe(1);
-      expect(raw.stderr).toContain("was this template rendered?");
+      const noEnv = await runScript(script, ["--env"]);
+      expect(noEnv.code).toBe(2);
       expect(await snapshotTree(root)).toEqual(snap);
     },
     TIMEOUT,
@@ -357,22 +433,12 @@ describe.each(SHELLS)("set_identifiers.sh under %s", (_label, shell) => {
 });
 
 describe("shellcheck", () => {
-  test("the rendered script and the template are clean under shellcheck -s sh", async () => {
+  test("the static script is clean under shellcheck -s sh", async () => {
     const work = await tempDir("glint-shellcheck-");
     try {
-      for (const hostnameFrom of ["name", "machine-id"] as const) {
-        const file = path.join(work, `set_identifiers-${hostnameFrom}.sh`);
-        await fs.writeFile(file, renderPostInstallScript("demo", freshIds(), { hostnameFrom }));
-        const r = await run("shellcheck", ["-s", "sh", file]);
-        expect(r.stdout + r.stderr).toBe("");
-        expect(r.code).toBe(0);
-      }
-      const t = await run("shellcheck", [
-        "-s",
-        "sh",
-        path.join(TEMPLATE_DIR, "set_identifiers.sh.tmpl"),
-      ]);
-      expect(t.code).toBe(0);
+      const r = await run("shellcheck", ["-s", "sh", SCRIPT_FILE]);
+      expect(r.stdout + r.stderr).toBe("");
+      expect(r.code).toBe(0);
       // shellcheck does flag a real problem (the check can fail).
       const broken = path.join(work, "broken.sh");
       await fs.writeFile(broken, "#!/bin/sh\nx=$1\nrm -rf $x/*\n");

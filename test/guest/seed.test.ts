@@ -1,6 +1,7 @@
 /**
  * The NoCloud seed ISO (real genisoimage) and the atomic writers of the guest
- * files into a VM directory.
+ * files into a VM directory: the static script (byte-identical for every VM),
+ * identity.env and seed.iso.
  */
 import { promises as fs } from "node:fs";
 import path from "node:path";
@@ -10,9 +11,13 @@ import { GlintError, MissingToolError } from "../../src/errors.js";
 import {
   buildSeedIso,
   createPostInstallScript,
+  GUEST_IDENTITY_ENV_PATH,
+  GUEST_SCRIPT_PATH,
+  parseIdentityEnv,
   prepareGuestFiles,
-  renderPostInstallScript,
+  renderIdentityEnv,
   renderSeed,
+  SCRIPT_FILE,
   writeSeed,
 } from "../../src/guest/index.js";
 import { requireTool } from "../../src/qemu/tools.js";
@@ -99,6 +104,7 @@ describe("buildSeedIso", () => {
     });
     await expect(failing).rejects.toBeInstanceOf(GlintError);
     await expect(failing).rejects.toThrow(/genisoimage failed/);
+    await expect(failing).rejects.toMatchObject({ code: "tool-failed" });
     expect(await fs.readdir(home)).toEqual([]);
   });
 
@@ -142,24 +148,49 @@ describe("buildSeedIso", () => {
 });
 
 describe("guest files in a VM directory", () => {
-  test("createPostInstallScript writes shared/set_identifiers.sh with mode 0755", async () => {
+  test("createPostInstallScript writes the static script (0755) and identity.env (0644)", async () => {
     const paths = vmPaths(home, "web-01");
     const ids = freshIds();
     expect(await createPostInstallScript(paths, ids)).toBe(paths.script);
-    expect(await fs.readFile(paths.script, "utf8")).toBe(renderPostInstallScript("web-01", ids));
+    expect(await fs.readFile(paths.script)).toEqual(await fs.readFile(SCRIPT_FILE));
     expect((await fs.stat(paths.script)).mode & 0o777).toBe(0o755);
-    // re-render over an existing file (e.g. read-only for others)
+    expect(await fs.readFile(paths.identityEnv, "utf8")).toBe(renderIdentityEnv("web-01", ids));
+    expect((await fs.stat(paths.identityEnv)).mode & 0o777).toBe(0o644);
+    // rewrite over existing files (e.g. read-only for others)
     await fs.chmod(paths.script, 0o400);
+    await fs.chmod(paths.identityEnv, 0o400);
     const ids2 = regenerate(ids, "base");
     await createPostInstallScript(paths, ids2, { hostnameFrom: "machine-id" });
-    expect(await fs.readFile(paths.script, "utf8")).toBe(
-      renderPostInstallScript("web-01", ids2, { hostnameFrom: "machine-id" }),
+    expect(await fs.readFile(paths.identityEnv, "utf8")).toBe(
+      renderIdentityEnv("web-01", ids2, { hostnameFrom: "machine-id" }),
     );
     expect((await fs.stat(paths.script)).mode & 0o777).toBe(0o755);
+    expect((await fs.stat(paths.identityEnv)).mode & 0o777).toBe(0o644);
     expect(await temps(paths.shared)).toEqual([]);
     const r = await run("sh", [paths.script, "--help"]);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain("--dry-run");
+  });
+
+  test("two VMs' shared/set_identifiers.sh are byte-identical; each has a valid identity.env", async () => {
+    const a = vmPaths(home, "web-01");
+    const b = vmPaths(home, "db-02");
+    const idsA = freshIds();
+    const idsB = freshIds();
+    await (await prepareGuestFiles(a, "web-01", idsA)).commit();
+    await createPostInstallScript(b, idsB, { hostnameFrom: "machine-id" });
+    const scriptA = await fs.readFile(a.script);
+    expect(await fs.readFile(b.script)).toEqual(scriptA);
+    expect(scriptA).toEqual(await fs.readFile(SCRIPT_FILE));
+    const envA = parseIdentityEnv(await fs.readFile(a.identityEnv, "utf8"), a.identityEnv);
+    const envB = parseIdentityEnv(await fs.readFile(b.identityEnv, "utf8"), b.identityEnv);
+    expect(envA).toMatchObject({ VM_NAME: "web-01", HOSTNAME: "web-01", VM_UUID: idsA.vm_uuid });
+    expect(envB).toMatchObject({
+      VM_NAME: "db-02",
+      HOSTNAME: `glint-${idsB.machine_id.slice(0, 8)}`,
+      MACHINE_ID: idsB.machine_id,
+    });
+    expect(envA.MACHINE_ID).not.toBe(envB.MACHINE_ID);
   });
 
   test("writeSeed builds <vm>/seed.iso", async () => {
@@ -175,29 +206,34 @@ describe("guest files in a VM directory", () => {
     const old = freshIds();
     await createPostInstallScript(paths, old);
     await writeSeed(paths, old);
-    const oldScript = await fs.readFile(paths.script, "utf8");
+    const oldEnv = await fs.readFile(paths.identityEnv, "utf8");
     const oldIso = await fs.readFile(paths.seedIso);
 
     const ids = regenerate(old, "disk");
     const prepared = await prepareGuestFiles(paths, "web-01", ids);
-    expect(await fs.readFile(paths.script, "utf8")).toBe(oldScript);
+    expect(await fs.readFile(paths.identityEnv, "utf8")).toBe(oldEnv);
     expect(await fs.readFile(paths.seedIso)).toEqual(oldIso);
-    expect(await temps(paths.shared)).toHaveLength(1);
+    expect(await temps(paths.shared)).toHaveLength(2);
     expect(await temps(paths.dir)).toHaveLength(1);
 
     await prepared.commit();
     await prepared.commit(); // idempotent
     await prepared.abort(); // no-op after commit
-    expect(await fs.readFile(paths.script, "utf8")).toBe(renderPostInstallScript("web-01", ids));
+    expect(await fs.readFile(paths.script)).toEqual(await fs.readFile(SCRIPT_FILE));
     expect((await fs.stat(paths.script)).mode & 0o777).toBe(0o755);
+    expect(await fs.readFile(paths.identityEnv, "utf8")).toBe(renderIdentityEnv("web-01", ids));
     expect(await isoExtract(paths.seedIso, "/meta-data")).toBe(renderSeed("web-01", ids).metaData);
-    // The script on the share is the one the seed installs in the guest.
-    const userData = parse(await isoExtract(paths.seedIso, "/user-data")) as {
-      write_files: { content: string }[];
+    // The files on the share are the ones the seed installs in the guest.
+    const userData = parse(await isoExtract(paths.seedIso, "/user-data"), { version: "1.1" }) as {
+      write_files: { path: string; content: string }[];
     };
-    expect(Buffer.from(userData.write_files[0]?.content ?? "", "base64").toString("utf8")).toBe(
-      await fs.readFile(paths.script, "utf8"),
+    const installed = Object.fromEntries(
+      userData.write_files.map((f) => [f.path, Buffer.from(f.content, "base64").toString("utf8")]),
     );
+    expect(installed).toEqual({
+      [GUEST_SCRIPT_PATH]: await fs.readFile(paths.script, "utf8"),
+      [GUEST_IDENTITY_ENV_PATH]: await fs.readFile(paths.identityEnv, "utf8"),
+    });
     expect(await temps(paths.shared)).toEqual([]);
     expect(await temps(paths.dir)).toEqual([]);
   });
@@ -227,7 +263,7 @@ describe("guest files in a VM directory", () => {
     // Temps follow atomic.ts naming, so removeStaleTemps cleans up after a killed writer.
     const prepared = await prepareGuestFiles(paths, "web-01", freshIds());
     const names = [...(await temps(paths.shared)), ...(await temps(paths.dir))];
-    expect(names).toHaveLength(2);
+    expect(names).toHaveLength(3);
     for (const n of names) expect(n).toMatch(/^\..+\.tmp-\d+-[0-9a-f]{8}$/);
     await prepared.abort();
   });

@@ -7,7 +7,6 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildVmArgv } from "../../src/qemu/argv.js";
 import { createBlankDisk } from "../../src/qemu/img.js";
 import {
   diskSerial,
@@ -15,6 +14,7 @@ import {
   IDENTITY_MAPPING,
   uuidSerial,
 } from "../../src/qemu/mapping.js";
+import { buildVmArgv } from "../../src/qemu/vm-argv.js";
 import { vmPaths } from "../../src/vm/layout.js";
 import { createCidataIso, tinyGuest } from "../e2e/guest/fixture.js";
 import { bootGuest, guestKernelArgs, markerValue, type RunResult } from "../e2e/guest/runner.js";

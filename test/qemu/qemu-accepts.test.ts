@@ -8,12 +8,12 @@ import { copyFile, mkdir, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SystemIdentifiers } from "../../src/identity/index.js";
+import { createBlankDisk, createOverlay } from "../../src/qemu/img.js";
 import {
   applyIdentifiersToQemuCommand,
   buildVmArgv,
   type FirmwareFiles,
-} from "../../src/qemu/argv.js";
-import { createBlankDisk, createOverlay } from "../../src/qemu/img.js";
+} from "../../src/qemu/index.js";
 import { diskSerial } from "../../src/qemu/mapping.js";
 import { requireTool } from "../../src/qemu/tools.js";
 import type { VmConfigInput } from "../../src/vm/config.js";

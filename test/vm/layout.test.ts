@@ -83,6 +83,7 @@ describe("layout", () => {
     expect(p.uefiSeed).toBe("/h/vm/uefi-seed.fd");
     expect(p.uefiInstance).toBe("/h/vm/uefi-instance.fd");
     expect(p.script).toBe("/h/vm/shared/set_identifiers.sh");
+    expect(p.identityEnv).toBe("/h/vm/shared/identity.env");
     expect(p.history).toBe("/h/vm/history");
     expect(p.lock).toBe("/h/.glint/vms/vm.lock");
     expect(p.journal).toBe("/h/vm/.pending.json");

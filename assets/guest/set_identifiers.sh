@@ -3,32 +3,48 @@
 #
 # glint set_identifiers: give this Linux guest the identity Glint issued.
 #
-# Rendered by Glint (src/guest/render.ts) from templates/set_identifiers.sh.tmpl.
-# Every value below was validated on the host (only [A-Za-z0-9:._-]); the
-# script checks them again before it touches anything. Runs under any POSIX
-# sh (dash, bash, busybox ash); needs POSIX tools plus cmp and mktemp
-# (coreutils or busybox), ssh-keygen for host keys, and blkid, tune2fs and
-# swaplabel/mkswap only for a live --disk-ids run.
+# The same file for every VM (Glint copies it byte for byte into each
+# <vm>/shared/). The values come from identity.env, which Glint writes next
+# to it: one KEY=value line per key (lines starting with # are comments),
+# printable ASCII only. The file is parsed, never sourced or evaluated: every
+# key must be known and appear exactly once, and every value must have the
+# exact format Glint issues (see "identity.env" below), or the script stops
+# before it changes anything. Runs under any POSIX sh (dash, bash, busybox
+# ash); needs POSIX tools plus cmp and mktemp (coreutils or busybox),
+# ssh-keygen for host keys, and blkid, tune2fs and swaplabel/mkswap only for
+# a live --disk-ids run.
 #
 # On the VM, from the 9p share (read-only is fine):
 #   mount -t 9p -o trans=virtio,version=9p2000.L,ro glint /mnt/glint
 #   sh /mnt/glint/set_identifiers.sh --dry-run     # look first
 #   sh /mnt/glint/set_identifiers.sh               # then apply, as root
 # From the host, on a guest root mounted at /mnt/guest:
-#   sh set_identifiers.sh --root /mnt/guest
+#   sh <vm>/shared/set_identifiers.sh --root /mnt/guest
 #
-# Usage: set_identifiers.sh [--dry-run] [--root DIR]
+# Usage: set_identifiers.sh [--env FILE] [--dry-run] [--root DIR]
 #                           [--hostname-from name|machine-id]
 #                           [--disk-ids] [--no-ssh-keys]
 #
+#   --env FILE         the identity to apply (default: identity.env in the
+#                      directory of this script)
 #   --dry-run          print every change, make none (no log, no record)
 #   --root DIR         work on a guest root mounted at DIR instead of /
 #                      (offline: no hostnamectl, no device changes)
-#   --hostname-from X  name: the hostname is the VM name; machine-id: it is
-#                      glint-<first 8 hex digits of the machine-id>
+#   --hostname-from X  override identity.env's HOSTNAME. name: the hostname
+#                      is the VM name; machine-id: it is glint-<first 8 hex
+#                      digits of the machine-id>
 #   --disk-ids         also switch filesystem UUID references (see below)
 #   --no-ssh-keys      leave SSH host keys alone (cloud-init's ssh_deletekeys
 #                      already regenerated them)
+#
+# identity.env: the keys and their formats are ENV_FORMATS below (the list
+# src/guest/identity-env.ts writes). name: 1-63 of a-z, 0-9 and -, not
+# starting with -; uuid: lowercase RFC 9562 version-4 UUID; machine-id: 32
+# lowercase hex digits, version nibble 4, variant nibble 8-b; mac:
+# 52:54:00:xx:xx:xx, lowercase; cpu-serial / mb-serial: CPU / MB and 4-32 of
+# 0-9 A-Z; generation: a decimal number 1-9999999999. HOSTNAME is the VM name
+# or glint-<first 8 hex digits of MACHINE_ID> (Glint resolves its
+# hostname_from setting when it writes the file).
 #
 # What it does, each step only when something differs:
 #   1. <root>/etc/machine-id = MACHINE_ID (32 hex + newline, machine-id(5));
@@ -38,7 +54,7 @@
 #      (replaced, or added after 127.0.0.1). Live (root is /): also the running
 #      hostname, with hostnamectl when systemd runs, else hostname(1).
 #   3. Only when the identity changed (no record in <root>/etc/glint/applied,
-#      or a different vm_uuid, generation, vm_generation_id, machine_id or MAC):
+#      or any identity value in it differs; the hostname does not count):
 #      - SSH host keys: if keys exist or sshd is installed, delete every
 #        <root>/etc/ssh/ssh_host_* file and run ssh-keygen -A (-f <root>);
 #      - cached network state: dhclient, NetworkManager and systemd-networkd
@@ -58,7 +74,9 @@
 #        the tune2fs/swaplabel commands the caller must run on the unmounted
 #        devices before the guest boots.
 #      PARTUUID and the GPT disk GUID are never changed here.
-#   5. <root>/etc/glint/applied records what was applied (key=value lines).
+#   5. <root>/etc/glint/applied records what was applied: one key=value line
+#      per identity.env key (the key in lowercase; hostname is the one
+#      applied), then disk_ids=applied|pending and applied_at=<UTC time>.
 #
 # A second run finds nothing to do, says so and writes nothing (not even the
 # log). Changes are appended, timestamped, to <root>/var/log/glint-identifiers.log.
@@ -74,27 +92,21 @@
 # /var/lib/dbus/machine-id symlink is handled as in step 1. Live (root /),
 # the guest's own symlinks are trusted.
 #
-# Exit status: 0 done (or nothing to do), 1 failure or refusal, 2 bad usage.
+# Exit status: 0 done (or nothing to do), 1 failure, refusal or a bad
+# identity.env, 2 bad usage.
 
 set -eu
 LC_ALL=C
 export LC_ALL
 umask 022
 
-# --- values rendered by Glint ----------------------------------------------
-VM_NAME='{{VM_NAME}}'
-MACHINE_ID='{{MACHINE_ID}}'
-MAC_ADDRESS='{{MAC_ADDRESS}}'
-VM_UUID='{{VM_UUID}}'
-GENERATION='{{GENERATION}}'
-VM_GENERATION_ID='{{VM_GENERATION_ID}}'
-FILESYSTEM_UUID='{{FILESYSTEM_UUID}}'
-BOOT_UUID='{{BOOT_UUID}}'
-SWAP_UUID='{{SWAP_UUID}}'
-PARTITION_UUID='{{PARTITION_UUID}}'
-DISK_UUID='{{DISK_UUID}}'
-HOSTNAME_FROM='{{HOSTNAME_FROM}}'
-# ---------------------------------------------------------------------------
+# The keys of identity.env, in order, each with its format (see above).
+# src/guest/identity-env.ts has the same list; a unit test compares them.
+ENV_FORMATS='VM_NAME:name HOSTNAME:name VM_UUID:uuid MACHINE_ID:machine-id
+MAC_ADDRESS:mac DISK_UUID:uuid PARTITION_UUID:uuid FILESYSTEM_UUID:uuid
+BOOT_UUID:uuid SWAP_UUID:uuid DMI_UUID:uuid SMBIOS_UUID:uuid
+CPU_SERIAL:cpu-serial MOTHERBOARD_SERIAL:mb-serial BIOS_UUID:uuid
+VM_GENERATION_ID:uuid GENERATION:generation'
 
 PROG=glint-set-identifiers
 # 1 during the silent first pass that only checks the paths (see "run the steps").
@@ -117,9 +129,10 @@ die() {
 
 usage() {
   cat <<'EOF'
-Usage: set_identifiers.sh [--dry-run] [--root DIR] [--hostname-from name|machine-id]
-                          [--disk-ids] [--no-ssh-keys]
-Applies the identity Glint issued for this VM. See the header of this script.
+Usage: set_identifiers.sh [--env FILE] [--dry-run] [--root DIR]
+                          [--hostname-from name|machine-id] [--disk-ids] [--no-ssh-keys]
+Applies the identity Glint issued for this VM, read from identity.env next to
+this script (or --env FILE). See the header of this script.
 EOF
 }
 
@@ -129,64 +142,16 @@ usage_error() {
   exit 2
 }
 
-# check_value NAME VALUE PATTERN-KIND: refuse values that are not what Glint renders.
-check_value() {
-  case $2 in
-    '' | *[!A-Za-z0-9:._-]*) die "rendered value $1 is invalid (was this template rendered?)" ;;
-  esac
-  case $3 in
-    uuid)
-      case $2 in
-        [0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]) ;;
-        *) die "rendered value $1 is not a UUID" ;;
-      esac
-      ;;
-    hex32)
-      [ "${#2}" -eq 32 ] || die "rendered value $1 is not 32 hex digits"
-      case $2 in *[!0-9a-f]*) die "rendered value $1 is not 32 hex digits" ;; esac
-      ;;
-    mac)
-      case $2 in
-        [0-9a-f][0-9a-f]:[0-9a-f][0-9a-f]:[0-9a-f][0-9a-f]:[0-9a-f][0-9a-f]:[0-9a-f][0-9a-f]:[0-9a-f][0-9a-f]) ;;
-        *) die "rendered value $1 is not a MAC address" ;;
-      esac
-      ;;
-    number)
-      case $2 in *[!0-9]*) die "rendered value $1 is not a number" ;; esac
-      ;;
-    name)
-      case $2 in
-        -* | *[!a-z0-9-]*) die "rendered value $1 is not a host name" ;;
-      esac
-      [ "${#2}" -le 63 ] || die "rendered value $1 is longer than 63 characters"
-      ;;
-    hostname-from)
-      case $2 in
-        name | machine-id) ;;
-        *) die "rendered value $1 must be name or machine-id" ;;
-      esac
-      ;;
-  esac
-}
-
-check_value VM_NAME "$VM_NAME" name
-check_value MACHINE_ID "$MACHINE_ID" hex32
-check_value MAC_ADDRESS "$MAC_ADDRESS" mac
-check_value VM_UUID "$VM_UUID" uuid
-check_value GENERATION "$GENERATION" number
-check_value VM_GENERATION_ID "$VM_GENERATION_ID" uuid
-check_value FILESYSTEM_UUID "$FILESYSTEM_UUID" uuid
-check_value BOOT_UUID "$BOOT_UUID" uuid
-check_value SWAP_UUID "$SWAP_UUID" uuid
-check_value PARTITION_UUID "$PARTITION_UUID" uuid
-check_value DISK_UUID "$DISK_UUID" uuid
-check_value HOSTNAME_FROM "$HOSTNAME_FROM" hostname-from
-
 # --- options ----------------------------------------------------------------
 DRY_RUN=0
 ROOT_ARG=/
 DISK_IDS=0
 SSH_KEYS=1
+HOSTNAME_FROM=
+case $0 in
+  */*) ENV_FILE=${0%/*}/identity.env ;;
+  *) ENV_FILE=./identity.env ;;
+esac
 while [ $# -gt 0 ]; do
   case $1 in
     -n | --dry-run) DRY_RUN=1 ;;
@@ -196,6 +161,12 @@ while [ $# -gt 0 ]; do
       shift
       ;;
     --root=*) ROOT_ARG=${1#--root=} ;;
+    --env)
+      [ $# -ge 2 ] || usage_error "--env needs a file"
+      ENV_FILE=$2
+      shift
+      ;;
+    --env=*) ENV_FILE=${1#--env=} ;;
     --hostname-from)
       [ $# -ge 2 ] || usage_error "--hostname-from needs name or machine-id"
       HOSTNAME_FROM=$2
@@ -212,16 +183,143 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
+case $HOSTNAME_FROM in
+  '' | name | machine-id) ;;
+  *) usage_error "--hostname-from must be name or machine-id, not '$HOSTNAME_FROM'" ;;
+esac
+[ -n "$ENV_FILE" ] || usage_error "--env needs a file"
 
 # Fail early and clearly rather than half-way through.
-for tool in awk cat chmod cmp cp cut date dirname grep head mkdir mktemp mv rm sed tr; do
+for tool in awk cat chmod cmp cp cut date dirname grep head mkdir mktemp mv rm sed tail tr wc; do
   command -v "$tool" >/dev/null 2>&1 || die "required tool '$tool' not found in PATH"
 done
 
+# --- identity.env -------------------------------------------------------------
+# check_value KEY VALUE FORMAT: die unless VALUE has FORMAT (see the header).
+check_value() {
+  case $3 in
+    name)
+      case $2 in
+        -* | *[!a-z0-9-]*) die "$ENV_FILE: $1 is not a host name (1-63 of a-z, 0-9, -)" ;;
+      esac
+      [ "${#2}" -le 63 ] || die "$ENV_FILE: $1 is longer than 63 characters"
+      ;;
+    uuid)
+      case $2 in
+        [0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-4[0-9a-f][0-9a-f][0-9a-f]-[89ab][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]) ;;
+        *) die "$ENV_FILE: $1 is not a lowercase version-4 UUID" ;;
+      esac
+      ;;
+    machine-id)
+      case $2 in
+        [0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]4[0-9a-f][0-9a-f][0-9a-f][89ab][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]) ;;
+        *) die "$ENV_FILE: $1 is not a machine-id (32 lowercase hex digits, a version-4 UUID without dashes)" ;;
+      esac
+      ;;
+    mac)
+      case $2 in
+        52:54:00:[0-9a-f][0-9a-f]:[0-9a-f][0-9a-f]:[0-9a-f][0-9a-f]) ;;
+        *) die "$ENV_FILE: $1 is not a lowercase MAC address 52:54:00:xx:xx:xx" ;;
+      esac
+      ;;
+    cpu-serial | mb-serial)
+      if [ "$3" = cpu-serial ]; then cv_prefix=CPU; else cv_prefix=MB; fi
+      cv_rest=${2#"$cv_prefix"}
+      case $2 in
+        "$cv_prefix"*) ;;
+        *) die "$ENV_FILE: $1 does not start with $cv_prefix" ;;
+      esac
+      case $cv_rest in
+        '' | *[!0-9A-Z]*) die "$ENV_FILE: $1 is not $cv_prefix and 4-32 of 0-9, A-Z" ;;
+      esac
+      if [ "${#cv_rest}" -lt 4 ] || [ "${#cv_rest}" -gt 32 ]; then
+        die "$ENV_FILE: $1 is not $cv_prefix and 4-32 of 0-9, A-Z"
+      fi
+      ;;
+    generation)
+      case $2 in
+        0* | *[!0-9]*) die "$ENV_FILE: $1 is not a number from 1" ;;
+      esac
+      [ "${#2}" -le 10 ] || die "$ENV_FILE: $1 has more than 10 digits"
+      ;;
+    *) die "internal error: unknown format $3 for $1" ;;
+  esac
+}
+
+# Read ENV_FILE into ENV_LINES (KEY=value lines in file order), refusing
+# anything but comment lines and KEY=value lines with a known KEY, a value of
+# [A-Za-z0-9:._-] in that key's format, and each key exactly once.
+[ -f "$ENV_FILE" ] || die "identity file $ENV_FILE not found (Glint writes identity.env next to this script; or pass --env FILE)"
+[ -r "$ENV_FILE" ] || die "cannot read $ENV_FILE"
+# Printable ASCII and newlines only (no NUL, CR, tab or UTF-8), ending in a newline.
+ENV_BAD=$(tr -d '\012\040-\176' <"$ENV_FILE" | wc -c | tr -d ' ')
+[ "$ENV_BAD" = 0 ] || die "$ENV_FILE: has $ENV_BAD byte(s) other than printable ASCII and newlines"
+[ -z "$(tail -c 1 "$ENV_FILE")" ] || die "$ENV_FILE: the last line does not end with a newline"
+# ENV_FORMATS on one line, each entry between spaces.
+ENV_LIST=" $(printf '%s' "$ENV_FORMATS" | tr '\n' ' ') "
+ENV_LINES=
+ENV_SEEN=' '
+env_line_no=0
+while IFS= read -r env_line; do
+  env_line_no=$((env_line_no + 1))
+  case $env_line in
+    '#'*) continue ;;
+    [A-Z]*=*) ;;
+    *) die "$ENV_FILE line $env_line_no: not a KEY=value line or a # comment" ;;
+  esac
+  env_key=${env_line%%=*}
+  env_val=${env_line#*=}
+  case $env_key in
+    *[!A-Z0-9_]*) die "$ENV_FILE line $env_line_no: not a KEY=value line or a # comment" ;;
+  esac
+  case $ENV_LIST in
+    *" $env_key:"*) ;;
+    *) die "$ENV_FILE line $env_line_no: unknown key $env_key" ;;
+  esac
+  case $ENV_SEEN in
+    *" $env_key "*) die "$ENV_FILE line $env_line_no: $env_key appears twice" ;;
+  esac
+  case $env_val in
+    '' | *[!A-Za-z0-9:._-]*) die "$ENV_FILE line $env_line_no: the value of $env_key is empty or has characters other than A-Z a-z 0-9 : . _ -" ;;
+  esac
+  env_format=${ENV_LIST#*" $env_key:"}
+  env_format=${env_format%%[!a-z-]*}
+  check_value "$env_key" "$env_val" "$env_format"
+  ENV_SEEN="$ENV_SEEN$env_key "
+  ENV_LINES="$ENV_LINES$env_key=$env_val
+"
+done <"$ENV_FILE"
+for env_pair in $ENV_FORMATS; do
+  case $ENV_SEEN in
+    *" ${env_pair%%:*} "*) ;;
+    *) die "$ENV_FILE: ${env_pair%%:*} is missing" ;;
+  esac
+done
+
+# env_get KEY: the value of KEY in identity.env (KEY is one of ENV_FORMATS).
+env_get() {
+  printf '%s' "$ENV_LINES" | sed -n "s/^$1=//p"
+}
+
+VM_NAME=$(env_get VM_NAME)
+MACHINE_ID=$(env_get MACHINE_ID)
+MAC_ADDRESS=$(env_get MAC_ADDRESS)
+VM_UUID=$(env_get VM_UUID)
+GENERATION=$(env_get GENERATION)
+FILESYSTEM_UUID=$(env_get FILESYSTEM_UUID)
+BOOT_UUID=$(env_get BOOT_UUID)
+SWAP_UUID=$(env_get SWAP_UUID)
+PARTITION_UUID=$(env_get PARTITION_UUID)
+DISK_UUID=$(env_get DISK_UUID)
+SHORT_HOSTNAME=glint-$(printf '%s\n' "$MACHINE_ID" | cut -c1-8)
+NEW_HOSTNAME=$(env_get HOSTNAME)
+case $NEW_HOSTNAME in
+  "$VM_NAME" | "$SHORT_HOSTNAME") ;;
+  *) die "$ENV_FILE: HOSTNAME must be VM_NAME ($VM_NAME) or $SHORT_HOSTNAME" ;;
+esac
 case $HOSTNAME_FROM in
   name) NEW_HOSTNAME=$VM_NAME ;;
-  machine-id) NEW_HOSTNAME=glint-$(printf '%s\n' "$MACHINE_ID" | cut -c1-8) ;;
-  *) usage_error "--hostname-from must be name or machine-id, not '$HOSTNAME_FROM'" ;;
+  machine-id) NEW_HOSTNAME=$SHORT_HOSTNAME ;;
 esac
 
 [ -n "$ROOT_ARG" ] || usage_error "--root needs a directory"
@@ -424,13 +522,30 @@ if [ "$DRY_RUN" -eq 1 ]; then MODE_NOTE=' (dry run)'; else MODE_NOTE=; fi
 say "VM $VM_NAME, identity generation $GENERATION, root ${ROOT_DIR}${MODE_NOTE}"
 
 # --- identity record ---------------------------------------------------------
+# The record's keys are identity.env's keys in lowercase (hostname being the
+# one applied), then disk_ids and applied_at.
+
+# record_key KEY: the record key of identity.env key KEY.
+record_key() {
+  printf '%s\n' "$1" | tr '[:upper:]' '[:lower:]'
+}
+
+# The identity changed unless the record has it: every identity value it
+# holds must be the one in identity.env (a key an older Glint did not record
+# does not count; the hostname alone is no new identity).
 IDENTITY_CHANGED=0
-for key_val in "vm_uuid=$VM_UUID" "generation=$GENERATION" "vm_generation_id=$VM_GENERATION_ID" \
-  "machine_id=$MACHINE_ID" "mac_address=$MAC_ADDRESS"; do
-  if [ "$(record_get "${key_val%%=*}")" != "${key_val#*=}" ]; then
-    IDENTITY_CHANGED=1
-  fi
-done
+if [ -z "$(record_get vm_uuid)" ] || [ -z "$(record_get generation)" ]; then
+  IDENTITY_CHANGED=1
+else
+  for env_pair in $ENV_FORMATS; do
+    ic_key=${env_pair%%:*}
+    [ "$ic_key" != HOSTNAME ] || continue
+    ic_old=$(record_get "$(record_key "$ic_key")")
+    if [ -n "$ic_old" ] && [ "$ic_old" != "$(env_get "$ic_key")" ]; then
+      IDENTITY_CHANGED=1
+    fi
+  done
+fi
 if [ "$IDENTITY_CHANGED" -eq 1 ]; then
   if [ -f "$RECORD" ]; then
     say "identity changed since the last run (was generation $(record_get generation) of vm_uuid $(record_get vm_uuid))"
@@ -727,11 +842,11 @@ step_disk_ids() {
 step_record() {
   {
     printf '# Written by glint set_identifiers; do not edit.\n'
-    printf 'vm_name=%s\nvm_uuid=%s\ngeneration=%s\nvm_generation_id=%s\n' \
-      "$VM_NAME" "$VM_UUID" "$GENERATION" "$VM_GENERATION_ID"
-    printf 'machine_id=%s\nmac_address=%s\nhostname=%s\n' "$MACHINE_ID" "$MAC_ADDRESS" "$NEW_HOSTNAME"
-    printf 'disk_uuid=%s\npartition_uuid=%s\nfilesystem_uuid=%s\nboot_uuid=%s\nswap_uuid=%s\n' \
-      "$DISK_UUID" "$PARTITION_UUID" "$FILESYSTEM_UUID" "$BOOT_UUID" "$SWAP_UUID"
+    for env_pair in $ENV_FORMATS; do
+      sr_key=${env_pair%%:*}
+      if [ "$sr_key" = HOSTNAME ]; then sr_val=$NEW_HOSTNAME; else sr_val=$(env_get "$sr_key"); fi
+      printf '%s=%s\n' "$(record_key "$sr_key")" "$sr_val"
+    done
     printf 'disk_ids=%s\n' "$DISK_STATE"
   } >"$WORK/record"
   OLD_RECORD_BODY=

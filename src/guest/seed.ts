@@ -1,0 +1,159 @@
+/**
+ * The NoCloud seed ISO, `<vm>/seed.iso` (an ISO 9660 volume labelled
+ * `cidata` holding `meta-data` and `user-data`), and the writers that put
+ * every guest file of a VM in place: the ISO and the 9p share's
+ * `shared/set_identifiers.sh` and `shared/identity.env`.
+ */
+import { promises as fs } from "node:fs";
+import path from "node:path";
+import { GlintError, MissingToolError } from "../errors.js";
+import type { SystemIdentifiers } from "../identity/model.js";
+import { runTool } from "../qemu/tools.js";
+import { type PreparedChange, preparedChange } from "../txn/change.js";
+import { fsyncFile, renameIntoPlace, tempPathFor } from "../vm/atomic.js";
+import { assertVmName, type VmPaths } from "../vm/layout.js";
+import { CIDATA_LABEL, renderGuestFiles, type SeedFiles } from "./cloudinit.js";
+import type { GuestOptions } from "./hostname.js";
+import { writeShareTemps } from "./script.js";
+
+export interface SeedIsoOptions {
+  /**
+   * Environment for finding and running genisoimage (GLINT_GENISOIMAGE, PATH);
+   * default process.env.
+   */
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+export type SeedOptions = GuestOptions & SeedIsoOptions;
+
+/**
+ * Build the ISO into a new fsynced temp file next to `isoPath` and return
+ * its path (the caller renames it into place or removes it).
+ */
+async function buildSeedIsoTemp(
+  files: SeedFiles,
+  isoPath: string,
+  options: SeedIsoOptions = {},
+): Promise<string> {
+  const stage = tempPathFor(isoPath, "stage");
+  const tmp = tempPathFor(isoPath);
+  await fs.mkdir(stage, { mode: 0o700 });
+  try {
+    await fs.writeFile(path.join(stage, "meta-data"), files.metaData, { mode: 0o644 });
+    await fs.writeFile(path.join(stage, "user-data"), files.userData, { mode: 0o644 });
+    try {
+      await runTool(
+        "genisoimage",
+        [
+          "-quiet",
+          "-input-charset",
+          "utf-8",
+          "-output",
+          tmp,
+          "-volid",
+          CIDATA_LABEL,
+          "-joliet",
+          "-rock",
+          stage,
+        ],
+        { env: options.env, maxBuffer: 4 * 1024 * 1024 },
+      );
+    } catch (error) {
+      await fs.rm(tmp, { force: true });
+      if (error instanceof MissingToolError) throw error;
+      // runTool's cause is execFile's error; keep the last lines of stderr.
+      const e = (error instanceof GlintError ? error.cause : error) as
+        | (Error & { stderr?: string })
+        | undefined;
+      const detail = (e?.stderr ?? "").trim().split("\n").slice(-3).join(" ");
+      throw new GlintError(`genisoimage failed: ${detail || e?.message || String(error)}`, {
+        code: "tool-failed",
+        details: { tool: "genisoimage" },
+        cause: e ?? error,
+      });
+    }
+    await fsyncFile(tmp);
+    return tmp;
+  } finally {
+    await fs.rm(stage, { recursive: true, force: true });
+  }
+}
+
+/** Build a NoCloud seed ISO (label `cidata`) at `isoPath`, atomically (temp + rename). */
+export async function buildSeedIso(
+  files: SeedFiles,
+  isoPath: string,
+  options: SeedIsoOptions = {},
+): Promise<void> {
+  const tmp = await buildSeedIsoTemp(files, isoPath, options);
+  await renameIntoPlace(tmp, isoPath);
+}
+
+/** Render and build `<vm>/seed.iso`. */
+export async function writeSeed(
+  paths: VmPaths,
+  ids: SystemIdentifiers,
+  options: SeedOptions = {},
+): Promise<string> {
+  const { seed } = renderGuestFiles(paths.name, ids, options);
+  await fs.mkdir(paths.dir, { recursive: true });
+  await buildSeedIso(seed, paths.seedIso, options);
+  return paths.seedIso;
+}
+
+/**
+ * Two-phase variant for transactional regeneration: write identity.env and
+ * the script and build the seed ISO into temp files inside the VM directory;
+ * `commit()` renames all three into place, `abort()` removes them. Nothing
+ * visible changes before `commit()`.
+ */
+export async function prepareGuestFiles(
+  paths: VmPaths,
+  vmName: string,
+  ids: SystemIdentifiers,
+  options: SeedOptions = {},
+): Promise<PreparedChange> {
+  assertVmName(vmName);
+  if (vmName !== paths.name) {
+    throw new GlintError(`prepareGuestFiles: VM name ${vmName} does not match ${paths.name}`);
+  }
+  const files = renderGuestFiles(vmName, ids, options);
+  const share = await writeShareTemps(paths, files);
+  let isoTmp: string;
+  try {
+    isoTmp = await buildSeedIsoTemp(files.seed, paths.seedIso, options);
+  } catch (error) {
+    await Promise.all([share.identityEnv, share.script].map((t) => fs.rm(t, { force: true })));
+    throw error;
+  }
+  const renames: [tmp: string, target: string][] = [
+    [share.identityEnv, paths.identityEnv],
+    [share.script, paths.script],
+    [isoTmp, paths.seedIso],
+  ];
+  return preparedChange({
+    what: "guest file update",
+    async commit(markCommitted) {
+      // Committed from the start: a failure below removes the temps itself,
+      // so abort() has nothing left to do.
+      markCommitted();
+      for (const [i, [tmp, target]] of renames.entries()) {
+        try {
+          await renameIntoPlace(tmp, target);
+        } catch (error) {
+          const left = renames.slice(i + 1);
+          await Promise.all(left.map(([t]) => fs.rm(t, { force: true })));
+          if (i === 0) throw error;
+          const done = renames.slice(0, i).map(([, t]) => t);
+          throw new GlintError(
+            `guest files: ${done.join(" and ")} ${done.length > 1 ? "are" : "is"} new but ${target} could not be replaced`,
+            { cause: error },
+          );
+        }
+      }
+    },
+    async abort() {
+      await Promise.all(renames.map(([t]) => fs.rm(t, { force: true })));
+    },
+  });
+}
