@@ -2,11 +2,10 @@
 import { GlintError, UsageError } from "../errors.js";
 import { MACHINE_ID_RE } from "../identity/formats.js";
 import type { SystemIdentifiers } from "../identity/model.js";
+import { HOSTNAME_SOURCES, type HostnameFrom } from "../vm/config.js";
 import { assertVmName } from "../vm/layout.js";
 
-export type HostnameFrom = "name" | "machine-id";
-
-export const HOSTNAME_FROM_VALUES: readonly HostnameFrom[] = ["name", "machine-id"];
+export type { HostnameFrom };
 
 export interface GuestOptions {
   /** Where the guest's hostname comes from: the VM name (default) or the machine-id. */
@@ -16,7 +15,7 @@ export interface GuestOptions {
 /** Throws a UsageError unless `value` is a valid hostname source. */
 export function checkHostnameFrom(value: unknown): HostnameFrom {
   if (value === undefined) return "name";
-  if (value === "name" || value === "machine-id") return value;
+  if ((HOSTNAME_SOURCES as readonly unknown[]).includes(value)) return value as HostnameFrom;
   throw new UsageError(
     `invalid hostname source ${JSON.stringify(value)}: use "name" or "machine-id"`,
   );

@@ -100,6 +100,7 @@ export function identityEnvValues(
 ): IdentityEnv {
   assertVmName(vmName);
   const hostnameFrom = checkHostnameFrom(options.hostnameFrom);
+  // A guest-facing edge: public callers may hand in any object.
   const valid = parseIdentifiers(ids as unknown, `identifiers of ${vmName}`);
   const hostname = hostnameFor(vmName, valid, hostnameFrom);
   const out = {} as Record<IdentityEnvKey, string>;

@@ -11,7 +11,7 @@ import type { SystemIdentifiers } from "../identity/model.js";
 import { runTool } from "../qemu/tools.js";
 import { type PreparedChange, preparedChange } from "../txn/change.js";
 import { fsyncFile, renameIntoPlace, tempPathFor } from "../vm/atomic.js";
-import { assertVmName, type VmPaths } from "../vm/layout.js";
+import type { VmPaths } from "../vm/layout.js";
 import { CIDATA_LABEL, renderGuestFiles, type SeedFiles } from "./cloudinit.js";
 import type { GuestOptions } from "./hostname.js";
 import { writeShareTemps } from "./script.js";
@@ -113,7 +113,7 @@ export async function prepareGuestFiles(
   ids: SystemIdentifiers,
   options: SeedOptions = {},
 ): Promise<PreparedChange> {
-  assertVmName(vmName);
+  // paths.name was validated by vmPaths(); the name must be that one.
   if (vmName !== paths.name) {
     throw new GlintError(`prepareGuestFiles: VM name ${vmName} does not match ${paths.name}`);
   }
