@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Glint drives (QEMU, qemu-img, OVMF, swtpm,
 # genisoimage) and the ones its tests use (a Debian kernel, busybox, tmux,
-# shellcheck, dash, mkfs.ext4, cloud-init for `cloud-init schema`), only
-# those that are missing.
+# shellcheck, dash, mkfs.ext4, cloud-init for `cloud-init schema`), and those
+# of offline re-identification (qemu-storage-daemon, fuse3, gdisk, mtools,
+# xfsprogs, cryptsetup; fdisk and dosfstools build and check the test
+# images), only those that are missing.
 set -euo pipefail
 PACKAGES=(
   qemu-system-x86 qemu-utils ovmf swtpm swtpm-tools genisoimage
   linux-image-amd64 busybox-static cpio xz-utils e2fsprogs
   shellcheck dash bash tmux openssh-client cloud-init
+  qemu-system-common fuse3 gdisk fdisk dosfstools mtools xfsprogs cryptsetup-bin
 )
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -6,12 +6,14 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { policiesTableMarkdown } from "../dist/identity/policies.js";
 import { mappingTableMarkdown } from "../dist/qemu/mapping.js";
+import { sysprepMappingMarkdown } from "../dist/sysprep/mapping.js";
 
 const readme = fileURLToPath(new URL("../README.md", import.meta.url));
 let text = readFileSync(readme, "utf8");
 for (const [name, table] of [
   ["policies", policiesTableMarkdown()],
   ["mapping", mappingTableMarkdown()],
+  ["sysprep-mapping", sysprepMappingMarkdown()],
 ]) {
   const re = new RegExp(`(<!-- ${name}:start -->\\n)[\\s\\S]*?(<!-- ${name}:end -->)`);
   if (!re.test(text)) throw new Error(`README.md has no ${name} markers`);

@@ -41,5 +41,16 @@ export {
   IDENTITY_MAPPING,
   mappingTableMarkdown,
 } from "./qemu/index.js";
+export {
+  formatReport,
+  type ImageInspection,
+  inspectImage,
+  SYSPREP_MAPPING,
+  type SysprepInput,
+  type SysprepOptions,
+  type SysprepReport,
+  sysprepImage,
+  sysprepMappingMarkdown,
+} from "./sysprep/index.js";
 export type { VmConfig } from "./vm/config.js";
 export { resolveHome, type VmPaths, vmPaths } from "./vm/layout.js";

@@ -25,6 +25,7 @@ import type { ResetSteps } from "./txn/steps.js";
 import type { VmConfig } from "./vm/config.js";
 import { resolveHome, type VmPaths, vmPaths } from "./vm/layout.js";
 import type { Duplicate } from "./vm/registry.js";
+import { assertNoForeignSymlinks } from "./vm/safety.js";
 import { type HistoryEntry, listHistory, listVmNames, readConfigOrDefault } from "./vm/store.js";
 
 export type { CreateVmOptions, OperationOptions, OperationResult };
@@ -71,9 +72,9 @@ export class UuidManager {
     await assertNotBusy(this.paths(vm));
   }
 
-  /** Names of all VMs in the home directory. */
+  /** Names of all VMs in the home directory (symlinked ones too: every command refuses those). */
   async listVms(): Promise<string[]> {
-    return listVmNames(this.home);
+    return listVmNames(this.home, { includeSymlinks: true });
   }
 
   /** The VM's identifiers; throws if it has none, or if an operation on it is pending. */
@@ -93,18 +94,21 @@ export class UuidManager {
 
   /** The VM's config.json (defaults if it has none). */
   async getConfig(vm: string): Promise<VmConfig> {
-    return readConfigOrDefault(this.paths(vm));
+    const paths = this.paths(vm);
+    await assertNoForeignSymlinks(paths);
+    return readConfigOrDefault(paths);
   }
 
   /** Past identities of a VM, oldest first. */
   async history(vm: string): Promise<HistoryEntry[]> {
     const paths = this.paths(vm);
-    await fs.access(paths.dir).catch(() => {
+    await fs.lstat(paths.dir).catch(() => {
       throw glintError("not-found", `VM "${vm}" does not exist in ${this.home}`, {
         vm,
         reason: "no-vm",
       });
     });
+    await assertNoForeignSymlinks(paths);
     return listHistory(paths);
   }
 

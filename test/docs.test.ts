@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { policiesTableMarkdown } from "../src/identity/policies.js";
 import { mappingTableMarkdown } from "../src/qemu/mapping.js";
+import { sysprepMappingMarkdown } from "../src/sysprep/mapping.js";
 
 const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
 
@@ -19,6 +20,9 @@ describe("README quotes the code's tables (run `node scripts/sync-docs.mjs` afte
   });
   it("identifier mapping table", () => {
     expect(section("mapping")).toBe(mappingTableMarkdown());
+  });
+  it("sysprep mapping table", () => {
+    expect(section("sysprep-mapping")).toBe(sysprepMappingMarkdown());
   });
   it("names the two newcomer commands", () => {
     expect(readme).toContain("scripts/quickstart.sh");

@@ -11,16 +11,17 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { UuidManager } from "../manager.js";
 import { createOverlay, runTool } from "../qemu/index.js";
-import { type Benchmark, type BenchResult, type Figure, timed, withTempDir } from "./harness.js";
+import {
+  type Benchmark,
+  type BenchResult,
+  type Figure,
+  median,
+  timed,
+  withTempDir,
+} from "./harness.js";
 
 const execFileAsync = promisify(execFile);
 const CLI = fileURLToPath(new URL("../cli/main.js", import.meta.url));
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? (sorted[mid] ?? 0) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
-}
 
 /** Median ms of `runs` overlay creations on a sparse qcow2 base of `size`. */
 export async function overlayCreationMs(dir: string, size: string, runs: number): Promise<number> {

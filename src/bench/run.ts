@@ -8,11 +8,18 @@
  * BENCHMARKS below.
  */
 import { parseArgs } from "node:util";
+import { coldStartBenchmark } from "./coldstart.js";
 import { type Benchmark, formatResult, peakRssMiB, removeLiveTempDirsSync } from "./harness.js";
 import { identityBenchmark } from "./identity.js";
 import { qemuBenchmark } from "./qemu.js";
+import { sysprepBenchmark } from "./sysprep.js";
 
-export const BENCHMARKS: readonly Benchmark[] = [identityBenchmark, qemuBenchmark];
+export const BENCHMARKS: readonly Benchmark[] = [
+  identityBenchmark,
+  qemuBenchmark,
+  coldStartBenchmark,
+  sysprepBenchmark,
+];
 
 export async function main(argv: readonly string[]): Promise<number> {
   const { values, positionals } = parseArgs({

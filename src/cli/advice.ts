@@ -29,7 +29,8 @@ export function adviceFor(error: GlintError): string | undefined {
         return `fix it, or replace the identity with \`glint create ${vm} --force\` (${HISTORY})`;
       if (d.reason === "newer-schema") return "upgrade Glint";
       if (d.reason === "journal") return "delete it to keep the current identity";
-      if (d.reason === "symlink") return "replace the symlink with the file itself";
+      if (d.reason === "symlink")
+        return "replace the link with the real file or directory and try again";
       return "fix it";
     case "interrupted":
       if (d.reason === "pending-create")
@@ -47,9 +48,33 @@ export function adviceFor(error: GlintError): string | undefined {
       if (d.reason === "duplicate" || d.reason === "journal-duplicate")
         return `give one of them a new identity with \`glint regen base ${vm}\`, and run \`glint doctor\` to list every duplicate`;
       return undefined;
+    case "io":
+      return ioAdvice(d.reason);
     case "unsupported":
       if (d.reason === "no-tpm") return "it was created without --tpm";
       return undefined;
+    default:
+      return undefined;
+  }
+}
+
+/** What to do about a system error (see src/vm/syserror.ts), by errno. */
+function ioAdvice(reason: string | undefined): string | undefined {
+  switch (reason) {
+    case "enospc":
+      return "free some space and run the command again";
+    case "edquot":
+      return "free some space (or raise the quota) and run the command again";
+    case "erofs":
+      return "remount it read-write, or use a --home on a writable file system";
+    case "eacces":
+    case "eperm":
+      return `check the owner and mode of that path (glint runs as uid ${process.getuid?.() ?? "?"})`;
+    case "eisdir":
+    case "enotdir":
+      return "move it out of the way and run the command again";
+    case "eio":
+      return "the disk may be failing; check `dmesg`";
     default:
       return undefined;
   }

@@ -8,7 +8,9 @@
 import { CommanderError } from "commander";
 import { GlintError } from "../errors.js";
 import { afterCritical, inCritical } from "../txn/critical.js";
+import { systemError } from "../vm/syserror.js";
 import { errorLine } from "./advice.js";
+import { printable } from "./printable.js";
 import { buildProgram } from "./program.js";
 
 /** Commands that change a VM. */
@@ -48,10 +50,14 @@ function commandName(argv: readonly string[]): string | undefined {
   return undefined;
 }
 
-/** Print a failure: one line of text, or one JSON object with `--json`. */
+/**
+ * Print a failure: one line of text, or one JSON object with `--json`.
+ * Control characters are escaped: messages may quote a file's content.
+ */
 function report(json: boolean, code: string, message: string): void {
   process.stderr.write(
-    json ? `${JSON.stringify({ error: { code, message } })}\n` : `glint: ${message}\n`,
+    printable(json ? `${JSON.stringify({ error: { code, message } })}` : `glint: ${message}`) +
+      "\n",
   );
 }
 
@@ -76,6 +82,12 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (error instanceof Error && error.name === "ExitPromptError") {
       report(json, "cancelled", "cancelled; nothing was changed");
       return 1;
+    }
+    // A raw system error (ENOSPC, EROFS, EACCES, …) that carries a path: explain it.
+    const explained = systemError(error);
+    if (explained instanceof GlintError) {
+      report(json, explained.code, errorLine(explained));
+      return explained.exitCode;
     }
     const err = error as NodeJS.ErrnoException;
     if (process.env.GLINT_DEBUG) process.stderr.write(`${err?.stack ?? String(error)}\n`);

@@ -13,7 +13,9 @@ import { describeResets } from "../ops/reset-steps.js";
 import { FIRMWARE_KINDS, HOSTNAME_SOURCES, NET_MODES } from "../vm/config.js";
 import { formatComparison, formatIdentity, formatTable } from "./format.js";
 import { confirmByTyping, confirmYesNo, type Io, processIo } from "./io.js";
+import { printable, printableIo } from "./printable.js";
 import { shellQuote } from "./shell.js";
+import { addSysprepCommand } from "./sysprep.js";
 
 /** `glint create`'s options: the manager's, with `--memory` for memoryMb and `--force`. */
 type CreateCliOptions = Omit<DiskAndFirmwareOptions, "memoryMb"> & {
@@ -84,7 +86,7 @@ export const defaultContext: ProgramContext = {
   manager: (home) =>
     new UuidManager({
       ...(home === undefined ? {} : { home }),
-      onNotice: (message) => processIo.stderr(`glint: note: ${message}`),
+      onNotice: (message) => processIo.stderr(printable(`glint: note: ${message}`)),
     }),
 };
 
@@ -97,7 +99,8 @@ export function buildProgram(
   ctx: ProgramContext = defaultContext,
   options: ProgramOptions = {},
 ): Command {
-  const { io } = ctx;
+  // Every line printed may quote a file's content: escape control characters.
+  const io = printableIo(ctx.io);
   // `glint --home DIR <command>` and `glint <command> --home DIR` both work.
   const manager = (home: string | undefined) =>
     ctx.manager(home ?? program.opts<{ home?: string }>().home);
@@ -132,6 +135,10 @@ export function buildProgram(
     .option("--force", "replace existing identifiers (the old ones are kept in history/)")
     .option("--base <img>", "base image (qcow2) to copy into the VM as base.qcow2")
     .option("--link-base", "symlink base.qcow2 to the shared --base image instead of copying it")
+    .option(
+      "--flatten-base",
+      "accept a --base with a backing file by copying it flattened (qemu-img convert)",
+    )
     .option("--overlay", "create overlay.qcow2 on top of base.qcow2 (needs --base)")
     .option("--disk-size <size>", "blank base.qcow2 of this size when there is no base, e.g. 8G")
     .addOption(new Option("--firmware <kind>", "firmware").choices(FIRMWARE_KINDS))
@@ -155,6 +162,7 @@ export function buildProgram(
         ...definedOnly({
           base: opts.base,
           linkBase: opts.linkBase,
+          flattenBase: opts.flattenBase,
           overlay: opts.overlay,
           diskSize: opts.diskSize,
           firmware: opts.firmware,
@@ -434,14 +442,26 @@ export function buildProgram(
     .option("--dry-run", "print the command instead of running it")
     .action(async (vm: string, extra: string[], opts: CommonOptions & { dryRun?: boolean }) => {
       const m = manager(opts.home);
-      const { argv, exitCode, sidecar } = await m.run(vm, { extra, dryRun: Boolean(opts.dryRun) });
+      const { argv, exitCode, sidecar, sidecarCwd } = await m.run(vm, {
+        extra,
+        dryRun: Boolean(opts.dryRun),
+      });
       if (opts.dryRun) {
-        if (opts.json) io.stdout(JSON.stringify(sidecar ? { swtpm: sidecar, qemu: argv } : argv));
-        else
-          io.stdout(sidecar ? `${shellQuote(sidecar)} &\n${shellQuote(argv)}` : shellQuote(argv));
+        const cwd = sidecarCwd === undefined ? {} : { swtpm_cwd: sidecarCwd };
+        // Relative swtpm paths: run it in a subshell that changes to the VM directory.
+        const swtpmLine =
+          sidecar &&
+          (sidecarCwd === undefined
+            ? shellQuote(sidecar)
+            : `(cd ${shellQuote([sidecarCwd])} && exec ${shellQuote(sidecar)})`);
+        if (opts.json)
+          io.stdout(JSON.stringify(sidecar ? { swtpm: sidecar, ...cwd, qemu: argv } : argv));
+        else io.stdout(swtpmLine ? `${swtpmLine} &\n${shellQuote(argv)}` : shellQuote(argv));
       }
       ctx.setExitCode(exitCode);
     });
+
+  addSysprepCommand(program, io, ctx.setExitCode, manager);
 
   common(program.command("script"))
     .description("write the post-install script shared/set_identifiers.sh (or print it)")

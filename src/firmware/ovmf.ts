@@ -19,7 +19,7 @@
  */
 import { promises as fs } from "node:fs";
 import path from "node:path";
-import { z } from "zod";
+import * as z from "zod";
 import { GlintError, MissingToolError, UsageError } from "../errors.js";
 import { type PreparedChange, preparedChange } from "../txn/change.js";
 import { copyFileAtomic, copyToTemp, renameIntoPlace } from "../vm/atomic.js";
@@ -339,7 +339,8 @@ export async function installUefiVars(
   seedPath: string,
   instancePath: string,
 ): Promise<void> {
-  await copyFileAtomic(fw.varsTemplate, seedPath);
+  // The template is a system file (often a symlink to the real one): followed.
+  await copyFileAtomic(fw.varsTemplate, seedPath, { followSymlinks: true });
   await copyFileAtomic(seedPath, instancePath);
 }
 

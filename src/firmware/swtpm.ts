@@ -28,7 +28,7 @@ import { GlintError, UsageError } from "../errors.js";
 import { requireTool } from "../qemu/tools.js";
 import { type PreparedChange, preparedChange } from "../txn/change.js";
 import { fsyncDir, fsyncFile, isAlive, tempPathFor } from "../vm/atomic.js";
-import { isFile } from "../vm/fsutil.js";
+import { isFile, readNoFollow } from "../vm/fsutil.js";
 import { TPM2_PERMALL } from "../vm/layout.js";
 
 const execFileAsync = promisify(execFile);
@@ -220,9 +220,13 @@ async function runSwtpmSetup(
       "--overwrite",
       ...(options.vmName === undefined ? [] : ["--vmid", options.vmName]),
     ];
+    // swtpm_setup makes its certificate directory (swtpm_setup.certs.XXXXXX)
+    // in $TMPDIR: inside the work directory, a killed setup's is removed with it.
+    const setupTmp = path.join(work, "tmp");
+    await fs.mkdir(setupTmp, { mode: 0o700 });
     try {
       await execFileAsync(swtpmSetup, argv, {
-        env,
+        env: { ...env, TMPDIR: setupTmp },
         timeout: options.timeoutMs ?? 60_000,
         maxBuffer: 1024 * 1024,
       });
@@ -261,14 +265,10 @@ async function runSwtpmSetup(
  */
 export async function readEkFingerprint(dir: string): Promise<string> {
   const file = path.join(dir, TPM2_PERMALL);
-  let state: Buffer;
-  try {
-    state = await fs.readFile(file);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") {
-      throw new GlintError(`no TPM state in ${dir}: ${TPM2_PERMALL} is missing`);
-    }
-    throw error;
+  // Never through a symlink (a VM's TPM state is never one).
+  const state = (await readNoFollow(file))?.data;
+  if (state === undefined) {
+    throw new GlintError(`no TPM state in ${dir}: ${TPM2_PERMALL} is missing`);
   }
   const eks = embeddedCertificates(state).filter((c) =>
     c.keyUsage?.includes(TCG_KP_EK_CERTIFICATE),

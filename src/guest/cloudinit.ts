@@ -5,9 +5,9 @@
  * The instance-id changes with every identity generation, so cloud-init
  * treats a regenerated VM as a new instance.
  */
+import { createRequire } from "node:module";
 import { isDeepStrictEqual } from "node:util";
-import { Document, parseDocument } from "yaml";
-import { z } from "zod";
+import * as z from "zod";
 import { GlintError } from "../errors.js";
 import { VM_NAME_RE } from "../identity/formats.js";
 import type { SystemIdentifiers } from "../identity/model.js";
@@ -151,11 +151,23 @@ export function buildCloudConfig(input: {
 }
 
 /**
+ * The yaml library, loaded on first use (node caches it): only the commands
+ * that render a seed need it, and importing it up front slows every `glint`
+ * start.
+ */
+const requireOnUse = createRequire(import.meta.url);
+const yaml = () => requireOnUse("yaml") as typeof import("yaml");
+
+/**
  * Parse YAML the way cloud-init's PyYAML does (YAML 1.1, so `yes`/`no`/`on`
  * are booleans), refusing duplicate keys and any parse error or warning.
  */
 export function parseYaml11(text: string, what: string): unknown {
-  const doc = parseDocument(text, { version: "1.1", uniqueKeys: true, prettyErrors: false });
+  const doc = yaml().parseDocument(text, {
+    version: "1.1",
+    uniqueKeys: true,
+    prettyErrors: false,
+  });
   const problem = doc.errors[0] ?? doc.warnings[0];
   if (problem) throw new GlintError(`${what} is not valid YAML: ${problem.message}`);
   return doc.toJS();
@@ -167,7 +179,7 @@ export function parseYaml11(text: string, what: string): unknown {
  * `0755`, `123`); reading the text back must give `value` again.
  */
 function toYaml(value: MetaData | CloudConfig, comment: readonly string[], what: string): string {
-  const doc = new Document(value, { version: "1.1" });
+  const doc = new (yaml().Document)(value, { version: "1.1" });
   doc.commentBefore = comment.join("\n");
   const text = doc.toString({ lineWidth: 0 });
   if (!isDeepStrictEqual(parseYaml11(text, what), value)) {

@@ -3,7 +3,7 @@
  * gatekeepers between user-controlled files and QEMU options or guest shell
  * scripts, so they are deliberately narrow.
  */
-import { z } from "zod";
+import * as z from "zod";
 
 /** RFC 9562 version 4 UUID, lowercase, variant 10xx. */
 export const UUID_V4_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -56,14 +56,14 @@ export const timestamp = z
   .regex(TIMESTAMP_RE, "must be an ISO 8601 date-time with a timezone, e.g. 2026-01-31T12:00:00Z")
   .refine((s) => !Number.isNaN(Date.parse(s)), "is not a real date");
 
-/** VM names become hostnames and directory names. */
-export const VM_NAME_RE = /^[a-z0-9][a-z0-9-]{0,62}$/;
+/** VM names become hostnames and directory names: a hostname label (RFC 1123), lowercase. */
+export const VM_NAME_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
 export const vmName = z
   .string()
   .regex(
     VM_NAME_RE,
-    "must be 1–63 characters of lowercase letters, digits and '-', starting with a letter or digit",
+    "must be 1–63 characters of lowercase letters, digits and '-', starting and ending with a letter or digit",
   );
 
 /** Strip dashes so that a machine-id and a UUID with the same bits compare equal. */

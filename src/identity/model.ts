@@ -5,7 +5,7 @@
  * format; a file written by the prototype (no `schema_version`) still loads.
  */
 import { createHash } from "node:crypto";
-import { z } from "zod";
+import * as z from "zod";
 import { GlintError } from "../errors.js";
 import { describeZodError } from "../zod-errors.js";
 import {
@@ -18,6 +18,9 @@ import {
 } from "./formats.js";
 
 export const SCHEMA_VERSION = 1;
+
+/** The largest `generation`: 10 digits, as the guest script and seed templates check. */
+export const MAX_GENERATION = 9_999_999_999;
 
 /** The identifiers proper: every field that is drawn at random. */
 export const IDENTIFIER_FIELDS = [
@@ -61,7 +64,7 @@ export const systemIdentifiersSchema = z.strictObject({
   schema_version: z.literal(SCHEMA_VERSION),
   ...identifierShape,
   /** Bumped on every regeneration; feeds the cloud-init instance-id. */
-  generation: z.number().int().min(1),
+  generation: z.number().int().min(1).max(MAX_GENERATION),
   created_at: timestamp,
   updated_at: timestamp,
 });

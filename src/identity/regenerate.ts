@@ -7,6 +7,7 @@ import { cryptoRandom, drawIdentifier, type RandomSource } from "./generate.js";
 import {
   IDENTIFIER_FIELDS,
   type IdentifierField,
+  MAX_GENERATION,
   SCHEMA_VERSION,
   type SystemIdentifiers,
   sealIdentifiers,
@@ -38,6 +39,11 @@ export function applyPolicy(
   used: ValueSet,
   options: RegenerateOptions = {},
 ): SystemIdentifiers {
+  if (current && current.generation >= MAX_GENERATION) {
+    throw new GlintError(
+      `generation ${current.generation} is the last one Glint can number; replace the identity with \`glint create <vm> --force\` (it starts again at 1)`,
+    );
+  }
   const random = options.random ?? cryptoRandom;
   const maxAttempts = options.maxAttempts ?? 10_000;
   const now = (options.now ?? new Date()).toISOString();

@@ -14,6 +14,7 @@ import type { VmPaths } from "../vm/layout.js";
 import { lockHolder } from "../vm/lock.js";
 import type { UsedValues } from "../vm/registry.js";
 import { assertNotRunning } from "../vm/running.js";
+import { assertNoForeignSymlinks } from "../vm/safety.js";
 import { readConfigOrDefault, readIdentifiers } from "../vm/store.js";
 
 /** Throws a BusyError if another live process holds the VM, or its QEMU runs. */
@@ -38,7 +39,7 @@ export async function assertNoPending(paths: VmPaths): Promise<void> {
   if (holder) {
     throw glintError(
       "busy",
-      `VM "${paths.name}" is being changed: process ${holder.pid} runs "${holder.purpose}"`,
+      `VM "${paths.name}" is busy: process ${holder.pid} is changing it ("${holder.purpose}")`,
       { vm: paths.name, ...holder, operation },
     );
   }
@@ -52,6 +53,7 @@ export async function assertNoPending(paths: VmPaths): Promise<void> {
 
 /** The VM's identity; throws if it has none, or if an operation on it is pending. */
 export async function readIdentity(paths: VmPaths): Promise<SystemIdentifiers> {
+  await assertNoForeignSymlinks(paths);
   await assertNoPending(paths);
   const ids = await readIdentifiers(paths);
   if (!ids) throw noIdentifiers(paths);

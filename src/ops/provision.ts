@@ -12,7 +12,14 @@ import {
   type ResolvedFirmware,
   resolveFirmware,
 } from "../firmware/index.js";
-import { createBlankDisk, createOverlay, imageInfo, requireTool } from "../qemu/index.js";
+import {
+  checkSelfContained,
+  createBlankDisk,
+  createOverlay,
+  flattenImage,
+  imageInfo,
+  requireTool,
+} from "../qemu/index.js";
 import { copyFileAtomic } from "../vm/atomic.js";
 import {
   type FirmwareKind,
@@ -30,6 +37,11 @@ export interface DiskAndFirmwareOptions {
   base?: string;
   /** Symlink base.qcow2 to the shared `base` instead of copying it. */
   linkBase?: boolean;
+  /**
+   * Accept a base with a backing chain (or an external data file) by copying
+   * it flattened into one self-contained image (`qemu-img convert`).
+   */
+  flattenBase?: boolean;
   /** Create overlay.qcow2 on top of base.qcow2. */
   overlay?: boolean;
   /** Size of a blank base.qcow2 when there is no base image, e.g. "8G". */
@@ -50,6 +62,7 @@ export function hasProvisioningOptions(o: DiskAndFirmwareOptions): boolean {
   return (
     o.base !== undefined ||
     o.linkBase !== undefined ||
+    o.flattenBase !== undefined ||
     o.overlay !== undefined ||
     o.diskSize !== undefined ||
     o.firmware !== undefined ||
@@ -67,12 +80,22 @@ export interface VmPlan {
   readonly config: VmConfig;
   readonly firmware: ResolvedFirmware | undefined;
   readonly base: string | undefined;
+  /** Copy the base with `qemu-img convert` (it has a backing chain or a data file). */
+  readonly flattenBase: boolean;
 }
 
 /** Validate the options into a config, checking every host tool before anything is created. */
 export async function planVm(o: DiskAndFirmwareOptions, env: NodeJS.ProcessEnv): Promise<VmPlan> {
   if (o.overlay && o.base === undefined) throw new UsageError("--overlay needs --base IMG");
   if (o.linkBase && o.base === undefined) throw new UsageError("--link-base needs --base IMG");
+  if (o.flattenBase && o.base === undefined) {
+    throw new UsageError("--flatten-base needs --base IMG");
+  }
+  if (o.flattenBase && o.linkBase) {
+    throw new UsageError(
+      "--flatten-base makes a private flattened copy of the base; it cannot be combined with --link-base",
+    );
+  }
   if (o.linkBase && !o.overlay) {
     throw new UsageError(
       "--link-base shares the base image with other VMs; add --overlay so that this VM never writes to it",
@@ -102,6 +125,7 @@ export async function planVm(o: DiskAndFirmwareOptions, env: NodeJS.ProcessEnv):
     throw new UsageError(`--net ${config.net} needs --net-ifname NAME`);
   }
   let base: string | undefined;
+  let flattenBase = false;
   if (o.base !== undefined) {
     base = path.resolve(o.base);
     const st = await fs.stat(base).catch(() => undefined);
@@ -112,6 +136,8 @@ export async function planVm(o: DiskAndFirmwareOptions, env: NodeJS.ProcessEnv):
         `base image ${base} is ${info.format}, not qcow2: convert it with \`qemu-img convert -O qcow2 ${base} base.qcow2\``,
       );
     }
+    // A backing file or data file would let the guest read a host file.
+    flattenBase = await checkSelfContained(base, info, Boolean(o.flattenBase), { env });
     config.base = { source: base, linked: Boolean(o.linkBase) };
   }
   if (o.overlay || o.diskSize !== undefined) await requireTool("qemu-img", env);
@@ -123,7 +149,7 @@ export async function planVm(o: DiskAndFirmwareOptions, env: NodeJS.ProcessEnv):
     await requireTool("swtpm", env);
   }
   await requireTool("genisoimage", env);
-  return { config, firmware, base };
+  return { config, firmware, base, flattenBase };
 }
 
 /** Create config, disks, NVRAM and TPM of a new VM (identifiers come next). */
@@ -139,9 +165,13 @@ export async function provisionVm(
   if (base !== undefined) {
     if (config.base?.linked) {
       await fs.symlink(base, paths.base);
+    } else if (plan.flattenBase) {
+      onProgress?.("copying the base image, flattened");
+      await flattenImage(base, paths.base, { env });
     } else {
       onProgress?.("copying the base image");
-      await copyFileAtomic(base, paths.base);
+      // The user's path: a symlink to the image is followed (the image itself was checked).
+      await copyFileAtomic(base, paths.base, { followSymlinks: true });
     }
   }
   if (config.disk_size !== null) {

@@ -15,7 +15,7 @@ import type { SystemIdentifiers } from "../identity/model.js";
 import { buildVmArgv, type FirmwareFiles, requireTool } from "../qemu/index.js";
 import { copyFileAtomic } from "../vm/atomic.js";
 import type { VmConfig } from "../vm/config.js";
-import type { VmPaths } from "../vm/layout.js";
+import { VM_FILES, type VmPaths } from "../vm/layout.js";
 
 /** The firmware files QEMU maps for this VM, or undefined for BIOS. Reads only. */
 async function vmFirmware(
@@ -102,6 +102,8 @@ export interface RunResult {
   exitCode: number;
   /** With `dryRun` on a VM with a TPM: the swtpm command to start first. */
   sidecar?: string[];
+  /** The directory to run `sidecar` in, when its paths are relative to it. */
+  sidecarCwd?: string;
 }
 
 export interface RunOptions {
@@ -131,19 +133,29 @@ export async function runVm(
   const pidfile = ["-pidfile", paths.pidfile];
   if (options.dryRun) {
     const argv = [...(await vmArgv({ paths, config, ids, extra, env })), ...pidfile];
-    const sidecar = config.tpm
-      ? [
-          await requireTool("swtpm", env),
-          "socket",
-          "--tpm2",
-          "--tpmstate",
-          `dir=${paths.tpm}`,
-          "--ctrl",
-          `type=unixio,path=${paths.swtpmSocket}`,
-          "--terminate",
-        ]
-      : undefined;
-    return { argv: [qemu, ...argv], exitCode: 0, ...(sidecar ? { sidecar } : {}) };
+    if (!config.tpm) return { argv: [qemu, ...argv], exitCode: 0 };
+    // swtpm's option lists split at every comma and have no escape for one,
+    // and a socket path has at most 107 bytes: when the absolute paths do not
+    // fit, the command runs in the VM directory with relative ones.
+    const socket = paths.swtpmSocket;
+    const relative =
+      paths.tpm.includes(",") || socket.includes(",") || Buffer.byteLength(socket) > 107;
+    const sidecar = [
+      await requireTool("swtpm", env),
+      "socket",
+      "--tpm2",
+      "--tpmstate",
+      `dir=${relative ? VM_FILES.tpm : paths.tpm}`,
+      "--ctrl",
+      `type=unixio,path=${relative ? VM_FILES.swtpmSocket : socket}`,
+      "--terminate",
+    ];
+    return {
+      argv: [qemu, ...argv],
+      exitCode: 0,
+      sidecar,
+      ...(relative ? { sidecarCwd: paths.dir } : {}),
+    };
   }
   // Files a boot needs that an older Glint, or a person, may have removed.
   await ensureUefiInstance(config, paths);

@@ -6,7 +6,7 @@
  */
 import { promises as fs } from "node:fs";
 import path from "node:path";
-import { z } from "zod";
+import * as z from "zod";
 import { GlintError } from "../errors.js";
 import { fsyncFile, renameIntoPlace, tempPathFor } from "../vm/atomic.js";
 import { DISK_SIZE_RE } from "../vm/config.js";
@@ -110,6 +110,9 @@ const imageInfoSchema = z.looseObject({
   "backing-filename": z.string().optional(),
   "full-backing-filename": z.string().optional(),
   "backing-filename-format": z.string().optional(),
+  "format-specific": z
+    .looseObject({ data: z.looseObject({ "data-file": z.string().optional() }).optional() })
+    .optional(),
 });
 
 export interface ImageInfo {
@@ -125,6 +128,8 @@ export interface ImageInfo {
   /** The backing file resolved against the image's directory. */
   readonly fullBackingFilename?: string;
   readonly backingFormat?: string;
+  /** A qcow2 image's external data file (its guest data lives there), if any. */
+  readonly dataFile?: string;
 }
 
 /**
@@ -152,6 +157,7 @@ export async function imageInfo(image: string, options: ImgOptions = {}): Promis
     );
   }
   const d = r.data;
+  const dataFile = d["format-specific"]?.data?.["data-file"];
   return {
     filename: d.filename,
     format: d.format,
@@ -164,5 +170,74 @@ export async function imageInfo(image: string, options: ImgOptions = {}): Promis
     ...(d["backing-filename-format"] === undefined
       ? {}
       : { backingFormat: d["backing-filename-format"] }),
+    ...(dataFile === undefined ? {} : { dataFile }),
   };
+}
+
+/**
+ * Throws a GlintError unless every backing file of `image` (and theirs) can
+ * be opened: `qemu-img info --backing-chain` fails on the first one that does
+ * not resolve (a relative name is resolved against its image's directory).
+ */
+export async function assertBackingChainResolves(
+  image: string,
+  options: ImgOptions = {},
+): Promise<void> {
+  const abs = path.resolve(image);
+  try {
+    await runTool(
+      "qemu-img",
+      ["info", "--output=json", "--force-share", "--backing-chain", abs],
+      options,
+    );
+  } catch (error) {
+    const info = await imageInfo(abs, options);
+    const why = error instanceof Error ? error.message : String(error);
+    throw new GlintError(
+      `the backing file ${info.backingFilename ?? "?"} of ${abs} does not resolve (a relative name is taken from the image's directory): ${why}`,
+      { cause: error },
+    );
+  }
+}
+
+/**
+ * Write `target` as one self-contained qcow2 image with the guest-visible
+ * content of `source` (its backing chain and any external data file merged
+ * in): `qemu-img convert -O qcow2`, atomically.
+ */
+export async function flattenImage(
+  source: string,
+  target: string,
+  options: ImgOptions = {},
+): Promise<void> {
+  const abs = path.resolve(source);
+  await createAtomically(path.resolve(target), async (tmp) => {
+    await runTool("qemu-img", ["convert", "-q", "-O", "qcow2", abs, tmp], options);
+  });
+}
+
+/**
+ * A base must be one self-contained image: a backing file (or a qcow2
+ * external data file) would let the guest read whatever host file it names,
+ * e.g. `qemu-img create -f qcow2 -b /etc/shadow -F raw evil.qcow2`. Such a
+ * base is refused, or flattened when the user opted in with --flatten-base;
+ * a backing chain that does not resolve is refused either way. Resolves to
+ * whether the base must be flattened.
+ */
+export async function checkSelfContained(
+  base: string,
+  info: ImageInfo,
+  flatten: boolean,
+  options: ImgOptions = {},
+): Promise<boolean> {
+  if (info.backingFilename === undefined && info.dataFile === undefined) return false;
+  if (info.backingFilename !== undefined) await assertBackingChainResolves(base, options);
+  if (flatten) return true;
+  const what =
+    info.backingFilename !== undefined
+      ? `has a backing file (${info.backingFilename})`
+      : `keeps its data in an external data file (${info.dataFile})`;
+  throw new GlintError(
+    `base image ${base} ${what}, which the guest would read: flatten it into one self-contained image with \`qemu-img convert -O qcow2 ${base} flat.qcow2\` and pass that, or pass --flatten-base to have glint do it`,
+  );
 }

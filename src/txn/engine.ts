@@ -25,10 +25,12 @@ import { POLICIES, type Policy, type PolicyName, type ResetStep } from "../ident
 import { applyPolicy } from "../identity/regenerate.js";
 import { removeStaleTemps } from "../vm/atomic.js";
 import type { VmConfig } from "../vm/config.js";
+import { readFileIfExists, stripBom } from "../vm/fsutil.js";
 import { historyPath, storePaths, type VmPaths } from "../vm/layout.js";
 import { withLock } from "../vm/lock.js";
 import { UsedValues } from "../vm/registry.js";
 import { assertNotRunning } from "../vm/running.js";
+import { assertNoForeignSymlinks } from "../vm/safety.js";
 import {
   archiveFileTo,
   invalidJson,
@@ -89,7 +91,10 @@ export class Engine {
     purpose: string,
     fn: (recovered: OperationResult | undefined) => Promise<T>,
   ): Promise<T> {
+    await assertNoForeignSymlinks(paths);
     return withLock(paths.lock, { purpose, vm: paths.name }, async () => {
+      // Again under the lock: nothing in the VM may be a link Glint did not make.
+      await assertNoForeignSymlinks(paths);
       await assertNotRunning(paths);
       await Promise.all([paths.dir, paths.shared, paths.history].map((d) => removeStaleTemps(d)));
       return fn(await this.recover(paths));
@@ -148,12 +153,8 @@ export class Engine {
     policy: Policy,
     options: OperationOptions,
   ): Promise<OperationResult> {
-    let previousRaw: string | undefined;
-    try {
-      previousRaw = await fs.readFile(paths.identifiers, "utf8");
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
-    }
+    // Never through a symlink (see src/vm/safety.ts).
+    const previousRaw = await readFileIfExists(paths.identifiers);
     let previous: SystemIdentifiers | undefined;
     if (previousRaw !== undefined) {
       try {
@@ -380,7 +381,7 @@ export function noIdentifiers(paths: VmPaths): GlintError {
 
 function parseJson(raw: string, paths: VmPaths): unknown {
   try {
-    return JSON.parse(raw);
+    return JSON.parse(stripBom(raw));
   } catch (error) {
     throw invalidJson(paths.identifiers, error, paths.name);
   }

@@ -14,12 +14,12 @@
  * beside old firmware, overlay or seed, or the reverse.
  */
 import { promises as fs } from "node:fs";
-import { z } from "zod";
+import * as z from "zod";
 import { GlintError } from "../errors.js";
 import { identifiersToDict, parseIdentifiers, type SystemIdentifiers } from "../identity/model.js";
 import type { PolicyName, ResetStep } from "../identity/policies.js";
 import { writeFileAtomic } from "../vm/atomic.js";
-import { readFileIfExists } from "../vm/fsutil.js";
+import { readFileIfExists, stripBom } from "../vm/fsutil.js";
 import type { VmPaths } from "../vm/layout.js";
 
 export type JournalStage = "reserved" | "committing";
@@ -67,7 +67,7 @@ export async function readJournal(paths: VmPaths): Promise<PendingOperation | un
   if (raw === undefined) return undefined;
   let parsed: z.infer<typeof journalSchema>;
   try {
-    parsed = journalSchema.parse(JSON.parse(raw));
+    parsed = journalSchema.parse(JSON.parse(stripBom(raw)));
   } catch (error) {
     const why = error instanceof Error ? error.message.split("\n")[0] : String(error);
     throw new GlintError(

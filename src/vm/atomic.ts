@@ -10,7 +10,9 @@
  */
 import { constants, promises as fs } from "node:fs";
 import path from "node:path";
+import { GlintError } from "../errors.js";
 import { TEMP_FILE_RE, tempPathFor } from "./layout.js";
+import { symlinkRefused, systemError } from "./syserror.js";
 
 export { tempPathFor };
 
@@ -45,7 +47,12 @@ export async function writeTemp(
   mode = 0o644,
 ): Promise<string> {
   const tmp = tempPathFor(target);
-  const fh = await fs.open(tmp, "wx", mode);
+  let fh: Awaited<ReturnType<typeof fs.open>>;
+  try {
+    fh = await fs.open(tmp, "wx", mode);
+  } catch (error) {
+    throw systemError(error, target, "writing");
+  }
   try {
     await fh.writeFile(data);
     await fh.chmod(mode);
@@ -53,23 +60,66 @@ export async function writeTemp(
   } catch (error) {
     await fh.close();
     await fs.rm(tmp, { force: true });
-    throw error;
+    throw systemError(error, target, "writing");
   }
   await fh.close();
   return tmp;
 }
 
-/** Copy `source` to a new, fsynced temp file next to `target`; returns the temp path. */
-export async function copyToTemp(source: string, target: string): Promise<string> {
+export interface CopyOptions {
+  /**
+   * Follow a symlink at `source` (for paths the user or the system gives,
+   * such as a base image or the OVMF template). By default a symlinked source
+   * is refused: files in a VM directory are never read through a link.
+   */
+  followSymlinks?: boolean;
+}
+
+/**
+ * Copy `source` to a new, fsynced temp file next to `target`, with the
+ * source's permission bits; returns the temp path.
+ */
+export async function copyToTemp(
+  source: string,
+  target: string,
+  options: CopyOptions = {},
+): Promise<string> {
+  // Without following: open the source itself (O_NOFOLLOW), then copy from
+  // that open file through /proc/self/fd, so a link swapped in meanwhile is not read either.
+  const src = options.followSymlinks ? undefined : await openSource(source);
   const tmp = tempPathFor(target);
   try {
-    await fs.copyFile(source, tmp, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);
+    await fs.copyFile(
+      src ? `/proc/self/fd/${src.fd}` : source,
+      tmp,
+      constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE,
+    );
     await fsyncFile(tmp);
   } catch (error) {
     await fs.rm(tmp, { force: true });
-    throw error;
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") throw error;
+    throw systemError(error, target, "writing");
+  } finally {
+    await src?.close();
   }
   return tmp;
+}
+
+/** Open a regular file for copying, refusing a symlink (and never blocking on a FIFO). */
+async function openSource(source: string): Promise<Awaited<ReturnType<typeof fs.open>>> {
+  let fh: Awaited<ReturnType<typeof fs.open>>;
+  try {
+    fh = await fs.open(source, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ELOOP") throw symlinkRefused(source);
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") throw error;
+    throw systemError(error, source, "reading");
+  }
+  if (!(await fh.stat()).isFile()) {
+    await fh.close();
+    throw new GlintError(`${source} is not a regular file: move it out of the way and try again`);
+  }
+  return fh;
 }
 
 /** Rename `tmp` over `target` and fsync the directory; removes `tmp` on failure. */
@@ -78,7 +128,7 @@ export async function renameIntoPlace(tmp: string, target: string): Promise<void
     await fs.rename(tmp, target);
   } catch (error) {
     await fs.rm(tmp, { force: true });
-    throw error;
+    throw systemError(error, target, "replacing");
   }
   await fsyncDir(path.dirname(target));
 }
@@ -92,9 +142,17 @@ export async function writeFileAtomic(
   await renameIntoPlace(await writeTemp(target, data, options.mode ?? 0o644), target);
 }
 
-/** Atomically replace `target` with a copy of `source` (e.g. a fresh UEFI NVRAM). */
-export async function copyFileAtomic(source: string, target: string): Promise<void> {
-  await renameIntoPlace(await copyToTemp(source, target), target);
+/**
+ * Atomically replace `target` with a copy of `source` (e.g. a fresh UEFI
+ * NVRAM), keeping the source's mode. A symlinked source is refused unless
+ * `followSymlinks`.
+ */
+export async function copyFileAtomic(
+  source: string,
+  target: string,
+  options: CopyOptions = {},
+): Promise<void> {
+  await renameIntoPlace(await copyToTemp(source, target, options), target);
 }
 
 /** Remove temp files (or directories) that a killed writer left in `dir`. */

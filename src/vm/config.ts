@@ -2,7 +2,7 @@
  * `<home>/<vm>/config.json`: the choices made at `glint create` time.
  * Unknown keys (e.g. from the seed prototype) are preserved.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { timestamp } from "../identity/formats.js";
 
 export const FIRMWARE_KINDS = ["bios", "uefi", "uefi-secure"] as const;

@@ -28,8 +28,19 @@ import { VM_NAME_RE } from "../identity/formats.js";
 
 export const DEFAULT_HOME = "./vms_linux";
 
-/** `--home`, else `$GLINT_HOME`, else `./vms_linux`, as an absolute path. */
+/**
+ * `--home`, else `$GLINT_HOME`, else `./vms_linux`, as an absolute path. An
+ * empty value is a UsageError: it would silently mean the current directory.
+ */
 export function resolveHome(home?: string, env: NodeJS.ProcessEnv = process.env): string {
+  if (home === "") {
+    throw new UsageError("--home is empty: give the VM home directory, e.g. --home ./vms_linux");
+  }
+  if (home === undefined && env.GLINT_HOME === "") {
+    throw new UsageError(
+      "GLINT_HOME is set but empty: set it to the VM home directory, or unset it to use ./vms_linux",
+    );
+  }
   return path.resolve(home ?? env.GLINT_HOME ?? DEFAULT_HOME);
 }
 
@@ -38,7 +49,7 @@ export function assertVmName(name: string): void {
   if (!VM_NAME_RE.test(name)) {
     const shown = name.length > 40 ? `${name.slice(0, 40)}… (${name.length} characters)` : name;
     throw new UsageError(
-      `invalid VM name ${JSON.stringify(shown)}: use 1–63 lowercase letters, digits and '-', starting with a letter or digit (it becomes the hostname)`,
+      `invalid VM name ${JSON.stringify(shown)}: use 1–63 lowercase letters, digits and '-', starting and ending with a letter or digit (it becomes the hostname)`,
       { reason: "vm-name" },
     );
   }

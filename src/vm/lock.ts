@@ -5,15 +5,19 @@
  * exists half-written) that names its owner's pid and process start time.
  * A lock whose owner is gone (or whose pid was reused by another process) is
  * stale and is taken over; the takeover itself is serialised by a short-lived
- * guard directory so that two processes can never both take the same lock.
+ * guard (`<lock>.takeover`, made the same way and naming its owner) so that
+ * two processes can never both take the same lock. A guard whose owner is
+ * gone is removed at once; an unreadable one (or an older Glint's guard
+ * directory) expires after 10 s.
  */
 import { randomBytes } from "node:crypto";
 import { promises as fs, readFileSync } from "node:fs";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { BusyError } from "../errors.js";
-import { readFileIfExists } from "./fsutil.js";
+import { makeDirectory, readFileIfExists } from "./fsutil.js";
 import { lockTakeoverPath, lockTempPath } from "./layout.js";
+import { systemError } from "./syserror.js";
 
 interface Owner {
   pid: number;
@@ -75,20 +79,51 @@ export interface AcquireOptions {
 
 const GUARD_STALE_MS = 10_000;
 
-/** Returns false if another process holds the takeover guard (the caller should back off). */
-async function takeOverStale(file: string, staleRaw: string): Promise<boolean> {
-  const guard = lockTakeoverPath(file);
+/**
+ * Create `file` atomically holding `body` (write a temp file, then link() it:
+ * the file never exists half-written). Returns false if `file` already
+ * exists. The temp file never outlives the call, also on a full disk.
+ */
+async function createWithContent(file: string, body: string, token: string): Promise<boolean> {
+  const tmp = lockTempPath(file, token);
   try {
-    await fs.mkdir(guard);
+    await fs.writeFile(tmp, body, { flag: "wx" });
+    await fs.link(tmp, file);
+    return true;
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-    // Someone else is taking it over; a guard left by a killed process expires.
-    const st = await fs.stat(guard).catch(() => undefined);
-    if (st && Date.now() - st.mtimeMs > GUARD_STALE_MS) {
+    if ((error as NodeJS.ErrnoException).code === "EEXIST") return false;
+    throw systemError(error, file, "writing");
+  } finally {
+    await fs.rm(tmp, { force: true });
+  }
+}
+
+/** Whether the takeover guard `guard` was left by a process that is gone. */
+async function guardIsStale(guard: string): Promise<{ stale: boolean; raw?: string }> {
+  const st = await fs.lstat(guard).catch(() => undefined);
+  if (st === undefined) return { stale: false };
+  if (st.isFile()) {
+    const cur = await readOwner(guard).catch(() => undefined);
+    if (cur?.owner) return { stale: !ownerAlive(cur.owner), raw: cur.raw };
+  }
+  // No readable owner (an older Glint's guard directory, or a torn write): expires by age.
+  return { stale: Date.now() - st.mtimeMs > GUARD_STALE_MS };
+}
+
+/** Returns false if another process holds the takeover guard (the caller should back off). */
+async function takeOverStale(file: string, staleRaw: string, owner: Owner): Promise<boolean> {
+  const guard = lockTakeoverPath(file);
+  if (!(await createWithContent(guard, JSON.stringify(owner), `${owner.token}-guard`))) {
+    // Someone else is taking it over; a guard left by a killed process is removed.
+    const judged = await guardIsStale(guard);
+    if (!judged.stale) return false;
+    // Remove only the guard judged stale (a fresh one has another owner record).
+    const now =
+      judged.raw === undefined ? undefined : await readFileIfExists(guard).catch(() => undefined);
+    if (judged.raw === undefined || now === judged.raw) {
       await fs.rm(guard, { recursive: true, force: true });
-      return true;
     }
-    return false;
+    return true;
   }
   try {
     const now = await readOwner(file);
@@ -111,7 +146,7 @@ export async function lockHolder(
 
 /** Acquire the lock file `file`, creating its directory if needed. */
 export async function acquireLock(file: string, options: AcquireOptions): Promise<Lock> {
-  await fs.mkdir(path.dirname(file), { recursive: true });
+  await makeDirectory(path.dirname(file));
   const owner: Owner = {
     pid: process.pid,
     start: processStart(process.pid),
@@ -123,11 +158,7 @@ export async function acquireLock(file: string, options: AcquireOptions): Promis
   const deadline = Date.now() + (options.waitMs ?? 0);
   let delay = 2;
   for (;;) {
-    const tmp = lockTempPath(file, owner.token);
-    await fs.writeFile(tmp, body, { flag: "wx" });
-    try {
-      await fs.link(tmp, file);
-      await fs.rm(tmp, { force: true });
+    if (await createWithContent(file, body, owner.token)) {
       return {
         file,
         release: async () => {
@@ -135,14 +166,11 @@ export async function acquireLock(file: string, options: AcquireOptions): Promis
           if (cur?.owner?.token === owner.token) await fs.rm(file, { force: true });
         },
       };
-    } catch (error) {
-      await fs.rm(tmp, { force: true });
-      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
     }
     const cur = await readOwner(file);
     if (cur === undefined) continue; // released meanwhile
     if (cur.owner === undefined || !ownerAlive(cur.owner)) {
-      if (await takeOverStale(file, cur.raw)) continue;
+      if (await takeOverStale(file, cur.raw, owner)) continue;
       // Another process is taking it over: back off instead of spinning.
       await sleep(delay + Math.random() * delay);
       delay = Math.min(delay * 2, 50);

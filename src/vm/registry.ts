@@ -25,6 +25,7 @@ import {
   type SystemIdentifiers,
 } from "../identity/model.js";
 import { writeFileAtomic } from "./atomic.js";
+import { readFileIfExists, stripBom } from "./fsutil.js";
 import { storePaths, VM_FILES } from "./layout.js";
 import { listVmNames } from "./store.js";
 
@@ -57,7 +58,8 @@ const SCAN_BATCH = 64;
 
 async function readJson(file: string): Promise<unknown> {
   try {
-    return JSON.parse(await fs.readFile(file, "utf8"));
+    // Never through a symlink, never blocking on a FIFO; a BOM is allowed.
+    return JSON.parse(stripBom((await readFileIfExists(file)) ?? "null"));
   } catch {
     return undefined; // no or unreadable file: nothing to reserve
   }

@@ -9,7 +9,7 @@ import { parseIdentifiers, SystemIdentifiers } from "../identity/model.js";
 import { describeZodError } from "../zod-errors.js";
 import { fsyncDir, writeFileAtomic } from "./atomic.js";
 import { defaultConfig, type VmConfig, vmConfigSchema } from "./config.js";
-import { readFileIfExists } from "./fsutil.js";
+import { readFileIfExists, readNoFollow, stripBom } from "./fsutil.js";
 import {
   HISTORY_IDENTIFIERS_RE,
   historyPath,
@@ -29,7 +29,7 @@ async function readJson(
   const raw = await readFileIfExists(file);
   if (raw === undefined) return undefined;
   try {
-    return { raw, data: JSON.parse(raw) };
+    return { raw, data: JSON.parse(stripBom(raw)) };
   } catch (error) {
     throw invalidJson(file, error, vm);
   }
@@ -82,24 +82,20 @@ export async function writeConfig(paths: VmPaths, config: VmConfig): Promise<voi
 }
 
 /**
- * Copy a file into the VM's history/ (never overwriting an entry) and return
- * the new path. `label` says why, e.g. "base" or "nuke".
+ * Copy a file into the VM's history/ (never overwriting an entry), with the
+ * file's own mode, and return the new path. `label` says why, e.g. "base" or
+ * "nuke". A symlink is refused, never followed.
  */
 export async function archiveFile(
   paths: VmPaths,
   file: string,
   label: string,
 ): Promise<string | undefined> {
-  let data: Buffer;
-  try {
-    data = await fs.readFile(file);
-  } catch (error) {
-    if (isMissing(error)) return undefined;
-    throw error;
-  }
+  const source = await readNoFollow(file);
+  if (source === undefined) return undefined;
   await fs.mkdir(paths.history, { recursive: true });
   const target = historyPath(paths, file, label);
-  await writeFileAtomic(target, data);
+  await writeFileAtomic(target, source.data, { mode: source.mode });
   return target;
 }
 
@@ -113,15 +109,11 @@ export async function archiveFileTo(
   target: string,
 ): Promise<boolean> {
   if (existsSync(target)) return true;
-  let data: Buffer;
-  try {
-    data = await fs.readFile(file);
-  } catch (error) {
-    if (isMissing(error)) return false;
-    throw error;
-  }
+  // Never through a symlink; the copy keeps the file's mode.
+  const source = await readNoFollow(file);
+  if (source === undefined) return false;
   await fs.mkdir(paths.history, { recursive: true });
-  await writeFileAtomic(target, data);
+  await writeFileAtomic(target, source.data, { mode: source.mode });
   return true;
 }
 
@@ -171,7 +163,8 @@ export async function listHistory(paths: VmPaths): Promise<HistoryEntry[]> {
     const file = path.join(paths.history, name);
     let identifiers: HistoryEntry["identifiers"];
     try {
-      identifiers = parseIdentifiers(JSON.parse(await fs.readFile(file, "utf8")), file);
+      const raw = (await readFileIfExists(file)) ?? "";
+      identifiers = parseIdentifiers(JSON.parse(stripBom(raw)), file);
     } catch (error) {
       identifiers = { error: error instanceof Error ? error.message : String(error) };
     }
@@ -180,8 +173,15 @@ export async function listHistory(paths: VmPaths): Promise<HistoryEntry[]> {
   return entries;
 }
 
-/** Names of the VMs under `home` (directories with a valid name), sorted. */
-export async function listVmNames(home: string): Promise<string[]> {
+/**
+ * Names of the VMs under `home` (directories with a valid name), sorted.
+ * A symlink to a directory is not a VM directory (Glint refuses to use one);
+ * `includeSymlinks` lists such links too, so that `list` can show them as unusable.
+ */
+export async function listVmNames(
+  home: string,
+  options: { includeSymlinks?: boolean } = {},
+): Promise<string[]> {
   let entries: import("node:fs").Dirent[];
   try {
     entries = await fs.readdir(home, { withFileTypes: true });
@@ -190,7 +190,11 @@ export async function listVmNames(home: string): Promise<string[]> {
     throw error;
   }
   return entries
-    .filter((e) => e.isDirectory() && VM_NAME_RE.test(e.name))
+    .filter(
+      (e) =>
+        (e.isDirectory() || (options.includeSymlinks && e.isSymbolicLink())) &&
+        VM_NAME_RE.test(e.name),
+    )
     .map((e) => e.name)
     .sort();
 }

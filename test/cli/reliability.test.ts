@@ -136,7 +136,7 @@ describe("show and list while an operation is pending", () => {
       expect(busy.code).toBe(1);
       const err = JSON.parse(busy.stderr).error;
       expect(err.code).toBe("busy");
-      expect(err.message).toMatch(/is being changed: process \d+ runs "glint nuke"/);
+      expect(err.message).toMatch(/is busy: process \d+ is changing it \("glint nuke"\)/);
       const args = await runCli(["qemu-args", "p", "--home", home]);
       expect(args.stderr).not.toMatch(/interrupted/);
     } finally {

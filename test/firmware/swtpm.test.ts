@@ -355,3 +355,34 @@ describe("temp directories of killed setups", () => {
     }
   }, 60_000);
 });
+
+describe("a TPM manufacturing killed midway", () => {
+  it("leaves nothing in the temp directory once the next setup has run", async () => {
+    const tmpdir = path.join(tmp, "tmpdir");
+    await fs.mkdir(tmpdir);
+    const env = { ...process.env, TMPDIR: tmpdir };
+    const script = `
+      import { createTpmState } from ${JSON.stringify(path.resolve("dist/firmware/swtpm.js"))};
+      await createTpmState(${JSON.stringify(path.join(tmp, "killed", "tpm"))});
+    `;
+    // Its own process group: the kill takes glint, swtpm_setup, swtpm and swtpm_localca at once.
+    const child = spawn(process.execPath, ["--input-type=module", "-e", script], {
+      env,
+      stdio: "ignore",
+      detached: true,
+    });
+    children.push(child);
+    // Kill it while swtpm_setup holds its certificate directory.
+    const certsDir = async () =>
+      (await fs.readdir(tmpdir, { recursive: true })).some((n) =>
+        String(n).includes("swtpm_setup.certs."),
+      );
+    expect(await until(certsDir, 30_000)).toBe(true);
+    process.kill(-(child.pid ?? 0), "SIGKILL");
+    await new Promise((r) => child.once("exit", r));
+    expect(await fs.readdir(tmpdir)).not.toEqual([]);
+
+    await createTpmState(path.join(tmp, "next", "tpm"), { env });
+    expect(await fs.readdir(tmpdir)).toEqual([]);
+  }, 60_000);
+});

@@ -8,10 +8,13 @@ import { drawIdentifier } from "../../src/identity/generate.js";
 import {
   IDENTIFIER_FIELDS,
   identifiersToDict,
+  MAX_GENERATION,
   parseIdentifiers,
   SCHEMA_VERSION,
   SystemIdentifiers,
 } from "../../src/identity/model.js";
+import { POLICIES } from "../../src/identity/policies.js";
+import { applyPolicy } from "../../src/identity/regenerate.js";
 import { fixture } from "../support/paths.js";
 import { streamRandom } from "../support/random.js";
 
@@ -243,5 +246,26 @@ describe("the current schema", () => {
       const e = errorOf(() => parseIdentifiers({ ...current, [field]: value }));
       expect(e.message, field).toContain(`field "${field}"`);
     }
+  });
+});
+
+describe("generation bounds", () => {
+  const current = () => identifiersToDict(parseIdentifiers(fixture("seed-identifiers.json")));
+
+  it("accepts up to 9,999,999,999 (the 10 digits the guest script checks)", () => {
+    expect(parseIdentifiers({ ...current(), generation: 9_999_999_999 }).generation).toBe(
+      9_999_999_999,
+    );
+  });
+
+  it("a regeneration of the last generation is refused instead of writing an 11-digit one", () => {
+    const last = parseIdentifiers({ ...current(), generation: MAX_GENERATION });
+    expect(() => applyPolicy(last, POLICIES.base, new Set<string>())).toThrow(
+      /generation 9999999999 is the last/,
+    );
+  });
+
+  it.each([10_000_000_000, 1e21, Number.MAX_SAFE_INTEGER])("rejects %d", (generation) => {
+    expect(() => parseIdentifiers({ ...current(), generation })).toThrow(/generation/);
   });
 });

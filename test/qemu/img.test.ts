@@ -8,6 +8,7 @@ import { GlintError } from "../../src/errors.js";
 import {
   createBlankDisk,
   createOverlay,
+  flattenImage,
   imageInfo,
   relativeBackingPath,
 } from "../../src/qemu/img.js";
@@ -159,5 +160,45 @@ describe("imageInfo", () => {
     await run("qemu-img", ["create", "-q", "-f", "raw", raw, "2M"]);
     const info = await imageInfo(raw);
     expect(info).toMatchObject({ format: "raw", virtualSize: 2 * 1024 * 1024, filename: raw });
+  });
+});
+
+describe("self-contained images", () => {
+  it("imageInfo reports a backing file and an external data file", async () => {
+    const secret = path.join(dir, "secret");
+    await writeFile(secret, Buffer.alloc(64 * 1024, 0x41));
+    const backed = path.join(dir, "backed.qcow2");
+    await run("qemu-img", ["create", "-q", "-f", "qcow2", "-b", secret, "-F", "raw", backed]);
+    expect((await imageInfo(backed)).backingFilename).toBe(secret);
+    const withData = path.join(dir, "data.qcow2");
+    await run("qemu-img", [
+      "create",
+      "-q",
+      "-f",
+      "qcow2",
+      "-o",
+      `data_file=${secret},data_file_raw=on`,
+      withData,
+      "64K",
+    ]);
+    expect((await imageInfo(withData)).dataFile).toBe(secret);
+    expect(
+      (await imageInfo(path.join(dir, "..", path.basename(dir), "backed.qcow2"))).dataFile,
+    ).toBeUndefined();
+  });
+
+  it("flattenImage writes a self-contained copy with the same guest bytes", async () => {
+    const base = path.join(dir, "base.qcow2");
+    const data = await makeBase(base);
+    const overlay = path.join(dir, "overlay.qcow2");
+    await createOverlay(base, overlay);
+    const flat = path.join(dir, "flat.qcow2");
+    await flattenImage(overlay, flat);
+    const info = await imageInfo(flat);
+    expect(info.format).toBe("qcow2");
+    expect(info.backingFilename).toBeUndefined();
+    const bytes = await guestBytes(flat, path.join(dir, "flat.raw"));
+    expect(Buffer.compare(bytes.subarray(0, data.length), data)).toBe(0);
+    expect((await readdir(dir)).filter((n) => n.includes(".tmp-"))).toEqual([]);
   });
 });

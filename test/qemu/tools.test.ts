@@ -42,6 +42,20 @@ describe("TOOLS", () => {
       swtpm_setup: { debianPackage: "swtpm-tools", envVar: "GLINT_SWTPM_SETUP" },
       swtpm_localca: { debianPackage: "swtpm-tools", envVar: "GLINT_SWTPM_LOCALCA" },
       genisoimage: { debianPackage: "genisoimage", envVar: "GLINT_GENISOIMAGE" },
+      "qemu-storage-daemon": {
+        debianPackage: "qemu-system-common",
+        envVar: "GLINT_QEMU_STORAGE_DAEMON",
+      },
+      fusermount3: { debianPackage: "fuse3", envVar: "GLINT_FUSERMOUNT3" },
+      debugfs: { debianPackage: "e2fsprogs", envVar: "GLINT_DEBUGFS" },
+      tune2fs: { debianPackage: "e2fsprogs", envVar: "GLINT_TUNE2FS" },
+      mdir: { debianPackage: "mtools", envVar: "GLINT_MDIR" },
+      mtype: { debianPackage: "mtools", envVar: "GLINT_MTYPE" },
+      mcopy: { debianPackage: "mtools", envVar: "GLINT_MCOPY" },
+      xfs_admin: { debianPackage: "xfsprogs", envVar: "GLINT_XFS_ADMIN" },
+      cryptsetup: { debianPackage: "cryptsetup-bin", envVar: "GLINT_CRYPTSETUP" },
+      "ssh-keygen": { debianPackage: "openssh-client", envVar: "GLINT_SSH_KEYGEN" },
+      cp: { debianPackage: "coreutils", envVar: "GLINT_CP" },
     });
   });
 });

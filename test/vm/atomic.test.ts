@@ -236,3 +236,37 @@ describe("preparedChange", () => {
     expect(calls).toEqual({ commit: 1, abort: 0 });
   });
 });
+
+describe("symlinks and modes", () => {
+  it("writeFileAtomic replaces a symlink at the target instead of writing through it", async () => {
+    const victim = path.join(dir, "victim");
+    await fs.writeFile(victim, "untouched", { mode: 0o600 });
+    const target = path.join(dir, "identifiers.json");
+    await fs.symlink(victim, target);
+    await writeFileAtomic(target, "new");
+    expect((await fs.lstat(target)).isSymbolicLink()).toBe(false);
+    expect(await fs.readFile(target, "utf8")).toBe("new");
+    expect(await fs.readFile(victim, "utf8")).toBe("untouched");
+  });
+
+  it("copyFileAtomic keeps the source's mode", async () => {
+    const source = path.join(dir, "tpm-state");
+    await fs.writeFile(source, "state", { mode: 0o600 });
+    await fs.chmod(source, 0o600);
+    const target = path.join(dir, "copy");
+    await copyFileAtomic(source, target);
+    expect(await modeOf(target)).toBe(0o600);
+  });
+
+  it("copyFileAtomic refuses a symlinked source unless told to follow it", async () => {
+    const secret = path.join(dir, "secret");
+    await fs.writeFile(secret, "SECRET", { mode: 0o600 });
+    const seed = path.join(dir, "uefi-seed.fd");
+    await fs.symlink(secret, seed);
+    const inst = path.join(dir, "uefi-instance.fd");
+    await expect(copyFileAtomic(seed, inst)).rejects.toThrow(/uefi-seed\.fd is a symbolic link/);
+    expect((await fs.readdir(dir)).sort()).toEqual(["secret", "uefi-seed.fd"]);
+    await copyFileAtomic(seed, inst, { followSymlinks: true });
+    expect(await fs.readFile(inst, "utf8")).toBe("SECRET");
+  });
+});

@@ -9,12 +9,13 @@ import { assertVmName, resolveHome, storePaths, vmPaths } from "../../src/vm/lay
 const nameArb = fc
   .tuple(
     fc.constantFrom(..."abcdefghijklmnopqrstuvwxyz0123456789".split("")),
-    fc.string({ unit: fc.constantFrom(..."abcxyz019-".split("")), maxLength: 62 }),
+    fc.string({ unit: fc.constantFrom(..."abcxyz019-".split("")), maxLength: 61 }),
+    fc.constantFrom(..."az09".split("")),
   )
-  .map(([a, b]) => a + b);
+  .map(([a, b, c]) => a + b + c);
 
 describe("VM names", () => {
-  it.each(["a", "vm1", "0", "my-vm", "a".repeat(63), "x-"])("accepts %s", (name) => {
+  it.each(["a", "vm1", "0", "my-vm", "a".repeat(63), "x-1"])("accepts %s", (name) => {
     expect(() => assertVmName(name)).not.toThrow();
   });
 
@@ -70,6 +71,22 @@ describe("resolveHome", () => {
     expect(resolveHome(undefined, { GLINT_HOME: "/b" })).toBe("/b");
     expect(resolveHome(undefined, {})).toBe(path.resolve("vms_linux"));
     expect(resolveHome("rel", {})).toBe(path.resolve("rel"));
+  });
+
+  it("refuses an empty --home or $GLINT_HOME (it would mean the current directory)", () => {
+    expect(() => resolveHome("", {})).toThrow(UsageError);
+    expect(() => resolveHome("", { GLINT_HOME: "/b" })).toThrow(/--home is empty/);
+    expect(() => resolveHome(undefined, { GLINT_HOME: "" })).toThrow(UsageError);
+    expect(() => resolveHome(undefined, { GLINT_HOME: "" })).toThrow(/GLINT_HOME is set but empty/);
+    // An explicit --home wins over an empty $GLINT_HOME.
+    expect(resolveHome("/a", { GLINT_HOME: "" })).toBe("/a");
+  });
+});
+
+describe("VM names are hostname labels", () => {
+  it.each(["x-", "a-b-", "-"])("rejects %j, which ends (or starts) with '-'", (name) => {
+    expect(() => assertVmName(name)).toThrow(UsageError);
+    expect(VM_NAME_RE.test(name)).toBe(false);
   });
 });
 

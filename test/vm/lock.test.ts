@@ -6,6 +6,7 @@ import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { BusyError } from "../../src/errors.js";
 import { acquireLock, withLock } from "../../src/vm/lock.js";
+import { fillDisk, mountTmpfs } from "../support/hostile.js";
 import { ROOT } from "../support/paths.js";
 import { tempDir } from "../support/tmp.js";
 
@@ -282,5 +283,54 @@ describe("mutual exclusion across processes", () => {
     expect(pids.size).toBe(N);
     // The lock is free again and nothing was left behind.
     expect((await fs.readdir(dir)).sort()).toEqual(["counter", "log"]);
+  });
+});
+
+describe("leftovers", () => {
+  it("a full disk leaves no `.new` file behind, and the error names the lock", async () => {
+    const disk = await mountTmpfs("64k");
+    try {
+      const file = path.join(disk.dir, "vms", "a.lock");
+      await fs.mkdir(path.dirname(file));
+      await fillDisk(disk.dir);
+      await expect(acquireLock(file, { purpose: "me" })).rejects.toThrow(
+        new RegExp(`no space left on the device while writing ${file}`),
+      );
+      expect(await fs.readdir(path.dirname(file))).toEqual([]);
+    } finally {
+      await disk.unmount();
+    }
+  });
+
+  it("a takeover guard left by a dead process does not stall the next taker", async () => {
+    const file = path.join(dir, "a.lock");
+    await fs.writeFile(file, lockBody(await deadPid(), ""));
+    // The guard a taker killed mid-takeover leaves: fresh, naming its (dead) owner.
+    await fs.writeFile(`${file}.takeover`, lockBody(await deadPid(), ""));
+    const t0 = Date.now();
+    const lock = await acquireLock(file, { purpose: "me" });
+    // The old guard expired only after 10 s.
+    expect(Date.now() - t0).toBeLessThan(5_000);
+    expect(JSON.parse(await fs.readFile(file, "utf8")).pid).toBe(process.pid);
+    await lock.release();
+    expect(await fs.readdir(dir)).toEqual([]);
+  });
+
+  it("a takeover guard held by a live process is waited for, and taken once it dies", async () => {
+    const file = path.join(dir, "a.lock");
+    await fs.writeFile(file, lockBody(await deadPid(), ""));
+    const taker = await liveChild();
+    await fs.writeFile(`${file}.takeover`, lockBody(taker.pid, startOf(taker.pid)));
+    let acquired = false;
+    const pending = acquireLock(file, { purpose: "me" }).then((lock) => {
+      acquired = true;
+      return lock;
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(acquired).toBe(false);
+    taker.kill("SIGKILL");
+    const lock = await pending;
+    expect(JSON.parse(await fs.readFile(file, "utf8")).pid).toBe(process.pid);
+    await lock.release();
   });
 });

@@ -223,15 +223,16 @@ describe("a consistent scan while another process finishes its operation", () =>
       path.join(dir, ".pending.json"),
       JSON.stringify({ identifiers: drawn.identifiers }),
     );
-    const original = nodeFs.readFile.bind(nodeFs);
+    // The scan opens each file (without following links) before reading it.
+    const original = nodeFs.open.bind(nodeFs);
     let finished = false;
-    const spy = vi.spyOn(nodeFs, "readFile").mockImplementation((async (
+    const spy = vi.spyOn(nodeFs, "open").mockImplementation((async (
       file: Parameters<typeof original>[0],
-      options?: Parameters<typeof original>[1],
+      flags?: Parameters<typeof original>[1],
     ) => {
       const inX = typeof file === "string" && path.dirname(file) === dir;
       try {
-        return await original(file, options);
+        return await original(file, flags);
       } finally {
         // Right after the scan's first read of x, x finishes its operation.
         if (inX && !finished) {
@@ -240,7 +241,7 @@ describe("a consistent scan while another process finishes its operation", () =>
           await fs.rm(path.join(dir, ".pending.json"));
         }
       }
-    }) as typeof nodeFs.readFile);
+    }) as typeof nodeFs.open);
     try {
       const used = new UsedValues(home);
       await used.refresh();

@@ -1,4 +1,5 @@
 /** One VM's files: reading with clear errors, history that never overwrites. */
+import { execFileSync } from "node:child_process";
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { beforeEach, describe, expect, it } from "vitest";
@@ -10,6 +11,7 @@ import {
   archiveFile,
   listHistory,
   listVmNames,
+  readConfig,
   readIdentifiers,
   writeIdentifiers,
 } from "../../src/vm/store.js";
@@ -89,5 +91,76 @@ describe("listVmNames", () => {
     await fs.writeFile(path.join(home, "c"), "a file, not a VM");
     expect(await listVmNames(home)).toEqual(["a", "b"]);
     expect(await listVmNames(path.join(home, "missing"))).toEqual([]);
+  });
+});
+
+describe("reading without following symlinks", () => {
+  it("archiveFile keeps the mode of what it archives", async () => {
+    const p = vmPaths(home, "modes");
+    await fs.mkdir(p.dir);
+    await writeIdentifiers(p, seedIds);
+    await fs.chmod(p.identifiers, 0o600);
+    const archived = await archiveFile(p, p.identifiers, "fresh");
+    expect(archived).toBeDefined();
+    expect((await fs.stat(archived ?? "")).mode & 0o7777).toBe(0o600);
+  });
+
+  it("archiveFile refuses a symlink and copies nothing", async () => {
+    const p = vmPaths(home, "link");
+    await fs.mkdir(p.dir);
+    const secret = path.join(home, "secret");
+    await fs.writeFile(secret, "SECRET", { mode: 0o600 });
+    await fs.symlink(secret, p.uefiInstance);
+    await expect(archiveFile(p, p.uefiInstance, "reset-uefi")).rejects.toThrow(
+      /uefi-instance\.fd is a symbolic link/,
+    );
+    expect(await fs.readdir(p.history).catch(() => [])).toEqual([]);
+  });
+
+  it("readIdentifiers and readConfig refuse a symlink; listHistory marks a symlinked entry unreadable", async () => {
+    const p = vmPaths(home, "link");
+    await fs.mkdir(path.join(p.dir, "history"), { recursive: true });
+    const real = path.join(home, "real.json");
+    await fs.writeFile(real, SystemIdentifiers.toJSON(seedIds));
+    await fs.symlink(real, p.identifiers);
+    await fs.symlink(real, p.config);
+    await expect(readIdentifiers(p)).rejects.toThrow(/identifiers\.json is a symbolic link/);
+    await expect(readConfig(p)).rejects.toThrow(/config\.json is a symbolic link/);
+    await fs.symlink(
+      real,
+      path.join(p.history, "2026-01-01T00-00-00.000Z_fresh_identifiers-abcdef.json"),
+    );
+    const [entry] = await listHistory(p);
+    expect(entry?.identifiers).toMatchObject({ error: expect.stringMatching(/symbolic link/) });
+  });
+
+  it("a FIFO in place of identifiers.json is refused at once (never blocks)", async () => {
+    const p = vmPaths(home, "fifo");
+    await fs.mkdir(p.dir);
+    execFileSync("mkfifo", [p.identifiers]);
+    await expect(readIdentifiers(p)).rejects.toThrow(/not a regular file/);
+  });
+
+  it("listVmNames lists symlinked VM directories only when asked", async () => {
+    await fs.mkdir(path.join(home, "real"));
+    await fs.mkdir(path.join(home, "elsewhere"));
+    await fs.symlink(path.join(home, "elsewhere"), path.join(home, "linked"));
+    expect(await listVmNames(home)).toEqual(["elsewhere", "real"]);
+    expect(await listVmNames(home, { includeSymlinks: true })).toEqual([
+      "elsewhere",
+      "linked",
+      "real",
+    ]);
+  });
+});
+
+describe("a UTF-8 byte order mark", () => {
+  it("is accepted at the start of identifiers.json and config.json", async () => {
+    const p = vmPaths(home, "bom");
+    await fs.mkdir(p.dir);
+    await fs.writeFile(p.identifiers, `\uFEFF${SystemIdentifiers.toJSON(seedIds)}`);
+    await fs.writeFile(p.config, '\uFEFF{"memory_mb": 1024}\n');
+    expect(await readIdentifiers(p)).toEqual(seedIds);
+    expect((await readConfig(p))?.memory_mb).toBe(1024);
   });
 });

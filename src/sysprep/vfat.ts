@@ -1,0 +1,76 @@
+/**
+ * vfat (the EFI system partition): the volume ID in the boot sector (and, on
+ * FAT32, in its backup copy), and the files on it through mtools.
+ */
+import { promises as fs } from "node:fs";
+import path from "node:path";
+import { GlintError } from "../errors.js";
+import { runTool } from "../qemu/tools.js";
+import { readAt, vfatLayout, writeAt } from "./probe.js";
+
+/** A vfat volume ID `XXXX-XXXX` from the first 8 hex digits of a UUID. */
+export function vfatIdFromUuid(uuid: string): string {
+  const h = uuid.replace(/-/g, "").slice(0, 8).toUpperCase();
+  return `${h.slice(0, 4)}-${h.slice(4)}`;
+}
+
+/** Write volume ID `id` (`XXXX-XXXX`) into the boot sector and its FAT32 backup. */
+export async function setVfatId(part: string, id: string): Promise<void> {
+  const boot = await readAt(part, 0, 512);
+  const l = vfatLayout(boot);
+  if (!l) throw new GlintError(`${part}: not a FAT boot sector`);
+  const bytes = Buffer.alloc(4);
+  bytes.writeUInt32LE(Number.parseInt(id.replace("-", ""), 16) >>> 0, 0);
+  await writeAt(part, l.idOffset, bytes);
+  if (l.fat32 && l.backupSector > 0) {
+    const off = l.backupSector * l.bytesPerSector;
+    const backup = await readAt(part, off, 512);
+    if (vfatLayout(backup)) await writeAt(part, off + l.idOffset, bytes);
+  }
+}
+
+const mtoolsEnv = (env?: NodeJS.ProcessEnv): NodeJS.ProcessEnv => ({
+  ...(env ?? process.env),
+  MTOOLS_SKIP_CHECK: "1",
+});
+
+/** Every file path on the volume (`/EFI/debian/grub.cfg`, …). */
+export async function listVfatFiles(part: string, env?: NodeJS.ProcessEnv): Promise<string[]> {
+  const { stdout } = await runTool("mdir", ["-/", "-b", "-i", part, "::/"], {
+    env: mtoolsEnv(env),
+  });
+  return stdout
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l.startsWith("::/") && !l.endsWith("/"))
+    .map((l) => l.slice(2));
+}
+
+export async function readVfatFile(
+  part: string,
+  file: string,
+  env?: NodeJS.ProcessEnv,
+): Promise<Buffer> {
+  const { stdout } = await runTool("mtype", ["-i", part, `::${file}`], {
+    env: mtoolsEnv(env),
+  });
+  return Buffer.from(stdout, "utf8");
+}
+
+/** Replace `file` on the volume with `data`. */
+export async function writeVfatFile(
+  part: string,
+  file: string,
+  data: Buffer,
+  workDir: string,
+  env?: NodeJS.ProcessEnv,
+): Promise<void> {
+  const local = await fs.mkdtemp(path.join(workDir, "vfat-"));
+  const src = path.join(local, path.posix.basename(file));
+  await fs.writeFile(src, data);
+  try {
+    await runTool("mcopy", ["-o", "-i", part, src, `::${file}`], { env: mtoolsEnv(env) });
+  } finally {
+    await fs.rm(local, { recursive: true, force: true });
+  }
+}
