@@ -8,14 +8,14 @@
 import { createHash } from "node:crypto";
 import { promises as fs } from "node:fs";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { inspectImage } from "../../src/sysprep/index.js";
-import { runCli, tempDir } from "../fixtures/helpers.js";
+import { runCli } from "../support/cli.js";
 import { type DiskImage, diskImage } from "../support/disk-image.js";
+import { tempDir } from "../support/tmp.js";
 
 let img: DiskImage;
 let home: string;
-let cleanup: () => Promise<void>;
 let baseSum: string;
 
 async function sha256(file: string): Promise<string> {
@@ -26,10 +26,9 @@ async function sha256(file: string): Promise<string> {
 
 beforeAll(async () => {
   img = await diskImage({ table: "gpt" });
-  ({ dir: home, cleanup } = await tempDir("glint-disk-identity-"));
+  home = await tempDir("glint-disk-identity-");
   baseSum = await sha256(img.qcow2);
 }, 180_000);
-afterAll(() => cleanup());
 
 async function glint(...args: string[]): Promise<string> {
   const r = await runCli([...args, "--home", home]);
