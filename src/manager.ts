@@ -12,6 +12,7 @@ import {
   createPostInstallScript as writeScriptFile,
   writeSeed,
 } from "./guest/index.js";
+import { requireTool } from "./host/tools.js";
 import type { RandomSource } from "./identity/generate.js";
 import type { SystemIdentifiers } from "./identity/model.js";
 import { POLICIES, type PolicyName } from "./identity/policies.js";
@@ -19,7 +20,7 @@ import { type CreateVmOptions, createVm } from "./ops/create.js";
 import { assertNotBusy, readIdentity, readUsable, type UsableVm } from "./ops/inspect.js";
 import { DEFAULT_STEPS } from "./ops/reset-steps.js";
 import { type RunOptions, type RunResult, runVm, vmArgv } from "./ops/run.js";
-import { applyIdentifiersToQemuCommand, requireTool } from "./qemu/index.js";
+import { applyIdentifiersToQemuCommand } from "./qemu/index.js";
 import { Engine, type OperationOptions, type OperationResult } from "./txn/engine.js";
 import type { ResetSteps } from "./txn/steps.js";
 import type { VmConfig } from "./vm/config.js";

@@ -8,7 +8,7 @@ import { spawn } from "node:child_process";
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { GlintError } from "../errors.js";
-import { requireTool } from "../qemu/tools.js";
+import { requireTool } from "../host/tools.js";
 import { isFile } from "../vm/fsutil.js";
 import { TPM2_PERMALL } from "../vm/layout.js";
 import { ownedTempDir, PLAIN_PATH_RE, shortTmpRoot, tail } from "./swtpm-util.js";

@@ -24,7 +24,7 @@ import { promises as fs } from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
 import { GlintError, UsageError } from "../errors.js";
-import { requireTool } from "../qemu/tools.js";
+import { requireTool } from "../host/tools.js";
 import { type PreparedChange, preparedChange } from "../txn/change.js";
 import { fsyncDir, fsyncFile, tempPathFor } from "../vm/atomic.js";
 import { isFile, readNoFollow } from "../vm/fsutil.js";

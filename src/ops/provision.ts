@@ -12,13 +12,13 @@ import {
   type ResolvedFirmware,
   resolveFirmware,
 } from "../firmware/index.js";
+import { requireTool } from "../host/tools.js";
 import {
   checkSelfContained,
   createBlankDisk,
   createOverlay,
   flattenImage,
   imageInfo,
-  requireTool,
 } from "../qemu/index.js";
 import { copyFileAtomic } from "../vm/atomic.js";
 import {

@@ -20,7 +20,7 @@ import {
   SCRIPT_FILE,
   writeSeed,
 } from "../../src/guest/index.js";
-import { requireTool } from "../../src/qemu/tools.js";
+import { requireTool } from "../../src/host/tools.js";
 import { vmPaths } from "../../src/vm/layout.js";
 import { run, runOk } from "../support/exec.js";
 import { freshIds, regenerate } from "../support/identity.js";

@@ -7,6 +7,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { copyFile, mkdir, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { requireTool } from "../../src/host/tools.js";
 import type { SystemIdentifiers } from "../../src/identity/index.js";
 import { createBlankDisk, createOverlay } from "../../src/qemu/img.js";
 import {
@@ -15,7 +16,6 @@ import {
   type FirmwareFiles,
 } from "../../src/qemu/index.js";
 import { diskSerial } from "../../src/qemu/mapping.js";
-import { requireTool } from "../../src/qemu/tools.js";
 import type { VmConfigInput } from "../../src/vm/config.js";
 import { type VmPaths, vmPaths } from "../../src/vm/layout.js";
 import { identityFromSeed } from "../support/identity.js";

@@ -9,7 +9,7 @@ import {
   runTool,
   TOOLS,
   type ToolName,
-} from "../../src/qemu/tools.js";
+} from "../../src/host/tools.js";
 import { tempDir } from "../support/tmp.js";
 
 let dir: string;
