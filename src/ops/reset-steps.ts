@@ -7,17 +7,19 @@
  */
 import { existsSync, promises as fs } from "node:fs";
 import path from "node:path";
+import { glintError } from "../errors.js";
 import { prepareTpmReset, prepareUefiReset } from "../firmware/index.js";
 import { prepareGuestFiles } from "../guest/index.js";
 import { runTool } from "../host/tools.js";
 import type { ResetStep } from "../identity/policies.js";
 import { createOverlay, imageInfo, relativeBackingPath } from "../qemu/index.js";
 import { type PreparedChange, preparedChange } from "../txn/change.js";
+import type { Engine } from "../txn/engine.js";
 import type { ResetStepImpl, ResetSteps, StepContext } from "../txn/steps.js";
 import { renameIntoPlace, tempPathFor } from "../vm/atomic.js";
 import type { VmConfig } from "../vm/config.js";
 import { HISTORY_OVERLAY_RE, storePaths, tpmStateFile, type VmPaths } from "../vm/layout.js";
-import { archiveByLink, archiveFile } from "../vm/store.js";
+import { archiveByLink, archiveFile, readConfigOrDefault } from "../vm/store.js";
 import { diskIdentity, identifyDisk, keepSysprepValues } from "./disk-identity.js";
 
 /** Copy the state about to be replaced into history/ before committing. */
@@ -171,4 +173,24 @@ export function describeResets(
 /** Whether `step` does anything on a VM with `config` (e.g. no TPM → no TPM reset). */
 export function stepApplies(step: ResetStep, config: VmConfig): boolean {
   return DEFAULT_STEPS[step]?.appliesTo(config) === true;
+}
+
+/** `glint reset uefi|tpm`: run one reset step alone (the caller holds the VM's lock). */
+export async function resetOne(
+  engine: Engine,
+  paths: VmPaths,
+  step: "uefi" | "tpm",
+  options: { onProgress?: (message: string) => void },
+): Promise<void> {
+  const config = await readConfigOrDefault(paths);
+  if (!stepApplies(step, config)) {
+    throw glintError(
+      "unsupported",
+      step === "uefi"
+        ? `VM "${paths.name}" uses BIOS firmware: it has no UEFI variables to reset`
+        : `VM "${paths.name}" has no TPM`,
+      { vm: paths.name, reason: step === "uefi" ? "no-uefi" : "no-tpm" },
+    );
+  }
+  await engine.runSteps(paths, `reset-${step}`, [step], options);
 }
