@@ -9,7 +9,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GlintError } from "../../src/errors.js";
 import { QmpClient } from "../../src/verify/qmp.js";
 import { vmPaths } from "../../src/vm/layout.js";
-import { glint, glintOk, readIds, startGlintRun, tempHome } from "../e2e/helpers.js";
+import { startGlintRun } from "../e2e/guest/runner.js";
+import { runCli as glint, runCliOk as glintOk, readIds } from "../support/cli.js";
+import { tempDir as tempHome } from "../support/tmp.js";
 
 let home: string;
 let run: ReturnType<typeof startGlintRun>;

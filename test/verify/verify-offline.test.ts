@@ -7,8 +7,9 @@
 import { promises as fs } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { vmPaths } from "../../src/vm/layout.js";
-import { glint, glintOk, readIds, tempHome } from "../e2e/helpers.js";
+import { runCli as glint, runCliOk as glintOk, readIds } from "../support/cli.js";
 import { type DiskImage, diskImage } from "../support/disk-image.js";
+import { tempDir as tempHome } from "../support/tmp.js";
 
 interface VerifyJson {
   vm: string;

@@ -4,7 +4,8 @@
  */
 import { spawn } from "node:child_process";
 import { promises as fs } from "node:fs";
-import { CLI, stopGroup } from "../helpers.js";
+import { CLI } from "../../support/paths.js";
+import { stopGroup } from "../guest/runner.js";
 import { type GuestReport, parseReports } from "./report.js";
 
 /** One boot of a Debian guest: 15 minutes at most (two boots under TCG when cloud-init reboots). */

@@ -9,7 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SystemIdentifiers } from "../../../src/identity/model.js";
 import { QmpClient } from "../../../src/verify/qmp.js";
 import { vmPaths } from "../../../src/vm/layout.js";
-import { glint, glintOk, readIds, tempHome } from "../helpers.js";
+import { runCli as glint, runCliOk as glintOk, readIds } from "../../support/cli.js";
+import { tempDir as tempHome } from "../../support/tmp.js";
 import { bootDebian, type DebianBoot, STAY_UP, startDebian } from "./boot.js";
 import { emptyMachineId } from "./edit.js";
 import { type DebianImage, type DebianSuite, debianImage } from "./image.js";
@@ -105,9 +106,6 @@ export function debianScenario(suite: DebianSuite, options: ScenarioOptions = {}
     let img: DebianImage;
     let home: string;
     const boots = new Map<string, DebianBoot>();
-    // Offline re-identification of the VM's overlay (glint sysprep), as after every create and nuke.
-    const sysprep = (vm: string) =>
-      glintOk(["sysprep", vmPaths(home, vm).overlay, "--vm", vm, "--home", home]);
     const create = async (vm: string) => {
       await glintOk([
         "create",
@@ -123,7 +121,6 @@ export function debianScenario(suite: DebianSuite, options: ScenarioOptions = {}
         "--memory",
         "1024",
       ]);
-      await sysprep(vm);
     };
 
     beforeAll(async () => {
@@ -208,7 +205,6 @@ export function debianScenario(suite: DebianSuite, options: ScenarioOptions = {}
         const before = boots.get("a")?.report;
         expect(before).toBeDefined();
         await glintOk(["nuke", "a", "--home", home, "--yes"]);
-        await sysprep("a");
         const boot = await bootDebian(home, "a", path.join(home, "a-boot2.log"));
         process.stderr.write(`${suite} a after nuke: booted and reported in ${boot.seconds} s\n`);
         const ids = await readIds(home, "a");
@@ -231,6 +227,7 @@ export function debianScenario(suite: DebianSuite, options: ScenarioOptions = {}
             "--base",
             img.image,
             "--overlay",
+            "--no-sysprep",
             "--firmware",
             "uefi",
             "--memory",
