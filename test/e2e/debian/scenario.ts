@@ -70,8 +70,7 @@ function perInstance(r: GuestReport): Record<string, string[]> {
     machine_id: [r.machine_id ?? ""],
     ssh_host_keys: sshFingerprints(r),
     instance_id: [r.instance_id ?? ""],
-    // dhclient's DUID, which its DHCPv4 client identifier is made of (-i).
-    dhcp_duid: [r.dhcp_duid ?? ""].filter((v) => v !== ""),
+
     root_uuid: [r.root_uuid ?? ""],
     root_partuuid: [r.root_partuuid ?? ""],
     product_uuid: [r.product_uuid ?? ""],
@@ -80,11 +79,25 @@ function perInstance(r: GuestReport): Record<string, string[]> {
   };
 }
 
+/**
+ * dhclient's DUID, which its DHCPv4 client identifier is made of (`-i`), as
+ * far as a lease file records it: Glint's guest script removes the leases on
+ * a new instance, after dhclient has bound, so a clone's first boot may end
+ * with no lease file. A DUID is compared only where both sides recorded one.
+ */
+function sharedDuid(x: GuestReport, y: GuestReport): string[] {
+  const dx = x.dhcp_duid ?? "";
+  const dy = y.dhcp_duid ?? "";
+  return dx !== "" && dx === dy ? [dx] : [];
+}
+
 /** Every per-instance value that `x` and `y` share (expected: none). */
 export function shared(x: GuestReport, y: GuestReport): Record<string, string[]> {
   const px = perInstance(x);
   const py = perInstance(y);
   const out: Record<string, string[]> = {};
+  const duid = sharedDuid(x, y);
+  if (duid.length > 0) out.dhcp_duid = duid;
   for (const [field, values] of Object.entries(px)) {
     const common = values.filter((v) => (py[field] ?? []).includes(v));
     const empty = values.length === 0 || (py[field] ?? []).length === 0;
