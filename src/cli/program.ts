@@ -14,6 +14,7 @@ import { FIRMWARE_KINDS, HOSTNAME_SOURCES, NET_MODES } from "../vm/config.js";
 import { formatComparison, formatIdentity, formatTable } from "./format.js";
 import { confirmByTyping, confirmYesNo, type Io, processIo } from "./io.js";
 import { printable, printableIo } from "./printable.js";
+import { addRegistryCommands } from "./registry.js";
 import { shellQuote } from "./shell.js";
 import { addSysprepCommand } from "./sysprep.js";
 
@@ -462,6 +463,7 @@ export function buildProgram(
     });
 
   addSysprepCommand(program, io, ctx.setExitCode, manager);
+  addRegistryCommands(program, io, manager);
 
   common(program.command("script"))
     .description("write the post-install script shared/set_identifiers.sh (or print it)")

@@ -21,6 +21,8 @@ export interface ValueSet {
 
 export interface RegenerateOptions {
   random?: RandomSource;
+  /** The home's MAC prefix (52:54:00 by default). */
+  macPrefix?: string;
   now?: Date;
   /** Upper bound on draws per field before giving up (the space is exhausted). */
   maxAttempts?: number;
@@ -62,7 +64,7 @@ export function applyPolicy(
     }
     let attempt = 0;
     for (;;) {
-      const v = drawIdentifier(field, random);
+      const v = drawIdentifier(field, random, options.macPrefix);
       const key = v.replaceAll("-", "");
       if (!used.has(v) && !drawn.has(key)) {
         values[field] = v;

@@ -147,6 +147,12 @@ export interface StorePaths {
   readonly vmLocks: string;
   /** The per-home local CA that signs every VM's EK certificate. */
   readonly tpmCa: string;
+  /** The embedded registry (SQLite) of every value issued (src/registry/). */
+  readonly registryDb: string;
+  /** This home's random id, telling it apart in a registry shared by several hosts. */
+  readonly homeId: string;
+  /** Per-home settings: registry, MAC prefix (src/registry/config.ts). */
+  readonly config: string;
 }
 
 /** Store-wide files. */
@@ -158,6 +164,9 @@ export function storePaths(home: string): StorePaths {
     generation: path.join(dir, "generation"),
     vmLocks: path.join(dir, "vms"),
     tpmCa: path.join(dir, "tpm-ca"),
+    registryDb: path.join(dir, "registry.db"),
+    homeId: path.join(dir, "home-id"),
+    config: path.join(dir, "config.json"),
   };
 }
 
