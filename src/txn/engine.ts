@@ -28,6 +28,7 @@ import type { VmConfig } from "../vm/config.js";
 import { readFileIfExists, stripBom } from "../vm/fsutil.js";
 import { historyPath, storePaths, type VmPaths } from "../vm/layout.js";
 import { withLock } from "../vm/lock.js";
+import { UsedValues } from "../vm/registry.js";
 import { assertNotRunning } from "../vm/running.js";
 import { assertNoForeignSymlinks } from "../vm/safety.js";
 import {
@@ -40,7 +41,7 @@ import {
 import type { PreparedChange } from "./change.js";
 import { critical } from "./critical.js";
 import { type PendingOperation, readJournal, removeJournal, writeJournal } from "./journal.js";
-import { drawAndReserve } from "./reserve.js";
+import { drawAndReserve, markIssued } from "./reserve.js";
 import type { ResetSteps, StepContext, StepOutcome } from "./steps.js";
 
 export interface EngineOptions {
@@ -118,7 +119,13 @@ export class Engine {
       );
       return undefined;
     }
-    const clash = (await (await this.registry()).conflictsOf(paths.name, op.identifiers))[0];
+    // The files first (a copied VM directory brings its journal along), then
+    // the registry (other homes and hosts): recovery is rare, a scan is affordable.
+    const used = new UsedValues(this.options.home);
+    await used.refresh({ force: true });
+    const clash =
+      used.conflictsOf(paths.name, op.identifiers)[0] ??
+      (await (await this.registry()).conflictsOf(paths.name, op.identifiers))[0];
     if (clash) {
       throw glintError(
         "conflict",
@@ -326,15 +333,7 @@ export class Engine {
     }
     if (op.archived !== null) await archiveFileTo(paths, paths.identifiers, op.archived);
     await writeIdentifiers(paths, op.identifiers);
-    // The values are issued now, whatever the registry says: a failure here
-    // leaves reserved rows, which hold the values all the same.
-    await (await this.registry())
-      .issue(paths.name, op.identifiers)
-      .catch((error: unknown) =>
-        this.options.notify(
-          `the registry did not record "${paths.name}" as issued (${messageOf(error)})`,
-        ),
-      );
+    await markIssued(await this.registry(), paths.name, op.identifiers, this.options.notify);
     // A create is finished once its identity is in place, whoever finishes it.
     if (op.policy === "fresh") await fs.rm(paths.creating, { force: true });
     await removeJournal(paths);

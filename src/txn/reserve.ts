@@ -2,21 +2,39 @@
  * Phase 1 of an operation (see engine.ts), under the store lock: draw the
  * new identity, record it in the VM's journal (stage `reserved`), then
  * reserve its new values in the registry in one transaction that checks
- * they were never issued, by any VM on any host sharing the registry. A
- * value someone holds is excluded and the identity drawn again; after
- * MAX_ROUNDS the value space counts as exhausted. If the registry fails,
+ * they were never issued, by any VM on any host sharing the registry. Each
+ * value is looked up as it is drawn (a taken one is drawn again); if another
+ * host reserves one between the look-up and the reservation, the identity
+ * is drawn again; after MAX_ROUNDS the value space counts as exhausted. If the registry fails,
  * the journal is removed: nothing is left.
  */
-import { glintError } from "../errors.js";
+import { glintError, messageOf } from "../errors.js";
 import type { RandomSource } from "../identity/generate.js";
 import type { SystemIdentifiers } from "../identity/model.js";
 import type { Policy } from "../identity/policies.js";
-import { applyPolicy } from "../identity/regenerate.js";
-import { type RegistryValue, slotOf, valuesOf } from "../registry/model.js";
+import { applyPolicyAsync } from "../identity/regenerate.js";
+import { type RegistryValue, registryValue, slotOf, valuesOf } from "../registry/model.js";
 import type { Registry } from "../registry/registry.js";
 import type { VmPaths } from "../vm/layout.js";
-import { valueKey } from "../vm/registry.js";
 import { type PendingOperation, removeJournal, writeJournal } from "./journal.js";
+
+/**
+ * Mark a committed identity's values issued. They are issued whatever the
+ * registry says: a failure here leaves reserved rows, which hold the values
+ * all the same, so it is only told.
+ */
+export async function markIssued(
+  registry: Registry,
+  vm: string,
+  ids: SystemIdentifiers,
+  notify: (message: string) => void,
+): Promise<void> {
+  await registry
+    .issue(vm, ids)
+    .catch((error: unknown) =>
+      notify(`the registry did not record "${vm}" as issued (${messageOf(error)})`),
+    );
+}
 
 /** Rounds of drawing before giving up: the value space is exhausted. */
 export const MAX_ROUNDS = 1000;
@@ -45,21 +63,20 @@ export function newValues(
 export async function drawAndReserve(o: DrawOptions): Promise<PendingOperation> {
   const excluded = new Set<string>();
   for (let round = 1; round <= MAX_ROUNDS; round++) {
-    const identifiers = applyPolicy(
+    // Each value is looked up as it is drawn, so that only a taken one is drawn again.
+    const identifiers = await applyPolicyAsync(
       o.previous,
       o.policy,
-      { has: (v) => excluded.has(valueKey(v)) },
+      async (field, value) => {
+        const v = registryValue(field, value);
+        return excluded.has(v.key) || (await o.registry.taken([v])).size > 0;
+      },
       {
         ...(o.random ? { random: o.random } : {}),
         ...(o.macPrefix ? { macPrefix: o.macPrefix } : {}),
       },
     );
     const fresh = newValues(identifiers, o.previous);
-    const taken = await o.registry.taken(fresh);
-    if (taken.size > 0) {
-      for (const v of fresh) if (taken.has(slotOf(v))) excluded.add(v.key);
-      continue;
-    }
     const pending = o.pending(identifiers);
     await writeJournal(o.paths, pending);
     let refused: RegistryValue[];
