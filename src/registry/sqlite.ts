@@ -4,8 +4,11 @@
  * calls are synchronous; each method is one transaction (BEGIN IMMEDIATE
  * for writes, so that two processes serialise instead of failing).
  */
+import { statfsSync } from "node:fs";
 import { createRequire } from "node:module";
+import path from "node:path";
 import type { IdentifierField } from "../identity/model.js";
+import { systemError } from "../vm/syserror.js";
 import type {
   Owner,
   RegistryRow,
@@ -54,7 +57,50 @@ function toRow(r: DbRow): RegistryRow {
   };
 }
 
+/**
+ * SQLite reports a full disk as SQLITE_FULL, or (WAL's shared memory on a
+ * full tmpfs) as an I/O error: with less than a megabyte left, say so as
+ * the system error it is.
+ */
+export function sqliteSystemError(error: unknown, file: string): unknown {
+  const code = (error as { code?: unknown }).code;
+  if (typeof code !== "string" || !/^SQLITE_(FULL|IOERR|READONLY|CANTOPEN)/.test(code))
+    return error;
+  let errno = code.startsWith("SQLITE_READONLY") ? "EROFS" : undefined;
+  if (code === "SQLITE_FULL") errno = "ENOSPC";
+  if (errno === undefined && !code.startsWith("SQLITE_CANTOPEN")) {
+    try {
+      const st = statfsSync(path.dirname(file));
+      if (st.bavail * st.bsize < 1024 * 1024) errno = "ENOSPC";
+    } catch {}
+  }
+  if (errno === undefined) return error;
+  return systemError(Object.assign(new Error(errno), { code: errno, path: file }), file);
+}
+
 export function openSqlite(file: string): RegistryStore {
+  let store: RegistryStore;
+  try {
+    store = openSqliteUnchecked(file);
+  } catch (error) {
+    throw sqliteSystemError(error, file);
+  }
+  // Every later call too.
+  const guarded: Record<string, unknown> = { description: store.description };
+  for (const [name, fn] of Object.entries(store)) {
+    if (typeof fn !== "function") continue;
+    guarded[name] = async (...args: unknown[]) => {
+      try {
+        return await (fn as (...a: unknown[]) => Promise<unknown>)(...args);
+      } catch (error) {
+        throw sqliteSystemError(error, file);
+      }
+    };
+  }
+  return guarded as unknown as RegistryStore;
+}
+
+function openSqliteUnchecked(file: string): RegistryStore {
   // Loaded here only: the commands that never draw or check values do not need it.
   const Db = createRequire(import.meta.url)("better-sqlite3") as DatabaseCtor;
   const db = new Db(file, { timeout: 60_000 });
