@@ -3,6 +3,7 @@
  * zod): which registry the home uses and its MAC prefix. `--registry` and
  * `GLINT_REGISTRY` override `registry`.
  */
+import { promises as fs } from "node:fs";
 import * as z from "zod";
 import { GlintError, UsageError } from "../errors.js";
 import { writeFileAtomic } from "../vm/atomic.js";
@@ -58,5 +59,6 @@ export async function readHomeConfig(home: string): Promise<HomeConfig> {
 export async function writeHomeConfig(home: string, config: HomeConfig): Promise<void> {
   const parsed = homeConfigSchema.safeParse(config);
   if (!parsed.success) throw new UsageError(describeZodError(parsed.error));
+  await fs.mkdir(storePaths(home).dir, { recursive: true });
   await writeFileAtomic(homeConfigPath(home), `${JSON.stringify(parsed.data, null, 2)}\n`);
 }
