@@ -91,7 +91,13 @@ describe("registry check", () => {
     const rows = (await reg.rows()).filter((r) => !(r.vm === "b" && r.field === "cpu_serial"));
     await reg.replaceRows([
       ...rows,
-      { ...rows[0]!, key: "ffffffffffff4fffbfffffffffffffff", value: "x", vm: "a", state: "reserved" },
+      {
+        ...rows[0]!,
+        key: "ffffffffffff4fffbfffffffffffffff",
+        value: "x",
+        vm: "a",
+        state: "reserved",
+      },
     ]);
     const drift = (await checkRegistry(reg)).drift;
     expect(drift.map((d) => [d.kind, d.vms.join()])).toEqual([

@@ -21,7 +21,9 @@ function binDir(): string {
         .sort((a, b) => Number(b) - Number(a))
     : [];
   if (!versions[0]) {
-    throw new Error("PostgreSQL is not installed: run scripts/host-packages.sh (package postgresql)");
+    throw new Error(
+      "PostgreSQL is not installed: run scripts/host-packages.sh (package postgresql)",
+    );
   }
   return path.join(root, versions[0], "bin");
 }
