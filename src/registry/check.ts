@@ -43,7 +43,7 @@ export interface CheckReport {
 }
 
 /** Values that the files of two or more VMs hold. */
-function fileDuplicates(found: readonly FileValue[]): Drift[] {
+function fileDuplicates(found: readonly FileValue[], slots = new Set<string>()): Drift[] {
   const holders = new Map<string, { f: FileValue; vms: Set<string> }>();
   for (const f of found) {
     const slot = slotOf(f);
@@ -51,6 +51,7 @@ function fileDuplicates(found: readonly FileValue[]): Drift[] {
     h.vms.add(f.vm);
     holders.set(slot, h);
   }
+  for (const [slot, h] of holders) if (h.vms.size > 1) slots.add(slot);
   return [...holders.values()]
     .filter((h) => h.vms.size > 1)
     .map((h) => ({
@@ -73,8 +74,8 @@ function sortDrift(drift: Drift[]): Drift[] {
 export async function checkRegistry(registry: Registry): Promise<CheckReport> {
   const found = await scanHome(registry.home);
   const rows = await registry.rows();
-  const drift: Drift[] = fileDuplicates(found);
-  const dupSlots = new Set(drift.map((d) => `${d.field}|${d.value}`));
+  const dupSlots = new Set<string>();
+  const drift: Drift[] = fileDuplicates(found, dupSlots);
   const mine = new Map(rows.map((r) => [slotOf(r), r]));
   const inFiles = new Map<string, Set<string>>();
   for (const f of found) {
@@ -89,7 +90,7 @@ export async function checkRegistry(registry: Registry): Promise<CheckReport> {
   const reported = new Set<string>();
   for (const f of notMine) {
     const slot = slotOf(f);
-    if (reported.has(`${slot}|${f.vm}`) || dupSlots.has(`${f.field}|${f.value}`)) continue;
+    if (reported.has(`${slot}|${f.vm}`) || dupSlots.has(slot)) continue;
     reported.add(`${slot}|${f.vm}`);
     const owner = elsewhere.get(slot);
     if (!owner) {

@@ -92,7 +92,7 @@ describe("registry check", () => {
     await reg.replaceRows([
       ...rows,
       {
-        ...rows[0]!,
+        ...(rows[0] as (typeof rows)[number]),
         key: "ffffffffffff4fffbfffffffffffffff",
         value: "x",
         vm: "a",
