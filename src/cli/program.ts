@@ -155,6 +155,10 @@ export function buildProgram(
         "guest hostname: the VM name or glint-<machine-id>",
       ).choices(HOSTNAME_SOURCES),
     )
+    .option(
+      "--no-sysprep",
+      "never write the identity into the VM's disk offline; the guest script and cloud-init apply it at boot",
+    )
     .action(async (vm: string, opts: CommonOptions & CreateCliOptions) => {
       const m = manager(opts.home);
       const spinner = progress(io, opts.json);
@@ -174,6 +178,8 @@ export function buildProgram(
           memoryMb: opts.memory,
           cpus: opts.cpus,
           hostnameFrom: opts.hostnameFrom,
+          // commander sets `sysprep: true` unless --no-sysprep is given.
+          sysprep: opts.sysprep === false ? false : undefined,
         }),
         onProgress: spinner,
       });

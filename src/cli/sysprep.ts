@@ -5,11 +5,8 @@
  * names what it found.
  */
 import type { Command } from "commander";
-import { hostnameFor } from "../guest/index.js";
 import type { UuidManager } from "../manager.js";
-import { formatReport, type SysprepReport, sysprepImage } from "../sysprep/index.js";
-import { acquireLock } from "../vm/lock.js";
-import { assertNotRunning } from "../vm/running.js";
+import { formatReport } from "../sysprep/index.js";
 import type { Io } from "./io.js";
 
 interface SysprepCliOptions {
@@ -37,33 +34,12 @@ export function addSysprepCommand(
     .option("--json", "print the report as JSON")
     .action(async (image: string, opts: SysprepCliOptions) => {
       const m = manager(opts.home);
-      const identifiers = await m.getIdentifiers(opts.vm);
-      const config = await m.getConfig(opts.vm);
-      // The same hostname the guest script and cloud-init give (VM name or glint-<machine-id>).
-      const hostname = hostnameFor(opts.vm, identifiers, config.hostname_from);
-      const paths = m.paths(opts.vm);
-      const apply = () =>
-        sysprepImage(
-          image,
-          { vmName: opts.vm, identifiers, hostname },
-          {
-            dryRun: Boolean(opts.dryRun),
-            onProgress: (message) => {
-              if (!opts.json) io.stderr(`… ${message}`);
-            },
-          },
-        );
-      let report: SysprepReport;
-      if (opts.dryRun) report = await apply();
-      else {
-        const lock = await acquireLock(paths.lock, { purpose: "sysprep", vm: opts.vm });
-        try {
-          await assertNotRunning(paths);
-          report = await apply();
-        } finally {
-          await lock.release();
-        }
-      }
+      const report = await m.sysprep(opts.vm, image, {
+        dryRun: Boolean(opts.dryRun),
+        onProgress: (message: string) => {
+          if (!opts.json) io.stderr(`… ${message}`);
+        },
+      });
       io.stdout(opts.json ? JSON.stringify(report, null, 2) : formatReport(report));
       if (report.status === "skipped") {
         io.stderr(`glint: ${image}: ${report.skipped[0]?.reason ?? "nothing to re-identify"}`);

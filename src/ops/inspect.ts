@@ -5,6 +5,7 @@
  * another VM (of this home or another sharing the registry) holds one of its
  * values.
  */
+import { existsSync, promises as fs } from "node:fs";
 import { glintError } from "../errors.js";
 import type { SystemIdentifiers } from "../identity/model.js";
 import { POLICIES } from "../identity/policies.js";
@@ -16,7 +17,12 @@ import type { VmPaths } from "../vm/layout.js";
 import { lockHolder } from "../vm/lock.js";
 import { assertNotRunning } from "../vm/running.js";
 import { assertNoForeignSymlinks } from "../vm/safety.js";
-import { readConfigOrDefault, readIdentifiers } from "../vm/store.js";
+import {
+  type HistoryEntry,
+  listHistory,
+  readConfigOrDefault,
+  readIdentifiers,
+} from "../vm/store.js";
 
 /** Throws a BusyError if another live process holds the VM, or its QEMU runs. */
 export async function assertNotBusy(paths: VmPaths): Promise<void> {
@@ -82,4 +88,31 @@ export async function readUsable(
     );
   }
   return { paths, ids, config: await readConfigOrDefault(paths) };
+}
+
+/** Past identities of a VM, oldest first. */
+export async function readHistory(paths: VmPaths): Promise<HistoryEntry[]> {
+  await fs.lstat(paths.dir).catch(() => {
+    throw glintError("not-found", `VM "${paths.name}" does not exist in ${paths.home}`, {
+      vm: paths.name,
+      reason: "no-vm",
+    });
+  });
+  await assertNoForeignSymlinks(paths);
+  return listHistory(paths);
+}
+
+/**
+ * Throws unless the VM has an identity (or an operation in progress that
+ * gives it one): the check a changing command makes before it asks.
+ */
+export async function assertHasIdentity(paths: VmPaths): Promise<void> {
+  // An operation in progress is finished (or rolled back) by the command itself.
+  if (!existsSync(paths.journal)) await readIdentity(paths);
+}
+
+/** The VM's config.json (defaults if it has none). */
+export async function readVmConfig(paths: VmPaths): Promise<VmConfig> {
+  await assertNoForeignSymlinks(paths);
+  return readConfigOrDefault(paths);
 }

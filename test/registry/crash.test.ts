@@ -6,19 +6,20 @@
 import { spawn } from "node:child_process";
 import { existsSync, promises as fs } from "node:fs";
 import path from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
+import type { SystemIdentifiers } from "../../src/identity/model.js";
 import { POLICIES } from "../../src/identity/policies.js";
 import { applyPolicy } from "../../src/identity/regenerate.js";
 import { vmPaths } from "../../src/vm/layout.js";
 import { writeIdentifiers } from "../../src/vm/store.js";
-import { CLI, runCli, tempDir } from "../fixtures/helpers.js";
+import { runCli } from "../support/cli.js";
+import { CLI } from "../support/paths.js";
+import { tempDir } from "../support/tmp.js";
 
 let dir: string;
-let cleanup: () => Promise<void>;
 beforeEach(async () => {
-  ({ dir, cleanup } = await tempDir("glint-registry-crash-"));
+  dir = await tempDir("glint-registry-crash-");
 });
-afterEach(() => cleanup());
 
 describe("kill -9 during creates", () => {
   it("every VM is complete or absent once touched again, and `registry check` exits 0", async () => {
@@ -56,7 +57,7 @@ describe("kill -9 during creates", () => {
 describe("registry rebuild", () => {
   it("on a home of 1,000 VMs with planted duplicates, reports each one", async () => {
     const home = path.join(dir, "big");
-    const all = [];
+    const all: SystemIdentifiers[] = [];
     for (let i = 0; i < 1000; i++) {
       const ids = applyPolicy(undefined, POLICIES.fresh, { has: () => false });
       all.push(ids);

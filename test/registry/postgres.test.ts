@@ -8,19 +8,19 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { IDENTIFIER_FIELDS, type SystemIdentifiers } from "../../src/identity/model.js";
 import { UuidManager } from "../../src/manager.js";
 import { valueKey } from "../../src/vm/registry.js";
-import { runCli, streamRandom, tempDir } from "../fixtures/helpers.js";
+import { runCli } from "../support/cli.js";
 import { type PgServer, startPostgres } from "../support/postgres.js";
+import { streamRandom } from "../support/random.js";
+import { tempDir } from "../support/tmp.js";
 
 let pg: PgServer;
 let dir: string;
-let cleanup: () => Promise<void>;
 beforeAll(async () => {
   pg = await startPostgres();
-  ({ dir, cleanup } = await tempDir("glint-pg-homes-"));
+  dir = await tempDir("glint-pg-homes-");
 }, 60_000);
 afterAll(async () => {
   await pg?.destroy();
-  await cleanup?.();
 });
 
 /** Every value in every identifiers.json under `homes`, as comparison keys. */
@@ -94,7 +94,7 @@ describe("a PostgreSQL registry shared by two hosts", () => {
       const lines = r.stderr
         .trim()
         .split("\n")
-        .filter((l) => l.startsWith("glint:"));
+        .filter((l: string) => l.startsWith("glint:"));
       expect(lines).toHaveLength(1);
       expect(lines[0]).toMatch(/PostgreSQL registry.*check that the registry is reachable/);
     }
@@ -122,7 +122,7 @@ describe("a PostgreSQL registry shared by two hosts", () => {
           r.stderr
             .trim()
             .split("\n")
-            .filter((l) => l.startsWith("glint:")),
+            .filter((l: string) => l.startsWith("glint:")),
         ).toHaveLength(1);
         expect(r.stderr).toMatch(/registry/);
         await expect(fs.access(vm)).rejects.toThrow();

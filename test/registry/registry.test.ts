@@ -6,20 +6,19 @@
  */
 import { promises as fs } from "node:fs";
 import path from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import { IDENTIFIER_FIELDS, type SystemIdentifiers } from "../../src/identity/model.js";
 import { UuidManager } from "../../src/manager.js";
 import { checkRegistry } from "../../src/registry/check.js";
 import { writeHomeConfig } from "../../src/registry/config.js";
 import { valueKey } from "../../src/vm/registry.js";
-import { streamRandom, tempDir } from "../fixtures/helpers.js";
+import { streamRandom } from "../support/random.js";
+import { tempDir } from "../support/tmp.js";
 
 let dir: string;
-let cleanup: () => Promise<void>;
 beforeEach(async () => {
-  ({ dir, cleanup } = await tempDir("glint-registry-"));
+  dir = await tempDir("glint-registry-");
 });
-afterEach(() => cleanup());
 
 const keys = (ids: SystemIdentifiers) => IDENTIFIER_FIELDS.map((f) => valueKey(ids[f]));
 
