@@ -28,7 +28,6 @@ import type { VmConfig } from "../vm/config.js";
 import { readFileIfExists, stripBom } from "../vm/fsutil.js";
 import { historyPath, storePaths, type VmPaths } from "../vm/layout.js";
 import { withLock } from "../vm/lock.js";
-import { UsedValues } from "../vm/registry.js";
 import { assertNotRunning } from "../vm/running.js";
 import { assertNoForeignSymlinks } from "../vm/safety.js";
 import {
@@ -41,7 +40,7 @@ import {
 import type { PreparedChange } from "./change.js";
 import { critical } from "./critical.js";
 import { type PendingOperation, readJournal, removeJournal, writeJournal } from "./journal.js";
-import { drawAndReserve, markIssued } from "./reserve.js";
+import { drawAndReserve, journalConflict, markIssued } from "./reserve.js";
 import type { ResetSteps, StepContext, StepOutcome } from "./steps.js";
 
 export interface EngineOptions {
@@ -119,13 +118,7 @@ export class Engine {
       );
       return undefined;
     }
-    // The files first (a copied VM directory brings its journal along), then
-    // the registry (other homes and hosts): recovery is rare, a scan is affordable.
-    const used = new UsedValues(this.options.home);
-    await used.refresh({ force: true });
-    const clash =
-      used.conflictsOf(paths.name, op.identifiers)[0] ??
-      (await (await this.registry()).conflictsOf(paths.name, op.identifiers))[0];
+    const clash = await journalConflict(await this.registry(), paths.name, op.identifiers);
     if (clash) {
       throw glintError(
         "conflict",

@@ -14,8 +14,9 @@ import type { SystemIdentifiers } from "../identity/model.js";
 import type { Policy } from "../identity/policies.js";
 import { applyPolicyAsync } from "../identity/regenerate.js";
 import { type RegistryValue, registryValue, slotOf, valuesOf } from "../registry/model.js";
-import type { Registry } from "../registry/registry.js";
+import type { Conflict, Registry } from "../registry/registry.js";
 import type { VmPaths } from "../vm/layout.js";
+import { UsedValues } from "../vm/registry.js";
 import { type PendingOperation, removeJournal, writeJournal } from "./journal.js";
 
 /**
@@ -34,6 +35,21 @@ export async function markIssued(
     .catch((error: unknown) =>
       notify(`the registry did not record "${vm}" as issued (${messageOf(error)})`),
     );
+}
+
+/**
+ * A value of an interrupted operation's journal that another VM holds: the
+ * files first (a copied VM directory brings its journal along), then the
+ * registry (other homes and hosts). Recovery is rare: a scan is affordable.
+ */
+export async function journalConflict(
+  registry: Registry,
+  vm: string,
+  ids: SystemIdentifiers,
+): Promise<Conflict | undefined> {
+  const used = new UsedValues(registry.home);
+  await used.refresh({ force: true });
+  return used.conflictsOf(vm, ids)[0] ?? (await registry.conflictsOf(vm, ids))[0];
 }
 
 /** Rounds of drawing before giving up: the value space is exhausted. */
