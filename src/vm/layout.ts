@@ -141,8 +141,6 @@ export interface StorePaths {
   readonly dir: string;
   /** Held while values are drawn, so that concurrent creates never share one. */
   readonly lock: string;
-  /** A token rewritten by every commit, so other processes know to rescan. */
-  readonly generation: string;
   /** Directory of the per-VM locks. */
   readonly vmLocks: string;
   /** The per-home local CA that signs every VM's EK certificate. */
@@ -161,7 +159,6 @@ export function storePaths(home: string): StorePaths {
   return {
     dir,
     lock: path.join(dir, "store.lock"),
-    generation: path.join(dir, "generation"),
     vmLocks: path.join(dir, "vms"),
     tpmCa: path.join(dir, "tpm-ca"),
     registryDb: path.join(dir, "registry.db"),
