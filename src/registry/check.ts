@@ -8,7 +8,8 @@
  * - `duplicate`: a value that two VMs' files hold, or that the registry
  *   gives to another VM (of this home or another);
  * - `orphan`: a reserved row with no journal or file holding it (a
- *   reservation whose operation is gone);
+ *   reservation whose operation is gone; the next command on the VM gives
+ *   it back, see Registry.reconcile);
  * - `unknown`: an issued row of an existing VM that none of its files hold.
  * Rows of VMs whose directory is gone are kept (their values stay issued)
  * and counted as `retired`. A journal's values are an operation in progress:

@@ -90,6 +90,8 @@ export interface RegistryStore {
    * changed and is returned. Rows of the same owner are kept.
    */
   claim(rows: readonly RegistryRow[]): Promise<RegistryRow[]>;
+  /** The `reserved` rows of one VM. */
+  reservedOf(owner: Owner): Promise<RegistryRow[]>;
   /** Every row of a home. */
   rowsOf(home: string): Promise<RegistryRow[]>;
   /** Delete every row of `home`, then insert `rows`; all or nothing. */

@@ -154,6 +154,13 @@ export async function openPostgres(url: string): Promise<RegistryStore> {
         }
         return refused;
       }),
+    reservedOf: async (owner) =>
+      (
+        await client.query(
+          "SELECT * FROM glint_values WHERE home = $1 AND vm = $2 AND state = 'reserved'",
+          [owner.home, owner.vm],
+        )
+      ).rows.map(toRow),
     rowsOf: async (home) =>
       (
         await client.query("SELECT * FROM glint_values WHERE home = $1 ORDER BY vm, field", [home])

@@ -23,7 +23,7 @@ import {
   slotOf,
   valuesOf,
 } from "./model.js";
-import { scanHome } from "./scan.js";
+import { scanHome, scanVm } from "./scan.js";
 
 export interface OpenOptions {
   /** `postgres://…`, `sqlite:FILE` or a file; else GLINT_REGISTRY, the home's config, `<home>/.glint/registry.db`. */
@@ -204,6 +204,26 @@ export class Registry {
         value: r.value,
         vm: r.home === this.homeId ? r.vm : `${r.home}/${r.vm}`,
       }));
+  }
+
+  /**
+   * Settle the reservations of `vm`, which has no operation in progress (the
+   * caller holds its lock and found no journal): a reserved value its files
+   * hold was issued (a commit whose registry update failed); any other was
+   * never issued (a reservation whose journal is gone) and is given back.
+   */
+  async reconcile(vm: string): Promise<void> {
+    const reserved = await this.call("reading reservations", () =>
+      this.store.reservedOf(this.owner(vm)),
+    );
+    if (reserved.length === 0) return;
+    const held = new Set((await scanVm(this.home, vm)).map(slotOf));
+    const issued = reserved.filter((r) => held.has(slotOf(r)));
+    const orphans = reserved.filter((r) => !held.has(slotOf(r)));
+    await this.call("settling reservations", async () => {
+      if (issued.length > 0) await this.store.issue(this.owner(vm), issued);
+      if (orphans.length > 0) await this.store.release(this.owner(vm), orphans);
+    });
   }
 
   /** How many MACs starting with `prefix` are held (any home). */

@@ -37,7 +37,8 @@ function generationOf(data: unknown): number {
   return typeof g === "number" && Number.isInteger(g) && g > 0 ? g : 1;
 }
 
-async function scanVm(home: string, vm: string): Promise<FileValue[]> {
+/** The values in one VM's files (journal, identity, history). */
+export async function scanVm(home: string, vm: string): Promise<FileValue[]> {
   const dir = path.join(home, vm);
   const out: FileValue[] = [];
   const add = (data: unknown, source: Source, file: string) => {

@@ -121,6 +121,9 @@ function openSqliteUnchecked(file: string): RegistryStore {
       "UPDATE glint_values SET state = 'issued', updated_at = ? WHERE cls = ? AND key = ? AND home = ? AND vm = ?",
     ),
     rowsOf: db.prepare("SELECT * FROM glint_values WHERE home = ? ORDER BY vm, field"),
+    reservedOf: db.prepare(
+      "SELECT * FROM glint_values WHERE home = ? AND vm = ? AND state = 'reserved'",
+    ),
     deleteHome: db.prepare("DELETE FROM glint_values WHERE home = ?"),
     countMacs: db.prepare(
       "SELECT count(*) AS n FROM glint_values WHERE cls = 'mac' AND key > ? AND key < ?",
@@ -192,6 +195,9 @@ function openSqliteUnchecked(file: string): RegistryStore {
     },
     async claim(rows) {
       return claim.immediate(rows);
+    },
+    async reservedOf(owner) {
+      return (q.reservedOf.all(owner.home, owner.vm) as DbRow[]).map(toRow);
     },
     async rowsOf(home) {
       return (q.rowsOf.all(home) as DbRow[]).map(toRow);

@@ -102,7 +102,9 @@ export class Engine {
       await assertNoForeignSymlinks(paths);
       await assertNotRunning(paths);
       await Promise.all([paths.dir, paths.shared, paths.history].map((d) => removeStaleTemps(d)));
-      return fn(await this.recover(paths));
+      const recovered = await this.recover(paths);
+      await (await this.registry()).reconcile(paths.name);
+      return fn(recovered);
     });
   }
 

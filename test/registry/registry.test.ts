@@ -104,6 +104,9 @@ describe("registry check", () => {
       ["missing", "b"],
     ]);
     expect(drift[1]?.value).toBe(ids.cpu_serial);
+    // The next command on a settles its orphan reservation.
+    await m.createPostInstallScript("a");
+    expect((await checkRegistry(reg)).drift.map((d) => d.kind)).toEqual(["missing"]);
     await m.close();
   });
 });
