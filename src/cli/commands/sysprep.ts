@@ -5,12 +5,11 @@
  * names what it found.
  */
 import type { Command } from "commander";
-import { hostnameFor } from "../guest/index.js";
-import type { UuidManager } from "../manager.js";
-import { formatReport, type SysprepReport, sysprepImage } from "../sysprep/index.js";
-import { acquireLock } from "../vm/lock.js";
-import { assertNotRunning } from "../vm/running.js";
-import type { Io } from "./io.js";
+import { hostnameFor } from "../../guest/index.js";
+import { formatReport, type SysprepReport, sysprepImage } from "../../sysprep/index.js";
+import { acquireLock } from "../../vm/lock.js";
+import { assertNotRunning } from "../../vm/running.js";
+import { type CliEnv, HOME_HELP } from "../common.js";
 
 interface SysprepCliOptions {
   vm: string;
@@ -19,12 +18,7 @@ interface SysprepCliOptions {
   json?: boolean;
 }
 
-export function addSysprepCommand(
-  program: Command,
-  io: Io,
-  setExitCode: (code: number) => void,
-  manager: (home: string | undefined) => UuidManager,
-): void {
+export function addSysprepCommand(program: Command, { io, manager, setExitCode }: CliEnv): void {
   program
     .command("sysprep")
     .description(
@@ -33,7 +27,7 @@ export function addSysprepCommand(
     .argument("<image>", "qcow2 or raw disk image, changed in place (all or nothing)")
     .requiredOption("--vm <vm>", "VM whose identity to apply")
     .option("--dry-run", "list every planned change and write nothing")
-    .option("--home <dir>", "VM home directory (default: $GLINT_HOME or ./vms_linux)")
+    .option("--home <dir>", HOME_HELP)
     .option("--json", "print the report as JSON")
     .action(async (image: string, opts: SysprepCliOptions) => {
       const m = manager(opts.home);
