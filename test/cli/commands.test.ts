@@ -53,9 +53,16 @@ describe("create → show → regen disk → regen base → nuke → history", (
   const identities: Ids[] = [];
 
   it("create prints the identity it wrote; show --json matches the file", async () => {
-    const created = await glintJson("create", vm);
+    const created = await glintJson<Record<string, unknown>>("create", vm);
     const { raw, ids } = await fileOf(vm);
-    expect(created).toEqual(ids);
+    // The whole result: the VM, the policy, the identity, the reset steps, the archive.
+    expect(created).toEqual({
+      vm,
+      policy: "fresh",
+      identifiers: ids,
+      steps: { "guest-files": "done" },
+      archived: null,
+    });
     const shown = await glintJson("show", vm);
     expect(shown).toEqual(ids);
     // Same keys in the same order as the file.
@@ -75,16 +82,16 @@ describe("create → show → regen disk → regen base → nuke → history", (
   });
 
   it.each([
-    ["disk", ["regen", "disk"]],
-    ["base", ["regen", "base"]],
+    ["disk", ["regen", "disk", "--yes"]],
+    ["base", ["regen", "base", "--yes"]],
     ["nuke", ["nuke", "--yes"]],
   ] as const)(
     "%s regenerates exactly its fields, keeps the rest, and grows history",
     async (policy, cmd) => {
       const before = identities.at(-1) as Ids;
-      const printed = await glintJson(...cmd, vm);
+      const printed = await glintJson<{ vm: string; policy: string; identifiers: Ids }>(...cmd, vm);
       const { ids: after } = await fileOf(vm);
-      expect(printed).toEqual(after);
+      expect(printed).toMatchObject({ vm, identifiers: after });
       expect(await glintJson("show", vm)).toEqual(after);
       expect(changed(before, after).sort()).toEqual([...POLICIES[policy].regenerate].sort());
       for (const f of keptFields(POLICIES[policy])) expect(after[f]).toBe(before[f]);
@@ -116,7 +123,7 @@ describe("create → show → regen disk → regen base → nuke → history", (
   });
 
   it("text output of regen marks kept fields", async () => {
-    const out = await glint("regen", "disk", vm);
+    const out = await glint("regen", "disk", vm, "--yes");
     const before = identities.at(-1) as Ids;
     const { ids: after } = await fileOf(vm);
     identities.push(after);
@@ -133,12 +140,13 @@ describe("several VMs", () => {
     for (const n of names) await glint("create", n);
   });
 
-  it("show --json without a VM gives an array of every VM's identity", async () => {
-    const all = await glintJson<Ids[]>("show");
+  it("show --json without a VM gives an array of every VM's name and identity", async () => {
+    const all = await glintJson<{ vm: string; ok: boolean; result: Ids }[]>("show");
     expect(Array.isArray(all)).toBe(true);
     const vms = (await fs.readdir(home)).filter((n) => !n.startsWith(".")).sort();
     expect(all).toHaveLength(vms.length);
-    for (const [i, vm] of vms.entries()) expect(all[i]).toEqual((await fileOf(vm)).ids);
+    for (const [i, vm] of vms.entries())
+      expect(all[i]).toEqual({ vm, ok: true, result: (await fileOf(vm)).ids });
   });
 
   it("list prints a header and one line per VM; list --json one object per VM", async () => {
@@ -156,7 +164,7 @@ describe("several VMs", () => {
   });
 
   it("no value is shared by two VMs", async () => {
-    const all = await glintJson<Ids[]>("show");
+    const all = (await glintJson<{ result: Ids }[]>("show")).map((e) => e.result);
     const keys = all.flatMap((ids) => IDENTIFIER_FIELDS.map((f) => canonicalHex(String(ids[f]))));
     expect(new Set(keys).size).toBe(keys.length);
   });
@@ -168,8 +176,8 @@ describe("--json on every command gives parseable JSON", () => {
     [["show", "j1"]],
     [["show"]],
     [["list"]],
-    [["regen", "disk", "j1"]],
-    [["regen", "base", "j1"]],
+    [["regen", "disk", "j1", "--yes"]],
+    [["regen", "base", "j1", "--yes"]],
     [["nuke", "j1", "--yes"]],
     [["history", "j1"]],
   ])("glint %j --json", async (args) => {
@@ -207,7 +215,7 @@ describe("where the home is", () => {
       const ids = JSON.parse(
         await fs.readFile(path.join(dir, "envvm", "identifiers.json"), "utf8"),
       );
-      expect(JSON.parse(r.stdout)).toEqual(ids);
+      expect(JSON.parse(r.stdout).identifiers).toEqual(ids);
       const s = await runCli(["show", "envvm", "--json"], { env: { GLINT_HOME: dir } });
       expect(JSON.parse(s.stdout)).toEqual(ids);
       const o = await runCli(["create", "x", "--home", other], { env: { GLINT_HOME: dir } });

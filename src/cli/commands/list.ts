@@ -3,6 +3,7 @@ import type { Command } from "commander";
 import { identifiersToDict } from "../../identity/model.js";
 import { type CliEnv, type CommonOptions, common } from "../common.js";
 import { formatTable } from "../format.js";
+import { vmState } from "../state.js";
 
 export function addListCommand(program: Command, { io, manager }: CliEnv): void {
   common(program.command("list"))
@@ -12,11 +13,13 @@ export function addListCommand(program: Command, { io, manager }: CliEnv): void 
       const rows: string[][] = [];
       const json: Record<string, unknown>[] = [];
       for (const vm of await m.listVms()) {
+        const { state } = await vmState(m, vm).catch(() => ({ state: "?" }));
         try {
           const ids = await m.getIdentifiers(vm);
           const cfg = await m.getConfig(vm);
           rows.push([
             vm,
+            state,
             ids.vm_uuid,
             ids.mac_address,
             cfg.firmware,
@@ -27,6 +30,7 @@ export function addListCommand(program: Command, { io, manager }: CliEnv): void 
           json.push({
             name: vm,
             ok: true,
+            state,
             ...identifiersToDict(ids),
             firmware: cfg.firmware,
             tpm: cfg.tpm,
@@ -34,8 +38,8 @@ export function addListCommand(program: Command, { io, manager }: CliEnv): void 
           });
         } catch (error) {
           const msg = error instanceof Error ? error.message : String(error);
-          rows.push([vm, "-", "-", "-", "-", "-", `unusable: ${msg}`]);
-          json.push({ name: vm, ok: false, error: msg });
+          rows.push([vm, state, "-", "-", "-", "-", "-", `unusable: ${msg}`]);
+          json.push({ name: vm, ok: false, state, error: msg });
         }
       }
       if (opts.json) io.stdout(JSON.stringify(json, null, 2));
@@ -44,7 +48,7 @@ export function addListCommand(program: Command, { io, manager }: CliEnv): void 
       else
         io.stdout(
           formatTable([
-            ["NAME", "VM UUID", "MAC", "FIRMWARE", "TPM", "OVERLAY", "UPDATED"],
+            ["NAME", "STATE", "VM UUID", "MAC", "FIRMWARE", "TPM", "OVERLAY", "UPDATED"],
             ...rows,
           ]),
         );

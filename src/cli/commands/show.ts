@@ -1,51 +1,50 @@
-/** `glint show [VM]`: the identifiers of one VM, or of all VMs. */
+/**
+ * `glint show [VM…] [--all | --match GLOB]`: VMs' identifiers. One VM named:
+ * its identity (JSON: the identifiers object). Otherwise (several, `--all`,
+ * `--match`, or nothing named = all VMs): one block per VM, and with
+ * `--json` an array of `{vm, ok, result | error}`; a VM that cannot be read
+ * gets its error in its element (or a FAILED line), the others are still
+ * shown, and the command exits 1 at the end.
+ */
 import type { Command } from "commander";
-import { GlintError } from "../../errors.js";
-import { identifiersToDict } from "../../identity/model.js";
-import { type CliEnv, type CommonOptions, common } from "../common.js";
+import { identifiersToDict, type SystemIdentifiers } from "../../identity/model.js";
+import { type BulkOptions, bulkOperands, forEachVm, selectVms } from "../bulk.js";
+import { type CliEnv, common } from "../common.js";
 import { formatIdentity } from "../format.js";
+import { vmBlock } from "../state.js";
 
 export function addShowCommand(program: Command, { io, manager }: CliEnv): void {
-  common(program.command("show"))
-    .description("show the identifiers of one VM, or of all VMs")
-    .argument("[vm]", "VM name (default: all VMs)")
-    .action(async (vm: string | undefined, opts: CommonOptions) => {
+  bulkOperands(common(program.command("show")))
+    .description("show the identifiers of one VM, several, or all VMs (the default)")
+    .action(async (names: string[], opts: BulkOptions) => {
       const m = manager(opts.home);
-      if (vm !== undefined) {
+      const { vms, bulk } = await selectVms(m, names, opts, true);
+      if (!bulk) {
+        const vm = vms[0] ?? "";
         const ids = await m.getIdentifiers(vm);
         io.stdout(
           opts.json
             ? JSON.stringify(identifiersToDict(ids), null, 2)
-            : `${vm}\n${formatIdentity(ids, "  ")}`,
+            : `${vm}\n${formatIdentity(ids, "  ")}\n${await vmBlock(m, vm, await m.getConfig(vm), "    ")}`,
         );
         return;
       }
-      const all = [];
-      const unreadable: string[] = [];
-      for (const name of await m.listVms()) {
-        try {
-          all.push({ name, ids: await m.getIdentifiers(name) });
-        } catch (error) {
-          unreadable.push(`${name} (${error instanceof Error ? error.message : String(error)})`);
-        }
+      if (vms.length === 0) {
+        io.stdout(opts.json ? "[]" : `no VMs in ${m.home}; create one with \`glint create <vm>\``);
+        return;
       }
-      // Show every readable VM, then fail naming the others.
-      const failAfterwards = () => {
-        if (unreadable.length > 0) {
-          throw new GlintError(`cannot read ${unreadable.length} VM(s): ${unreadable.join("; ")}`);
-        }
-      };
-      if (opts.json)
-        io.stdout(
-          JSON.stringify(
-            all.map((x) => identifiersToDict(x.ids)),
-            null,
-            2,
-          ),
-        );
-      else if (all.length === 0 && unreadable.length === 0)
-        io.stdout(`no VMs in ${m.home}; create one with \`glint create <vm>\``);
-      else io.stdout(all.map((x) => `${x.name}\n${formatIdentity(x.ids, "  ")}`).join("\n\n"));
-      failAfterwards();
+      let first = true;
+      await forEachVm<SystemIdentifiers>(
+        io,
+        vms,
+        opts,
+        (vm) => m.getIdentifiers(vm),
+        (vm, ids) => {
+          const block = `${first ? "" : "\n"}${vm}\n${formatIdentity(ids, "  ")}`;
+          first = false;
+          return block;
+        },
+        identifiersToDict,
+      );
     });
 }
