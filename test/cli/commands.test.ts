@@ -46,6 +46,7 @@ interface HistoryJson {
   file: string;
   identifiers: Ids | null;
   error: string | null;
+  changes: { field: string; old: string; new: string }[];
 }
 
 describe("create → show → regen disk → regen base → nuke → history", () => {
@@ -115,10 +116,24 @@ describe("create → show → regen disk → regen base → nuke → history", (
     expect(history.map((h) => h.reason)).toEqual(["disk", "base", "nuke"]);
     expect(history.map((h) => h.identifiers)).toEqual(identities.slice(0, -1));
     const text = lines(await glint("history", vm));
-    expect(text).toHaveLength(1 + 3);
+    const heads = text.filter((l) => !l.startsWith(" "));
+    expect(heads).toHaveLength(3);
     for (const [i, h] of history.entries()) {
-      expect(text[i + 1]).toContain(h.reason);
-      expect(text[i + 1]).toContain(String(h.identifiers?.vm_uuid));
+      expect(heads[i]).toContain(`replaced by ${h.reason}`);
+      expect(heads[i]).toContain(String(h.identifiers?.vm_uuid));
+    }
+    // What each new generation changed: field, old → new (the last one against the current identity).
+    const all = [...history.map((h) => h.identifiers as Ids), identities.at(-1) as Ids];
+    for (const [i, h] of history.entries()) {
+      const next = all[i + 1] as Ids;
+      const changedFields = changed(h.identifiers as Ids, next);
+      expect(h.changes.map((c) => c.field)).toEqual(changedFields);
+      for (const f of changedFields)
+        expect(text).toContainEqual(
+          expect.stringMatching(
+            new RegExp(`^ {4}${f} +${String(h.identifiers?.[f])} → ${String(next[f])}$`),
+          ),
+        );
     }
   });
 
