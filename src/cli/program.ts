@@ -13,6 +13,7 @@ import { UuidManager } from "../manager.js";
 import { addCreateCommand } from "./commands/create.js";
 import { addDoctorCommand } from "./commands/doctor.js";
 import { addHistoryCommand } from "./commands/history.js";
+import { addLifecycleCommands } from "./commands/lifecycle.js";
 import { addListCommand } from "./commands/list.js";
 import { addMenuCommand } from "./commands/menu.js";
 import { addNukeCommand } from "./commands/nuke.js";
@@ -68,6 +69,7 @@ const COMMANDS: readonly ((program: Command, env: CliEnv) => void)[] = [
   addScriptCommand,
   addDoctorCommand,
   addSeedCommand,
+  addLifecycleCommands,
   addMenuCommand,
 ];
 

@@ -195,7 +195,9 @@ export async function runVm(
       ...pidfile,
     ];
     const watch = options.kvmWatchMs !== undefined && startsWithKvm(argv);
-    if (watch) argv.push("-qmp", `unix:${paths.qmpSocket},server=on,wait=off`);
+    // `glint start` gives QEMU its monitor socket already (at the same path).
+    if (watch && !argv.includes("-qmp"))
+      argv.push("-qmp", `unix:${paths.qmpSocket},server=on,wait=off`);
     // While watching KVM, QEMU's stderr passes through us (to spot "KVM internal error").
     const child = spawn(qemu, argv, {
       stdio: ["inherit", "inherit", watch ? "pipe" : "inherit"],
