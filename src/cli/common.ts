@@ -27,7 +27,8 @@ export interface CommonOptions {
   json?: boolean;
 }
 
-export const HOME_HELP = "VM home directory (default: $GLINT_HOME or ./vms_linux)";
+export const HOME_HELP =
+  "VM home directory (default: $GLINT_HOME, else `home` in the config file, else ./vms_linux)";
 
 /** Options shared by every command. */
 export function common(cmd: Command): Command {

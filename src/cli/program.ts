@@ -26,6 +26,7 @@ import { addSeedCommand } from "./commands/seed.js";
 import { addShowCommand } from "./commands/show.js";
 import { addSysprepCommand } from "./commands/sysprep.js";
 import type { CliEnv } from "./common.js";
+import { configuredHome } from "./config.js";
 import { type Io, processIo } from "./io.js";
 import { printable, printableIo } from "./printable.js";
 
@@ -42,11 +43,15 @@ export const defaultContext: ProgramContext = {
   setExitCode: (code) => {
     process.exitCode = code;
   },
-  manager: (home) =>
-    new UuidManager({
-      ...(home === undefined ? {} : { home }),
+  manager: (home) => {
+    // --home, then $GLINT_HOME (read by the manager), then the config file, then ./vms_linux.
+    const chosen =
+      home ?? (process.env.GLINT_HOME === undefined ? configuredHome(process.env) : undefined);
+    return new UuidManager({
+      ...(chosen === undefined ? {} : { home: chosen }),
       onNotice: (message) => processIo.stderr(printable(`glint: note: ${message}`)),
-    }),
+    });
+  },
 };
 
 export interface ProgramOptions {

@@ -256,3 +256,42 @@ describe("state", () => {
     expect(s.stdout).toMatch(/^ {4}CPUs\s+2$/m);
   });
 });
+
+describe("the home from the config file", () => {
+  it("--home, then GLINT_HOME, then `home` in $XDG_CONFIG_HOME/glint/config.toml", async () => {
+    const { dir, cleanup: done } = await tempDir("glint-config-");
+    try {
+      await fs.mkdir(path.join(dir, "glint"));
+      await fs.writeFile(
+        path.join(dir, "glint", "config.toml"),
+        '# where the VMs live\nhome = "fleet"  # relative to this file\n',
+      );
+      const env = { XDG_CONFIG_HOME: dir };
+      const fromFile = await runCli(["list"], { env, noGlintHome: true, cwd: dir });
+      expect(fromFile.code, fromFile.stderr).toBe(0);
+      expect(fromFile.stdout).toContain(`no VMs in ${path.join(dir, "glint", "fleet")}`);
+      const fromEnv = await runCli(["list"], { env: { ...env, GLINT_HOME: home } });
+      expect(fromEnv.stdout).toMatch(/^a\s/m);
+      const fromFlag = await runCli(["list", "--home", path.join(dir, "x")], {
+        env,
+        noGlintHome: true,
+      });
+      expect(fromFlag.stdout).toContain(`no VMs in ${path.join(dir, "x")}`);
+      await fs.writeFile(path.join(dir, "glint", "config.toml"), "home = /srv/vms\n");
+      const bad = await runCli(["list", "--json"], { env, noGlintHome: true, cwd: dir });
+      expect(bad.code).toBe(1);
+      expect(JSON.parse(bad.stderr)).toMatchObject({
+        error: {
+          code: "invalid-file",
+          message: expect.stringMatching(/config\.toml:1: expected key = "value"/),
+        },
+      });
+      await fs.writeFile(path.join(dir, "glint", "config.toml"), 'hom = "x"\n');
+      const unknown = await runCli(["list"], { env, noGlintHome: true, cwd: dir });
+      expect(unknown.code).toBe(1);
+      expect(unknown.stderr).toMatch(/config\.toml: .*hom/);
+    } finally {
+      await done();
+    }
+  });
+});
