@@ -1,32 +1,34 @@
-/**
- * The seed's UUIDManager API, in TypeScript naming: a thin facade over the
- * transaction engine (src/txn/) and the operations (src/ops/). Every method
- * that changes a VM holds that VM's lock for the whole operation; values are
- * drawn under the store-wide lock so that they are unique across the home.
- */
-import { existsSync, promises as fs } from "node:fs";
-import { glintError } from "./errors.js";
 import { readEkFingerprint } from "./firmware/index.js";
 import {
+  hostnameFor,
   renderPostInstallScript,
   createPostInstallScript as writeScriptFile,
   writeSeed,
 } from "./guest/index.js";
+import { requireTool } from "./host/tools.js";
 import type { RandomSource } from "./identity/generate.js";
 import type { SystemIdentifiers } from "./identity/model.js";
 import { POLICIES, type PolicyName } from "./identity/policies.js";
 import { type CreateVmOptions, createVm } from "./ops/create.js";
-import { assertNotBusy, readIdentity, readUsable, type UsableVm } from "./ops/inspect.js";
-import { DEFAULT_STEPS } from "./ops/reset-steps.js";
+import {
+  assertHasIdentity,
+  assertNotBusy,
+  readHistory,
+  readIdentity,
+  readUsable,
+  readVmConfig,
+  type UsableVm,
+} from "./ops/inspect.js";
+import { DEFAULT_STEPS, resetOne } from "./ops/reset-steps.js";
 import { type RunOptions, type RunResult, runVm, vmArgv } from "./ops/run.js";
-import { applyIdentifiersToQemuCommand, requireTool } from "./qemu/index.js";
+import { applyIdentifiersToQemuCommand } from "./qemu/index.js";
+import { type SysprepOptions, type SysprepReport, sysprepImage } from "./sysprep/index.js";
 import { Engine, type OperationOptions, type OperationResult } from "./txn/engine.js";
 import type { ResetSteps } from "./txn/steps.js";
 import type { VmConfig } from "./vm/config.js";
 import { resolveHome, type VmPaths, vmPaths } from "./vm/layout.js";
 import type { Duplicate } from "./vm/registry.js";
-import { assertNoForeignSymlinks } from "./vm/safety.js";
-import { type HistoryEntry, listHistory, listVmNames, readConfigOrDefault } from "./vm/store.js";
+import { type HistoryEntry, listVmNames } from "./vm/store.js";
 
 export type { CreateVmOptions, OperationOptions, OperationResult };
 
@@ -87,29 +89,17 @@ export class UuidManager {
    * gives it one): the check a changing command makes before it asks.
    */
   async assertExists(vm: string): Promise<void> {
-    const paths = this.paths(vm);
-    // An operation in progress is finished (or rolled back) by the command itself.
-    if (!existsSync(paths.journal)) await readIdentity(paths);
+    await assertHasIdentity(this.paths(vm));
   }
 
   /** The VM's config.json (defaults if it has none). */
   async getConfig(vm: string): Promise<VmConfig> {
-    const paths = this.paths(vm);
-    await assertNoForeignSymlinks(paths);
-    return readConfigOrDefault(paths);
+    return readVmConfig(this.paths(vm));
   }
 
   /** Past identities of a VM, oldest first. */
   async history(vm: string): Promise<HistoryEntry[]> {
-    const paths = this.paths(vm);
-    await fs.lstat(paths.dir).catch(() => {
-      throw glintError("not-found", `VM "${vm}" does not exist in ${this.home}`, {
-        vm,
-        reason: "no-vm",
-      });
-    });
-    await assertNoForeignSymlinks(paths);
-    return listHistory(paths);
+    return readHistory(this.paths(vm));
   }
 
   /** The "fresh" policy: refuses if the VM has identifiers unless `forceRegenerate`. */
@@ -169,19 +159,9 @@ export class UuidManager {
     options: Pick<OperationOptions, "onProgress"> = {},
   ): Promise<void> {
     const paths = this.paths(vm);
-    await this.engine.withVm(paths, `glint reset ${step}`, async () => {
-      const config = await readConfigOrDefault(paths);
-      if (!DEFAULT_STEPS[step]?.appliesTo(config)) {
-        throw glintError(
-          "unsupported",
-          step === "uefi"
-            ? `VM "${vm}" uses BIOS firmware: it has no UEFI variables to reset`
-            : `VM "${vm}" has no TPM`,
-          { vm, reason: step === "uefi" ? "no-uefi" : "no-tpm" },
-        );
-      }
-      await this.engine.runSteps(paths, `reset-${step}`, [step], options);
-    });
+    await this.engine.withVm(paths, `glint reset ${step}`, () =>
+      resetOne(this.engine, paths, step, options),
+    );
   }
 
   /** The fingerprint of the VM's TPM endorsement key, or undefined without a TPM. */
@@ -246,6 +226,24 @@ export class UuidManager {
 
   private usable(vm: string): Promise<UsableVm> {
     return readUsable(this.paths(vm), this.engine.used);
+  }
+
+  /**
+   * Write the VM's identity into `image` offline (`glint sysprep`): under the
+   * VM's lock, refused while its QEMU runs; `dryRun` only reads.
+   */
+  async sysprep(vm: string, image: string, options: SysprepOptions = {}): Promise<SysprepReport> {
+    const apply = async () => {
+      const { ids, config } = await this.usable(vm);
+      const hostname = hostnameFor(vm, ids, config.hostname_from);
+      return sysprepImage(
+        image,
+        { vmName: vm, identifiers: ids, hostname },
+        { ...options, env: this.env },
+      );
+    };
+    if (options.dryRun) return apply();
+    return this.engine.withVm(this.paths(vm), "glint sysprep", apply);
   }
 
   /** Every value that two VMs of the home hold. */

@@ -6,20 +6,19 @@
  */
 import { existsSync, promises as fs } from "node:fs";
 import path from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import { UuidManager } from "../src/manager.js";
 import type { PreparedChange } from "../src/txn/change.js";
 import { readJournal } from "../src/txn/journal.js";
 import type { ResetSteps } from "../src/txn/steps.js";
 import { vmPaths } from "../src/vm/layout.js";
-import { macReplay, tempDir } from "./fixtures/helpers.js";
+import { macReplay } from "./support/random.js";
+import { tempDir } from "./support/tmp.js";
 
 let home: string;
-let cleanup: () => Promise<void>;
 beforeEach(async () => {
-  ({ dir: home, cleanup } = await tempDir("glint-manager-"));
+  home = await tempDir("glint-manager-");
 });
-afterEach(() => cleanup());
 
 /** Steps that only record what happened, and can be told to fail. */
 function recordingSteps(

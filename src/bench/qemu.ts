@@ -9,8 +9,9 @@ import { execFile } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { runTool } from "../host/tools.js";
 import { UuidManager } from "../manager.js";
-import { createOverlay, runTool } from "../qemu/index.js";
+import { createOverlay } from "../qemu/index.js";
 import {
   type Benchmark,
   type BenchResult,

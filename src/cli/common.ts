@@ -108,6 +108,7 @@ const STEP_WORDS: Record<string, string> = {
   tpm: "TPM",
   overlay: "overlay",
   "guest-files": "guest files (post-install script and cloud-init seed)",
+  "disk-identity": "the identity written into the VM's disk",
 };
 
 /** The reset steps that ran, in words (steps that did not apply are left out). */

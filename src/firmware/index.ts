@@ -17,9 +17,7 @@ export {
   createTpmState,
   prepareTpmReset,
   readEkFingerprint,
-  type StartSwtpmOptions,
-  type SwtpmProcess,
-  startSwtpm,
   TPM2_PERMALL,
   type TpmSetupOptions,
 } from "./swtpm.js";
+export { type StartSwtpmOptions, type SwtpmProcess, startSwtpm } from "./swtpm-sidecar.js";

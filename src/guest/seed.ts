@@ -7,8 +7,8 @@
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { GlintError, MissingToolError } from "../errors.js";
+import { runTool } from "../host/tools.js";
 import type { SystemIdentifiers } from "../identity/model.js";
-import { runTool } from "../qemu/tools.js";
 import { type PreparedChange, preparedChange } from "../txn/change.js";
 import { fsyncFile, renameIntoPlace, tempPathFor } from "../vm/atomic.js";
 import type { VmPaths } from "../vm/layout.js";

@@ -15,6 +15,8 @@ export type ResetStep =
   | "tpm"
   /** Recreate overlay.qcow2 on top of base.qcow2 (old overlay kept in history/). */
   | "overlay"
+  /** Apply the disk and OS identifiers offline to the VM's own disk (sysprep). */
+  | "disk-identity"
   /** Rewrite shared/set_identifiers.sh, shared/identity.env and seed.iso. */
   | "guest-files";
 
@@ -48,7 +50,7 @@ export const POLICIES: Readonly<Record<PolicyName, Policy>> = {
     command: "glint create",
     title: "Fresh creation",
     regenerate: IDENTIFIER_FIELDS,
-    reset: ["guest-files"],
+    reset: ["disk-identity", "guest-files"],
     refusesExisting: true,
     description:
       "all new identifiers for a new VM; refuses if the VM already has some unless forced",
@@ -58,7 +60,7 @@ export const POLICIES: Readonly<Record<PolicyName, Policy>> = {
     command: "glint regen disk",
     title: "Regenerate overlay with fresh identifiers",
     regenerate: DISK_FIELDS,
-    reset: ["uefi", "overlay", "guest-files"],
+    reset: ["uefi", "overlay", "disk-identity", "guest-files"],
     refusesExisting: false,
     description:
       "new disk, partition, filesystem, boot and swap UUIDs and a new vm_generation_id; keeps vm_uuid, MAC and machine_id",
@@ -68,7 +70,7 @@ export const POLICIES: Readonly<Record<PolicyName, Policy>> = {
     command: "glint regen base",
     title: "Regenerate base image identifiers",
     regenerate: IDENTIFIER_FIELDS,
-    reset: ["uefi", "guest-files"],
+    reset: ["uefi", "disk-identity", "guest-files"],
     refusesExisting: false,
     description: "every identifier anew, for a cloned or new base image",
   },
@@ -77,7 +79,7 @@ export const POLICIES: Readonly<Record<PolicyName, Policy>> = {
     command: "glint nuke",
     title: "NUKE VM session (complete reset)",
     regenerate: IDENTIFIER_FIELDS,
-    reset: ["uefi", "tpm", "overlay", "guest-files"],
+    reset: ["uefi", "tpm", "overlay", "disk-identity", "guest-files"],
     refusesExisting: false,
     description:
       "every identifier anew, and fresh UEFI NVRAM, Secure Boot variables, TPM and overlay",
@@ -93,6 +95,8 @@ const STEP_TEXT: Record<ResetStep, string> = {
   uefi: "fresh UEFI NVRAM (incl. Secure Boot variables)",
   tpm: "new TPM state (new EK)",
   overlay: "fresh overlay (old one kept in history/)",
+  "disk-identity":
+    "disk and OS identifiers written into the VM's own disk offline (sysprep), unless created with `--no-sysprep`",
   "guest-files": "post-install script and seed.iso re-rendered",
 };
 

@@ -4,6 +4,7 @@
  * still running from one that was interrupted — or while another VM of the
  * home holds one of its values.
  */
+import { existsSync, promises as fs } from "node:fs";
 import { glintError } from "../errors.js";
 import type { SystemIdentifiers } from "../identity/model.js";
 import { POLICIES } from "../identity/policies.js";
@@ -15,7 +16,12 @@ import { lockHolder } from "../vm/lock.js";
 import type { UsedValues } from "../vm/registry.js";
 import { assertNotRunning } from "../vm/running.js";
 import { assertNoForeignSymlinks } from "../vm/safety.js";
-import { readConfigOrDefault, readIdentifiers } from "../vm/store.js";
+import {
+  type HistoryEntry,
+  listHistory,
+  readConfigOrDefault,
+  readIdentifiers,
+} from "../vm/store.js";
 
 /** Throws a BusyError if another live process holds the VM, or its QEMU runs. */
 export async function assertNotBusy(paths: VmPaths): Promise<void> {
@@ -79,4 +85,31 @@ export async function readUsable(paths: VmPaths, used: UsedValues): Promise<Usab
     );
   }
   return { paths, ids, config: await readConfigOrDefault(paths) };
+}
+
+/** Past identities of a VM, oldest first. */
+export async function readHistory(paths: VmPaths): Promise<HistoryEntry[]> {
+  await fs.lstat(paths.dir).catch(() => {
+    throw glintError("not-found", `VM "${paths.name}" does not exist in ${paths.home}`, {
+      vm: paths.name,
+      reason: "no-vm",
+    });
+  });
+  await assertNoForeignSymlinks(paths);
+  return listHistory(paths);
+}
+
+/**
+ * Throws unless the VM has an identity (or an operation in progress that
+ * gives it one): the check a changing command makes before it asks.
+ */
+export async function assertHasIdentity(paths: VmPaths): Promise<void> {
+  // An operation in progress is finished (or rolled back) by the command itself.
+  if (!existsSync(paths.journal)) await readIdentity(paths);
+}
+
+/** The VM's config.json (defaults if it has none). */
+export async function readVmConfig(paths: VmPaths): Promise<VmConfig> {
+  await assertNoForeignSymlinks(paths);
+  return readConfigOrDefault(paths);
 }

@@ -12,13 +12,13 @@ import {
   type ResolvedFirmware,
   resolveFirmware,
 } from "../firmware/index.js";
+import { requireTool } from "../host/tools.js";
 import {
   checkSelfContained,
   createBlankDisk,
   createOverlay,
   flattenImage,
   imageInfo,
-  requireTool,
 } from "../qemu/index.js";
 import { copyFileAtomic } from "../vm/atomic.js";
 import {
@@ -55,6 +55,8 @@ export interface DiskAndFirmwareOptions {
   memoryMb?: number;
   cpus?: number;
   hostnameFrom?: HostnameFrom;
+  /** `false`: never write the identity into the VM's disk offline (`--no-sysprep`). */
+  sysprep?: boolean;
 }
 
 /** Whether any option that shapes disks or firmware was given. */
@@ -72,7 +74,8 @@ export function hasProvisioningOptions(o: DiskAndFirmwareOptions): boolean {
     o.netIfname !== undefined ||
     o.memoryMb !== undefined ||
     o.cpus !== undefined ||
-    o.hostnameFrom !== undefined
+    o.hostnameFrom !== undefined ||
+    o.sysprep !== undefined
   );
 }
 
@@ -115,6 +118,7 @@ export async function planVm(o: DiskAndFirmwareOptions, env: NodeJS.ProcessEnv):
     memory_mb: o.memoryMb,
     cpus: o.cpus,
     hostname_from: o.hostnameFrom,
+    sysprep: o.sysprep,
     created_at: new Date().toISOString(),
   });
   if (!parsed.success) {

@@ -7,16 +7,20 @@
  */
 import { existsSync, promises as fs } from "node:fs";
 import path from "node:path";
+import { glintError } from "../errors.js";
 import { prepareTpmReset, prepareUefiReset } from "../firmware/index.js";
 import { prepareGuestFiles } from "../guest/index.js";
+import { runTool } from "../host/tools.js";
 import type { ResetStep } from "../identity/policies.js";
-import { createOverlay, imageInfo, relativeBackingPath, runTool } from "../qemu/index.js";
+import { createOverlay, imageInfo, relativeBackingPath } from "../qemu/index.js";
 import { type PreparedChange, preparedChange } from "../txn/change.js";
+import type { Engine } from "../txn/engine.js";
 import type { ResetStepImpl, ResetSteps, StepContext } from "../txn/steps.js";
 import { renameIntoPlace, tempPathFor } from "../vm/atomic.js";
 import type { VmConfig } from "../vm/config.js";
 import { HISTORY_OVERLAY_RE, storePaths, tpmStateFile, type VmPaths } from "../vm/layout.js";
-import { archiveByLink, archiveFile } from "../vm/store.js";
+import { archiveByLink, archiveFile, readConfigOrDefault } from "../vm/store.js";
+import { diskIdentity, identifyDisk, keepSysprepValues } from "./disk-identity.js";
 
 /** Copy the state about to be replaced into history/ before committing. */
 function backUpFirst(
@@ -72,6 +76,13 @@ const overlay: ResetStepImpl = {
     await repairArchivedOverlays(ctx);
     const tmp = tempPathFor(ctx.paths.overlay);
     await createOverlay(ctx.paths.base, tmp, { env: ctx.env });
+    let values: Record<string, string> | undefined;
+    try {
+      if (ctx.config.sysprep) values = await identifyDisk(ctx, tmp);
+    } catch (error) {
+      await fs.rm(tmp, { force: true });
+      throw error;
+    }
     return preparedChange({
       what: "overlay reset",
       async commit() {
@@ -85,6 +96,7 @@ const overlay: ResetStepImpl = {
         await renameIntoPlace(tmp, ctx.paths.overlay);
         // Keep the archived overlay usable: its backing path must be relative to history/.
         if (kept) await rebaseOntoBase(ctx, kept);
+        await keepSysprepValues(ctx, values);
       },
       abort: () => fs.rm(tmp, { force: true }),
     });
@@ -143,6 +155,7 @@ export const DEFAULT_STEPS: ResetSteps = {
   uefi,
   tpm,
   overlay,
+  "disk-identity": diskIdentity,
   "guest-files": guestFiles,
 };
 
@@ -160,4 +173,24 @@ export function describeResets(
 /** Whether `step` does anything on a VM with `config` (e.g. no TPM → no TPM reset). */
 export function stepApplies(step: ResetStep, config: VmConfig): boolean {
   return DEFAULT_STEPS[step]?.appliesTo(config) === true;
+}
+
+/** `glint reset uefi|tpm`: run one reset step alone (the caller holds the VM's lock). */
+export async function resetOne(
+  engine: Engine,
+  paths: VmPaths,
+  step: "uefi" | "tpm",
+  options: { onProgress?: (message: string) => void },
+): Promise<void> {
+  const config = await readConfigOrDefault(paths);
+  if (!stepApplies(step, config)) {
+    throw glintError(
+      "unsupported",
+      step === "uefi"
+        ? `VM "${paths.name}" uses BIOS firmware: it has no UEFI variables to reset`
+        : `VM "${paths.name}" has no TPM`,
+      { vm: paths.name, reason: step === "uefi" ? "no-uefi" : "no-tpm" },
+    );
+  }
+  await engine.runSteps(paths, `reset-${step}`, [step], options);
 }

@@ -8,9 +8,9 @@ import { promises as fs } from "node:fs";
 import path from "node:path";
 import * as z from "zod";
 import { GlintError } from "../errors.js";
+import { runTool } from "../host/tools.js";
 import { fsyncFile, renameIntoPlace, tempPathFor } from "../vm/atomic.js";
 import { DISK_SIZE_RE } from "../vm/config.js";
-import { runTool } from "./tools.js";
 
 export interface ImgOptions {
   /** Environment for finding and running qemu-img (GLINT_QEMU_IMG, PATH). */

@@ -9,5 +9,4 @@ export {
   splitArgv,
 } from "./options.js";
 export * from "./place.js";
-export * from "./tools.js";
 export * from "./vm-argv.js";

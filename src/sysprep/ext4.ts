@@ -8,7 +8,7 @@
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { GlintError } from "../errors.js";
-import { runTool } from "../qemu/tools.js";
+import { runTool } from "../host/tools.js";
 
 export interface DirEntry {
   readonly name: string;

@@ -10,7 +10,7 @@ import { promises as fs } from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { GlintError } from "../errors.js";
-import { requireTool, runTool } from "../qemu/tools.js";
+import { requireTool, runTool } from "../host/tools.js";
 
 interface QmpReply {
   id?: number;

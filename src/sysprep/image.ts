@@ -9,7 +9,7 @@ import { promises as fs } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { GlintError } from "../errors.js";
-import { runTool } from "../qemu/tools.js";
+import { runTool } from "../host/tools.js";
 import { isMounted } from "./fuse-export.js";
 import { readAt } from "./probe.js";
 

@@ -2,7 +2,7 @@
  * LUKS: only the header UUID changes (`cryptsetup luksUUID`, no key needed);
  * what is inside stays untouched.
  */
-import { runTool } from "../qemu/tools.js";
+import { runTool } from "../host/tools.js";
 
 export async function luksSetUuid(
   part: string,

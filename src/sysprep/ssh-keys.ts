@@ -6,7 +6,7 @@
 import { createHash } from "node:crypto";
 import { promises as fs } from "node:fs";
 import path from "node:path";
-import { runTool } from "../qemu/tools.js";
+import { runTool } from "../host/tools.js";
 import { generateOpenSshKey } from "./openssh-keys.js";
 
 export const KEY_TYPES = ["rsa", "ecdsa", "ed25519", "dsa"] as const;

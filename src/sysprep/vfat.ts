@@ -5,7 +5,7 @@
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { GlintError } from "../errors.js";
-import { runTool } from "../qemu/tools.js";
+import { runTool } from "../host/tools.js";
 import { readAt, vfatLayout, writeAt } from "./probe.js";
 
 /** A vfat volume ID `XXXX-XXXX` from the first 8 hex digits of a UUID. */

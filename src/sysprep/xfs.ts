@@ -1,5 +1,5 @@
 /** XFS: the UUID through xfs_admin (xfs_db), which also handles v5 (CRC) filesystems. */
-import { runTool } from "../qemu/tools.js";
+import { runTool } from "../host/tools.js";
 
 export async function setXfsUuid(
   part: string,

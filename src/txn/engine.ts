@@ -240,7 +240,14 @@ export class Engine {
     const config = await readConfigOrDefault(paths);
     const identifiers = await readIdentifiers(paths);
     if (!identifiers) throw noIdentifiers(paths);
-    const ctx = this.context(paths, config, { identifiers, discardOverlay: false }, options, label);
+    const ctx = this.context(
+      paths,
+      config,
+      { identifiers, discardOverlay: false },
+      options,
+      label,
+      steps,
+    );
     const prepared: PreparedChange[] = [];
     try {
       for (const step of steps) {
@@ -267,12 +274,14 @@ export class Engine {
     op: Pick<PendingOperation, "identifiers" | "discardOverlay"> & { policy?: PolicyName },
     options: Pick<OperationOptions, "onProgress">,
     label = op.policy ?? "reset",
+    steps: readonly ResetStep[] = [],
   ): StepContext {
     return {
       paths,
       config,
       identifiers: op.identifiers,
       label,
+      steps: op.policy ? POLICIES[op.policy].reset : steps,
       discardOverlay: op.discardOverlay,
       env: this.options.env,
       onProgress: options.onProgress ?? (() => {}),

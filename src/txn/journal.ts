@@ -44,7 +44,7 @@ const journalSchema = z.strictObject({
   identifiers: z.record(z.string(), z.unknown()),
   discard_overlay: z.boolean(),
   archived: z.string().nullable(),
-  done: z.array(z.enum(["uefi", "tpm", "overlay", "guest-files"])).default([]),
+  done: z.array(z.enum(["uefi", "tpm", "overlay", "disk-identity", "guest-files"])).default([]),
   pid: z.number().int().nonnegative().default(0),
 });
 

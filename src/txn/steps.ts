@@ -17,6 +17,8 @@ export interface StepContext {
   readonly identifiers: SystemIdentifiers;
   /** Why the step runs, e.g. "nuke" or "reset-tpm"; labels history/ entries. */
   readonly label: string;
+  /** Every step of this operation (a step may leave its work to another one). */
+  readonly steps: readonly ResetStep[];
   /** Delete the old overlay instead of keeping it in history/. */
   readonly discardOverlay: boolean;
   readonly env: NodeJS.ProcessEnv;

@@ -47,6 +47,13 @@ export const vmConfigSchema = z.looseObject({
   memory_mb: z.number().int().min(16).max(1048576).default(512),
   cpus: z.number().int().min(1).max(255).default(1),
   hostname_from: z.enum(HOSTNAME_SOURCES).default("name"),
+  /** Apply the identity offline to the VM's own disk (`glint create --no-sysprep` turns it off). */
+  sysprep: z.boolean().default(true),
+  /**
+   * Fresh values sysprep drew for partitions the identity does not name
+   * (report.freshValues), so that later runs give them the same values.
+   */
+  sysprep_values: z.record(z.string(), z.string()).default({}),
   /**
    * The OVMF code chosen at create time, matching the NVRAM template copied
    * into uefi-seed.fd; runs keep using it while it exists.

@@ -10,8 +10,9 @@ import { execFile } from "node:child_process";
 import { promises as fs, readFileSync } from "node:fs";
 import { builtinModules, createRequire } from "node:module";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CLI, FIXTURES, ROOT, tempDir } from "../fixtures/helpers.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import { CLI, FIXTURES, ROOT } from "../support/paths.js";
+import { tempDir } from "../support/tmp.js";
 
 const BUNDLE = path.join(ROOT, "dist", "cli", "glint.cjs");
 
@@ -51,14 +52,12 @@ interface Probe {
 }
 
 let dir: string;
-let cleanup: () => Promise<void>;
 let home: string;
 let probes = 0;
 beforeAll(async () => {
-  ({ dir, cleanup } = await tempDir("glint-bundle-"));
+  dir = await tempDir("glint-bundle-");
   home = path.join(dir, "home");
 });
-afterAll(() => cleanup());
 
 /** Run the repository's bin with test/fixtures/module-probe.cjs preloaded. */
 async function probed(...args: string[]): Promise<Run & { probe: Probe }> {

@@ -4,18 +4,17 @@
  */
 import { promises as fs } from "node:fs";
 import path from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import { canonicalHex } from "../../src/identity/formats.js";
 import { IDENTIFIER_FIELDS, parseIdentifiers } from "../../src/identity/model.js";
-import { lines, runCli, tempDir } from "../fixtures/helpers.js";
+import { lines, runCli } from "../support/cli.js";
+import { tempDir } from "../support/tmp.js";
 
 const N = 20;
 let home: string;
-let cleanup: () => Promise<void>;
 beforeEach(async () => {
-  ({ dir: home, cleanup } = await tempDir("glint-conc-"));
+  home = await tempDir("glint-conc-");
 });
-afterEach(() => cleanup());
 
 async function locksLeft(): Promise<string[]> {
   const names = await fs.readdir(path.join(home, ".glint")).catch(() => [] as string[]);

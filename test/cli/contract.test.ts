@@ -4,19 +4,18 @@
  */
 import { promises as fs } from "node:fs";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { lines, runCli, tempDir } from "../fixtures/helpers.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import { lines, runCli } from "../support/cli.js";
+import { tempDir } from "../support/tmp.js";
 
 let home: string;
-let cleanup: () => Promise<void>;
 beforeAll(async () => {
-  ({ dir: home, cleanup } = await tempDir("glint-contract-"));
+  home = await tempDir("glint-contract-");
   for (const vm of ["a", "b"]) {
     const r = await runCli(["create", vm, "--home", home]);
     expect(r.code, r.stderr).toBe(0);
   }
 });
-afterAll(() => cleanup());
 
 const ids = (vm: string) => fs.readFile(path.join(home, vm, "identifiers.json"), "utf8");
 
@@ -170,29 +169,25 @@ describe("bulk operations", () => {
 
 describe("fleet-wide output", () => {
   it("show --json names every VM; a corrupt VM gets its error and the others are shown (exit 1)", async () => {
-    const { dir, cleanup: done } = await tempDir("glint-fleet-");
-    try {
-      for (const vm of ["good", "bad"]) {
-        const r = await runCli(["create", vm, "--home", dir]);
-        expect(r.code, r.stderr).toBe(0);
-      }
-      await fs.writeFile(path.join(dir, "bad", "identifiers.json"), "{not json");
-      const j = await runCli(["show", "--json", "--home", dir]);
-      expect(j.code).toBe(1);
-      const out = JSON.parse(j.stdout) as Element[];
-      expect(out.map((e) => [e.vm, e.ok])).toEqual([
-        ["bad", false],
-        ["good", true],
-      ]);
-      expect(out[0]?.error?.code).toBe("invalid-file");
-      expect(out[1]?.result).toHaveProperty("vm_uuid");
-      const t = await runCli(["show", "--home", dir]);
-      expect(t.code).toBe(1);
-      expect(t.stdout).toMatch(/^bad: FAILED: /m);
-      expect(t.stdout).toMatch(/^good$/m);
-    } finally {
-      await done();
+    const dir = await tempDir("glint-fleet-");
+    for (const vm of ["good", "bad"]) {
+      const r = await runCli(["create", vm, "--home", dir]);
+      expect(r.code, r.stderr).toBe(0);
     }
+    await fs.writeFile(path.join(dir, "bad", "identifiers.json"), "{not json");
+    const j = await runCli(["show", "--json", "--home", dir]);
+    expect(j.code).toBe(1);
+    const out = JSON.parse(j.stdout) as Element[];
+    expect(out.map((e) => [e.vm, e.ok])).toEqual([
+      ["bad", false],
+      ["good", true],
+    ]);
+    expect(out[0]?.error?.code).toBe("invalid-file");
+    expect(out[1]?.result).toHaveProperty("vm_uuid");
+    const t = await runCli(["show", "--home", dir]);
+    expect(t.code).toBe(1);
+    expect(t.stdout).toMatch(/^bad: FAILED: /m);
+    expect(t.stdout).toMatch(/^good$/m);
   });
 
   it("create's text output says in words what it wrote; script --stdout --json is refused", async () => {
@@ -208,28 +203,24 @@ describe("fleet-wide output", () => {
 
 describe("state", () => {
   it("list has a STATE column (stopped; interrupted while an operation's journal is there)", async () => {
-    const { dir, cleanup: done } = await tempDir("glint-state-");
-    try {
-      for (const vm of ["s1", "s2"]) {
-        const r = await runCli(["create", vm, "--home", dir]);
-        expect(r.code, r.stderr).toBe(0);
-      }
-      await fs.writeFile(path.join(dir, "s2", ".pending.json"), "{}");
-      const out = lines((await runCli(["list", "--home", dir])).stdout);
-      expect(out[0]).toMatch(/^NAME\s+STATE\s+VM UUID/);
-      expect(out[1]).toMatch(/^s1\s+stopped\s/);
-      expect(out[2]).toMatch(/^s2\s+interrupted\s/);
-      const json = JSON.parse((await runCli(["list", "--json", "--home", dir])).stdout) as {
-        name: string;
-        state: string;
-      }[];
-      expect(json.map((r) => [r.name, r.state])).toEqual([
-        ["s1", "stopped"],
-        ["s2", "interrupted"],
-      ]);
-    } finally {
-      await done();
+    const dir = await tempDir("glint-state-");
+    for (const vm of ["s1", "s2"]) {
+      const r = await runCli(["create", vm, "--home", dir]);
+      expect(r.code, r.stderr).toBe(0);
     }
+    await fs.writeFile(path.join(dir, "s2", ".pending.json"), "{}");
+    const out = lines((await runCli(["list", "--home", dir])).stdout);
+    expect(out[0]).toMatch(/^NAME\s+STATE\s+VM UUID/);
+    expect(out[1]).toMatch(/^s1\s+stopped\s/);
+    expect(out[2]).toMatch(/^s2\s+interrupted\s/);
+    const json = JSON.parse((await runCli(["list", "--json", "--home", dir])).stdout) as {
+      name: string;
+      state: string;
+    }[];
+    expect(json.map((r) => [r.name, r.state])).toEqual([
+      ["s1", "stopped"],
+      ["s2", "interrupted"],
+    ]);
   });
 
   it("show prints a VM block: state, firmware, TPM and its EK, disks, memory, CPUs", async () => {
@@ -259,39 +250,35 @@ describe("state", () => {
 
 describe("the home from the config file", () => {
   it("--home, then GLINT_HOME, then `home` in $XDG_CONFIG_HOME/glint/config.toml", async () => {
-    const { dir, cleanup: done } = await tempDir("glint-config-");
-    try {
-      await fs.mkdir(path.join(dir, "glint"));
-      await fs.writeFile(
-        path.join(dir, "glint", "config.toml"),
-        '# where the VMs live\nhome = "fleet"  # relative to this file\n',
-      );
-      const env = { XDG_CONFIG_HOME: dir };
-      const fromFile = await runCli(["list"], { env, noGlintHome: true, cwd: dir });
-      expect(fromFile.code, fromFile.stderr).toBe(0);
-      expect(fromFile.stdout).toContain(`no VMs in ${path.join(dir, "glint", "fleet")}`);
-      const fromEnv = await runCli(["list"], { env: { ...env, GLINT_HOME: home } });
-      expect(fromEnv.stdout).toMatch(/^a\s/m);
-      const fromFlag = await runCli(["list", "--home", path.join(dir, "x")], {
-        env,
-        noGlintHome: true,
-      });
-      expect(fromFlag.stdout).toContain(`no VMs in ${path.join(dir, "x")}`);
-      await fs.writeFile(path.join(dir, "glint", "config.toml"), "home = /srv/vms\n");
-      const bad = await runCli(["list", "--json"], { env, noGlintHome: true, cwd: dir });
-      expect(bad.code).toBe(1);
-      expect(JSON.parse(bad.stderr)).toMatchObject({
-        error: {
-          code: "invalid-file",
-          message: expect.stringMatching(/config\.toml:1: expected key = "value"/),
-        },
-      });
-      await fs.writeFile(path.join(dir, "glint", "config.toml"), 'hom = "x"\n');
-      const unknown = await runCli(["list"], { env, noGlintHome: true, cwd: dir });
-      expect(unknown.code).toBe(1);
-      expect(unknown.stderr).toMatch(/config\.toml: .*hom/);
-    } finally {
-      await done();
-    }
+    const dir = await tempDir("glint-config-");
+    await fs.mkdir(path.join(dir, "glint"));
+    await fs.writeFile(
+      path.join(dir, "glint", "config.toml"),
+      '# where the VMs live\nhome = "fleet"  # relative to this file\n',
+    );
+    const env = { XDG_CONFIG_HOME: dir };
+    const fromFile = await runCli(["list"], { env, home: null, cwd: dir });
+    expect(fromFile.code, fromFile.stderr).toBe(0);
+    expect(fromFile.stdout).toContain(`no VMs in ${path.join(dir, "glint", "fleet")}`);
+    const fromEnv = await runCli(["list"], { env: { ...env, GLINT_HOME: home } });
+    expect(fromEnv.stdout).toMatch(/^a\s/m);
+    const fromFlag = await runCli(["list", "--home", path.join(dir, "x")], {
+      env,
+      home: null,
+    });
+    expect(fromFlag.stdout).toContain(`no VMs in ${path.join(dir, "x")}`);
+    await fs.writeFile(path.join(dir, "glint", "config.toml"), "home = /srv/vms\n");
+    const bad = await runCli(["list", "--json"], { env, home: null, cwd: dir });
+    expect(bad.code).toBe(1);
+    expect(JSON.parse(bad.stderr)).toMatchObject({
+      error: {
+        code: "invalid-file",
+        message: expect.stringMatching(/config\.toml:1: expected key = "value"/),
+      },
+    });
+    await fs.writeFile(path.join(dir, "glint", "config.toml"), 'hom = "x"\n');
+    const unknown = await runCli(["list"], { env, home: null, cwd: dir });
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/config\.toml: .*hom/);
   });
 });

@@ -5,12 +5,14 @@
  */
 import { promises as fs } from "node:fs";
 import path from "node:path";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { parseIdentifiers } from "../../src/identity/model.js";
-import { FIXTURES, lines, runCli, snapshot, tempDir } from "../fixtures/helpers.js";
+import { lines, runCli } from "../support/cli.js";
+import { FIXTURES } from "../support/paths.js";
+import { snapshot } from "../support/snapshot.js";
+import { tempDir } from "../support/tmp.js";
 
 let home: string;
-let cleanup: () => Promise<void>;
 let file: string;
 
 const CORRUPTIONS: [string, () => Promise<Buffer>][] = [
@@ -37,19 +39,17 @@ const CORRUPTIONS: [string, () => Promise<Buffer>][] = [
 ];
 
 // One `glint create` for the whole file; each test gets a copy of that home.
-let template: { dir: string; cleanup: () => Promise<void> };
+let template: string;
 beforeAll(async () => {
   template = await tempDir("glint-corrupt-template-");
-  const r = await runCli(["create", "vm", "--home", template.dir]);
+  const r = await runCli(["create", "vm", "--home", template]);
   expect(r.code, r.stderr).toBe(0);
 });
-afterAll(() => template.cleanup());
 beforeEach(async () => {
-  ({ dir: home, cleanup } = await tempDir("glint-corrupt-"));
-  await fs.cp(template.dir, home, { recursive: true });
+  home = await tempDir("glint-corrupt-");
+  await fs.cp(template, home, { recursive: true });
   file = path.join(home, "vm", "identifiers.json");
 });
-afterEach(() => cleanup());
 
 describe.each(CORRUPTIONS)("identifiers.json holding %s", (_what, corrupt) => {
   it.each([

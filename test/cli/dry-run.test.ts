@@ -6,18 +6,18 @@
 import { spawn } from "node:child_process";
 import { promises as fs } from "node:fs";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runCli, tempDir } from "../fixtures/helpers.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import { runCli } from "../support/cli.js";
+import { tempDir } from "../support/tmp.js";
 
-let root: { dir: string; cleanup: () => Promise<void> };
+let root: string;
 let home: string;
 beforeAll(async () => {
   root = await tempDir("glint-dry-run-");
-  home = path.join(root.dir, "a,b", "home");
+  home = path.join(root, "a,b", "home");
   const r = await runCli(["create", "vm", "--tpm", "--home", home]);
   expect(r.code, r.stderr).toBe(0);
 });
-afterAll(() => root.cleanup());
 
 /** Run `argv` in `cwd` until `socket` appears; resolves to whether it did. */
 async function startsSocket(argv: string[], cwd: string, socket: string): Promise<boolean> {
@@ -62,6 +62,6 @@ describe("run --dry-run with a comma in the home path", () => {
     const socket = path.join(home, "vm", "swtpm.sock");
     // Run the printed swtpm line in the foreground (without its trailing `&`).
     const line = first.replace(/ &$/, "");
-    expect(await startsSocket(["sh", "-c", line], root.dir, socket)).toBe(true);
+    expect(await startsSocket(["sh", "-c", line], root, socket)).toBe(true);
   });
 });

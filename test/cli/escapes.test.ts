@@ -5,32 +5,30 @@
  */
 import { promises as fs } from "node:fs";
 import path from "node:path";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { printable } from "../../src/cli/printable.js";
-import { runCli, tempDir } from "../fixtures/helpers.js";
+import { runCli } from "../support/cli.js";
 import { TERMINAL_CONTROL_RE } from "../support/hostile.js";
+import { tempDir } from "../support/tmp.js";
 
 const OSC_TITLE = "\u001b]0;pwned\u0007";
 const CLEAR = "\u001b[2J";
 const CSI_C1 = "\u009b31m";
 
-let template: { dir: string; cleanup: () => Promise<void> };
+let template: string;
 beforeAll(async () => {
   template = await tempDir("glint-escapes-template-");
-  const r = await runCli(["create", "vm", "--home", template.dir]);
+  const r = await runCli(["create", "vm", "--home", template]);
   expect(r.code, r.stderr).toBe(0);
 });
-afterAll(() => template.cleanup());
 
 let home: string;
 let ids: string;
-let cleanup: () => Promise<void>;
 beforeEach(async () => {
-  ({ dir: home, cleanup } = await tempDir("glint-escapes-"));
-  await fs.cp(template.dir, home, { recursive: true });
+  home = await tempDir("glint-escapes-");
+  await fs.cp(template, home, { recursive: true });
   ids = path.join(home, "vm", "identifiers.json");
 });
-afterEach(() => cleanup());
 
 function expectClean(text: string): void {
   expect(text).not.toMatch(TERMINAL_CONTROL_RE);

@@ -4,17 +4,16 @@
  */
 import { promises as fs } from "node:fs";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type CliResult, lines, runCli, tempDir } from "../fixtures/helpers.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import { type CliResult, lines, runCli } from "../support/cli.js";
+import { tempDir } from "../support/tmp.js";
 
 let home: string;
-let cleanup: () => Promise<void>;
 beforeAll(async () => {
-  ({ dir: home, cleanup } = await tempDir("glint-exit-"));
+  home = await tempDir("glint-exit-");
   const r = await runCli(["create", "exists", "--home", home]);
   expect(r.code, r.stderr).toBe(0);
 });
-afterAll(() => cleanup());
 
 function expectOneLineError(r: CliResult): void {
   expect(r.stderr).not.toMatch(/^\s+at /m);
@@ -105,31 +104,23 @@ describe("bad VM names", () => {
       ].map((args) => [args] as const),
     ),
   )("glint %j exits 2 with one line and creates nothing", async (args) => {
-    const { dir, cleanup: done } = await tempDir("glint-badname-");
-    try {
-      const r = await runCli([...args, "--home", dir]);
-      expect(r.code, r.stderr).toBe(2);
-      expect(r.stdout).toBe("");
-      expectOneLineError(r);
-      expect(await fs.readdir(dir)).toEqual([]);
-      // Nothing was created next to the home either (e.g. by "../x").
-      await expect(fs.access(path.join(path.dirname(dir), "x"))).rejects.toThrow();
-    } finally {
-      await done();
-    }
+    const dir = await tempDir("glint-badname-");
+    const r = await runCli([...args, "--home", dir]);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stdout).toBe("");
+    expectOneLineError(r);
+    expect(await fs.readdir(dir)).toEqual([]);
+    // Nothing was created next to the home either (e.g. by "../x").
+    await expect(fs.access(path.join(path.dirname(dir), "x"))).rejects.toThrow();
   });
 
   it("a name that only looks like an option, passed after --, is rejected as a name", async () => {
-    const { dir, cleanup: done } = await tempDir("glint-badname-");
-    try {
-      const r = await runCli(["create", "--home", dir, "--", "-x"]);
-      expect(r.code).toBe(2);
-      expectOneLineError(r);
-      expect(r.stderr).toContain("invalid VM name");
-      expect(await fs.readdir(dir)).toEqual([]);
-    } finally {
-      await done();
-    }
+    const dir = await tempDir("glint-badname-");
+    const r = await runCli(["create", "--home", dir, "--", "-x"]);
+    expect(r.code).toBe(2);
+    expectOneLineError(r);
+    expect(r.stderr).toContain("invalid VM name");
+    expect(await fs.readdir(dir)).toEqual([]);
   });
 
   it("the message of a very long name is shortened", async () => {

@@ -9,8 +9,10 @@ import { randomInt } from "node:crypto";
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CLI, ROOT, runCli, tempDir } from "../fixtures/helpers.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import { runCli } from "../support/cli.js";
+import { CLI, ROOT } from "../support/paths.js";
+import { tempDir } from "../support/tmp.js";
 
 // The project's own parser, as built (the same code the CLI runs).
 const model = (await import(
@@ -21,15 +23,13 @@ const ITERATIONS = 40;
 const BUDGET_MS = 40_000;
 
 let home: string;
-let cleanup: () => Promise<void>;
 let file: string;
 beforeAll(async () => {
-  ({ dir: home, cleanup } = await tempDir("glint-fault-"));
+  home = await tempDir("glint-fault-");
   const r = await runCli(["create", "vm", "--home", home]);
   expect(r.code, r.stderr).toBe(0);
   file = path.join(home, "vm", "identifiers.json");
 });
-afterAll(() => cleanup());
 
 /** Spawn `glint regen base vm`, SIGKILL it after `delayMs`; resolves with how it ended. */
 function regenAndKill(delayMs: number): Promise<{ code: number | null; signal: string | null }> {

@@ -7,20 +7,19 @@ import { execFile } from "node:child_process";
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { lines, runCli, tempDir } from "../fixtures/helpers.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import { lines, runCli } from "../support/cli.js";
+import { tempDir } from "../support/tmp.js";
 
 const exec = promisify(execFile);
 let dir: string;
-let cleanup: () => Promise<void>;
 let base: string;
 
 beforeAll(async () => {
-  ({ dir, cleanup } = await tempDir("glint-tools-"));
+  dir = await tempDir("glint-tools-");
   base = path.join(dir, "base.qcow2");
   await exec("qemu-img", ["create", "-q", "-f", "qcow2", base, "16M"]);
 });
-afterAll(() => cleanup());
 
 const missing = path.join("/nonexistent", "glint-missing-tool");
 

@@ -7,12 +7,12 @@ import { execFile } from "node:child_process";
 import { existsSync, promises as fs } from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runCli, tempDir } from "../fixtures/helpers.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import { runCli } from "../support/cli.js";
+import { tempDir } from "../support/tmp.js";
 
 const exec = promisify(execFile);
 let dir: string;
-let cleanup: () => Promise<void>;
 let home: string;
 
 async function backingOf(file: string): Promise<string> {
@@ -21,14 +21,13 @@ async function backingOf(file: string): Promise<string> {
 }
 
 beforeAll(async () => {
-  ({ dir, cleanup } = await tempDir("glint-overlay-"));
+  dir = await tempDir("glint-overlay-");
   home = path.join(dir, "home");
   const base = path.join(dir, "base.qcow2");
   await exec("qemu-img", ["create", "-q", "-f", "qcow2", base, "16M"]);
   const r = await runCli(["create", "ov", "--home", home, "--base", base, "--overlay"]);
   expect(r.code, r.stderr).toBe(0);
 });
-afterAll(() => cleanup());
 
 describe("regen disk and the overlay", () => {
   it("keeps the old overlay in history/ with a backing file that exists", async () => {

@@ -8,19 +8,19 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, promises as fs } from "node:fs";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import { UuidManager } from "../../src/manager.js";
 import { writeJournal } from "../../src/txn/journal.js";
 import { vmPaths } from "../../src/vm/layout.js";
 import { acquireLock } from "../../src/vm/lock.js";
-import { CLI, runCli, tempDir } from "../fixtures/helpers.js";
+import { runCli } from "../support/cli.js";
+import { CLI } from "../support/paths.js";
+import { tempDir } from "../support/tmp.js";
 
 let home: string;
-let cleanup: () => Promise<void>;
 beforeEach(async () => {
-  ({ dir: home, cleanup } = await tempDir("glint-reliab-"));
+  home = await tempDir("glint-reliab-");
 });
-afterEach(() => cleanup());
 
 function exited(child: ChildProcess): Promise<{ code: number | null; signal: string | null }> {
   return new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));

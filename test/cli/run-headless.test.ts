@@ -3,17 +3,16 @@
  * command `--dry-run` prints (the KVM start watch itself is tested in
  * test/ops/kvm-watch.test.ts).
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runCli, tempDir } from "../fixtures/helpers.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import { runCli } from "../support/cli.js";
+import { tempDir } from "../support/tmp.js";
 
 let home: string;
-let cleanup: () => Promise<void>;
 beforeAll(async () => {
-  ({ dir: home, cleanup } = await tempDir("glint-headless-"));
+  home = await tempDir("glint-headless-");
   const r = await runCli(["create", "vm", "--home", home]);
   expect(r.code, r.stderr).toBe(0);
 });
-afterAll(() => cleanup());
 
 async function dryRun(args: string[], env: NodeJS.ProcessEnv = {}): Promise<string[]> {
   const r = await runCli(["run", "vm", "--dry-run", "--json", "--home", home, ...args], {

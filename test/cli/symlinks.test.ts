@@ -7,29 +7,28 @@
  */
 import { promises as fs } from "node:fs";
 import path from "node:path";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { runCli, snapshot, tempDir } from "../fixtures/helpers.js";
+import { beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { runCli } from "../support/cli.js";
+import { snapshot } from "../support/snapshot.js";
+import { tempDir } from "../support/tmp.js";
 
-let template: { dir: string; cleanup: () => Promise<void> };
+let template: string;
 beforeAll(async () => {
   template = await tempDir("glint-symlinks-template-");
-  const r = await runCli(["create", "vm", "--home", template.dir]);
+  const r = await runCli(["create", "vm", "--home", template]);
   expect(r.code, r.stderr).toBe(0);
 });
-afterAll(() => template.cleanup());
 
 let root: string;
 let home: string;
 let outside: string;
-let cleanup: () => Promise<void>;
 beforeEach(async () => {
-  ({ dir: root, cleanup } = await tempDir("glint-symlinks-"));
+  root = await tempDir("glint-symlinks-");
   home = path.join(root, "home");
   outside = path.join(root, "outside");
-  await fs.cp(template.dir, home, { recursive: true });
+  await fs.cp(template, home, { recursive: true });
   await fs.mkdir(outside);
 });
-afterEach(() => cleanup());
 
 describe("a symlinked VM directory", () => {
   beforeEach(async () => {

@@ -5,24 +5,23 @@
  */
 import { promises as fs } from "node:fs";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { inspectImage, type SysprepReport } from "../../src/sysprep/index.js";
 import { vmPaths } from "../../src/vm/layout.js";
 import { acquireLock } from "../../src/vm/lock.js";
-import { runCli, tempDir } from "../fixtures/helpers.js";
+import { runCli } from "../support/cli.js";
 import { type DiskImage, diskImage } from "../support/disk-image.js";
-import { run, sha256 } from "../sysprep/helpers.js";
+import { run, sha256 } from "../support/disk-read.js";
+import { tempDir } from "../support/tmp.js";
 
 let home: string;
-let cleanup: () => Promise<void>;
 let img: DiskImage;
 beforeAll(async () => {
-  ({ dir: home, cleanup } = await tempDir("glint-cli-sysprep-"));
+  home = await tempDir("glint-cli-sysprep-");
   img = await diskImage({ table: "gpt" });
   const r = await runCli(["create", "web-1", "--home", home]);
   expect(r.code, r.stderr).toBe(0);
 }, 120_000);
-afterAll(() => cleanup());
 
 async function overlayOf(name: string): Promise<string> {
   const file = path.join(home, name);

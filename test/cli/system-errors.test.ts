@@ -7,8 +7,10 @@ import { promises as fs } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { CLI, runCli, tempDir } from "../fixtures/helpers.js";
+import { runCli } from "../support/cli.js";
 import { fillDisk, listTree, mountTmpfs, remount } from "../support/hostile.js";
+import { CLI } from "../support/paths.js";
+import { tempDir } from "../support/tmp.js";
 
 let disk: { dir: string; unmount: () => Promise<void> };
 beforeAll(async () => {
@@ -87,21 +89,20 @@ describe("a directory where a file belongs", () => {
 });
 
 describe("an empty home", () => {
-  let cwd: { dir: string; cleanup: () => Promise<void> };
+  let cwd: string;
   beforeEach(async () => {
     cwd = await tempDir("glint-empty-home-");
   });
-  afterEach(() => cwd.cleanup());
 
   it.each([
     ["GLINT_HOME=", ["create", "x"], { GLINT_HOME: "" }],
     ['--home ""', ["create", "x", "--home", ""], {}],
     ['--home "" before the command', ["--home", "", "list"], {}],
   ])("%s is a usage error (exit 2) and writes nothing", async (_what, args, env) => {
-    const r = await runCli(args, { cwd: cwd.dir, env });
+    const r = await runCli(args, { cwd: cwd, env });
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/empty/);
-    expect(await fs.readdir(cwd.dir)).toEqual([]);
+    expect(await fs.readdir(cwd)).toEqual([]);
   });
 });
 

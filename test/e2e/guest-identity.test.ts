@@ -9,11 +9,13 @@ import { createHash } from "node:crypto";
 import { promises as fs, readFileSync } from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { parseIdentityEnv, SCRIPT_FILE } from "../../src/guest/index.js";
 import { vmPaths } from "../../src/vm/layout.js";
-import { buildInitramfs, findKernel, type Markers, markerValue } from "./guest/tiny-guest.js";
-import { bootWithGlint, glintOk, readIds, type TinyGuest, tempHome } from "./helpers.js";
+import { readIds, runCliOk } from "../support/cli.js";
+import { tempDir } from "../support/tmp.js";
+import { type TinyGuest, tinyGuest } from "./guest/fixture.js";
+import { bootWithGlint, type Markers, markerValue } from "./guest/runner.js";
 
 const exec = promisify(execFile);
 
@@ -70,22 +72,15 @@ async function buildBaseImage(dir: string): Promise<string> {
 }
 
 beforeAll(async () => {
-  const kernel = findKernel();
-  const initrd = await buildInitramfs({
-    kernel,
+  guest = await tinyGuest({
     extraFiles: {
       "/apply-identity.sh": readFileSync(new URL("./guest/apply-identity.sh", import.meta.url)),
       ...(await sshKeygenFiles()),
     },
   });
-  guest = { kernel: kernel.kernel, initrd };
-  home = await tempHome("glint-e2e-guest-");
+  home = await tempDir("glint-e2e-guest-");
   base = await buildBaseImage(home);
 }, 300_000);
-
-afterAll(async () => {
-  await fs.rm(home, { recursive: true, force: true });
-});
 
 interface GuestState {
   machineId: string;
@@ -148,8 +143,8 @@ describe("set_identifiers.sh inside a real guest", () => {
   let first: { a: GuestState; b: GuestState };
 
   it("two clones of one base disk end with their own machine-id, hostname and SSH keys", async () => {
-    await glintOk(["create", "guest-a", "--home", home, "--base", base, "--overlay"]);
-    await glintOk(["create", "guest-b", "--home", home, "--base", base, "--overlay"]);
+    await runCliOk(["create", "guest-a", "--home", home, "--base", base, "--overlay"]);
+    await runCliOk(["create", "guest-b", "--home", home, "--base", base, "--overlay"]);
     // Two VMs: byte-identical scripts, each with a valid identity.env of its own.
     const pa = vmPaths(home, "guest-a");
     const pb = vmPaths(home, "guest-b");
@@ -172,7 +167,7 @@ describe("set_identifiers.sh inside a real guest", () => {
   }, 600_000);
 
   it("after glint nuke the values change again", async () => {
-    await glintOk(["nuke", "guest-a", "--yes", "--home", home]);
+    await runCliOk(["nuke", "guest-a", "--yes", "--home", home]);
     const again = await boot("guest-a", "cidata");
     await expectMatches(again, "guest-a");
     expect(again.machineId).not.toBe(first.a.machineId);

@@ -8,19 +8,20 @@
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { glint, glintOk, readIds, type TinyGuest, tempHome, tinyGuest } from "./helpers.js";
+import { runCli as glint, runCliOk as glintOk, readIds } from "../support/cli.js";
+import { tempDir } from "../support/tmp.js";
+import { type TinyGuest, tinyGuest } from "./guest/fixture.js";
 
 let home: string;
 let guest: TinyGuest;
 beforeAll(async () => {
-  home = await tempHome("glint-lifecycle-");
+  home = await tempDir("glint-lifecycle-");
   guest = await tinyGuest();
   await glintOk(["create", "lc", "--home", home]);
 }, 300_000);
 afterAll(async () => {
   // Never leave a QEMU behind, whatever failed.
   await glint(["stop", "lc", "--force", "--home", home]);
-  await fs.rm(home, { recursive: true, force: true });
 });
 
 async function consoleHas(text: string, ms: number): Promise<string> {

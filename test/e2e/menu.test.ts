@@ -10,7 +10,9 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { shellQuote } from "../../src/cli/shell.js";
-import { CLI, ROOT, runCli, tempDir } from "../fixtures/helpers.js";
+import { runCli } from "../support/cli.js";
+import { CLI, ROOT } from "../support/paths.js";
+import { tempDir } from "../support/tmp.js";
 
 const exec = promisify(execFile);
 const SOCKET = `glint-menu-e2e-${process.pid}`;
@@ -69,17 +71,15 @@ async function readJson(file: string): Promise<Ids> {
 
 describe("glint menu in a terminal (tmux)", () => {
   let dir: string;
-  let cleanup: (() => Promise<void>) | undefined;
 
   beforeAll(async () => {
-    ({ dir, cleanup } = await tempDir("glint-menu-e2e-"));
+    dir = await tempDir("glint-menu-e2e-");
   });
 
   afterAll(async () => {
     const socket = await tmux("display-message", "-p", "#{socket_path}").catch(() => "");
     await exec("tmux", ["-L", SOCKET, "kill-server"]).catch(() => undefined);
     if (socket.trim()) await fs.rm(socket.trim(), { force: true });
-    await cleanup?.();
   });
 
   it("views, regenerates the overlay, NUKEs (Esc first, then the typed name) and exits", async () => {

@@ -5,21 +5,14 @@
  */
 import { promises as fs } from "node:fs";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { readEkFingerprint } from "../../src/firmware/index.js";
 import { IDENTIFIER_FIELDS, type SystemIdentifiers } from "../../src/identity/model.js";
 import { diskSerial } from "../../src/qemu/mapping.js";
-import { type Markers, markerValue } from "./guest/tiny-guest.js";
-import {
-  bootWithGlint,
-  glint,
-  glintOk,
-  readIds,
-  startGlintRun,
-  type TinyGuest,
-  tempHome,
-  tinyGuest,
-} from "./helpers.js";
+import { readIds, runCli, runCliOk } from "../support/cli.js";
+import { tempDir } from "../support/tmp.js";
+import { type TinyGuest, tinyGuest } from "./guest/fixture.js";
+import { bootWithGlint, type Markers, markerValue, startGlintRun } from "./guest/runner.js";
 
 let guest: TinyGuest;
 let home: string;
@@ -27,9 +20,9 @@ let base: string;
 
 beforeAll(async () => {
   guest = await tinyGuest();
-  home = await tempHome("glint-e2e-qemu-");
+  home = await tempDir("glint-e2e-qemu-");
   base = path.join(home, "shared-base.qcow2");
-  await glintOk(["--version"]);
+  await runCliOk(["--version"]);
   const { execFile } = await import("node:child_process");
   await new Promise<void>((resolve, reject) =>
     execFile("qemu-img", ["create", "-q", "-f", "qcow2", base, "32M"], (e) =>
@@ -37,10 +30,6 @@ beforeAll(async () => {
     ),
   );
 }, 300_000);
-
-afterAll(async () => {
-  await fs.rm(home, { recursive: true, force: true });
-});
 
 /** Everything the guest saw of its identity, keyed like identifiers.json. */
 function seen(markers: Markers): Record<string, string> {
@@ -109,8 +98,8 @@ describe("glint run: the guest reads the identity Glint set", () => {
   let before: { a: Record<string, string>; b: Record<string, string> };
 
   it("two VMs from the same base image see their own values, and different ones", async () => {
-    await glintOk(["create", "clone-a", "--home", home, "--base", base, "--overlay", "--tpm"]);
-    await glintOk(["create", "clone-b", "--home", home, "--base", base, "--overlay"]);
+    await runCliOk(["create", "clone-a", "--home", home, "--base", base, "--overlay", "--tpm"]);
+    await runCliOk(["create", "clone-b", "--home", home, "--base", base, "--overlay"]);
     const bootA = await bootWithGlint(home, "clone-a", guest);
     const bootB = await bootWithGlint(home, "clone-b", guest);
     const a = seen(bootA.markers);
@@ -129,7 +118,7 @@ describe("glint run: the guest reads the identity Glint set", () => {
   it("after glint nuke, the guest sees all new values and the TPM has a new EK", async () => {
     const idsBefore = await readIds(home, "clone-a");
     const ekBefore = await readEkFingerprint(path.join(home, "clone-a", "tpm"));
-    await glintOk(["nuke", "clone-a", "--yes", "--home", home]);
+    await runCliOk(["nuke", "clone-a", "--yes", "--home", home]);
     const idsAfter = await readIds(home, "clone-a");
     for (const f of IDENTIFIER_FIELDS) expect(idsAfter[f], f).not.toBe(idsBefore[f]);
     const after = seen((await bootWithGlint(home, "clone-a", guest)).markers);
@@ -156,7 +145,7 @@ describe("glint run: the guest reads the identity Glint set", () => {
       }
       await new Promise((r) => setTimeout(r, 1000));
       const idsBefore = await readIds(home, "clone-b");
-      const refused = await glint(["nuke", "clone-b", "--yes", "--home", home]);
+      const refused = await runCli(["nuke", "clone-b", "--yes", "--home", home]);
       expect(refused.code, running.stderr()).toBe(1);
       expect(refused.stderr).toMatch(/busy.*glint run/);
       expect(refused.stderr.trim().split("\n")).toHaveLength(1);
@@ -164,14 +153,14 @@ describe("glint run: the guest reads the identity Glint set", () => {
     } finally {
       await running.stop();
     }
-    const ok = await glint(["nuke", "clone-b", "--yes", "--home", home]);
+    const ok = await runCli(["nuke", "clone-b", "--yes", "--home", home]);
     expect(ok.code, ok.stderr).toBe(0);
   }, 120_000);
 });
 
 describe("UEFI", () => {
   it("an EFI variable written by the guest survives a reboot and is gone after glint reset uefi", async () => {
-    await glintOk(["create", "efi", "--home", home, "--firmware", "uefi", "--disk-size", "16M"]);
+    await runCliOk(["create", "efi", "--home", home, "--firmware", "uefi", "--disk-size", "16M"]);
     const write = await bootWithGlint(
       home,
       "efi",
@@ -182,7 +171,7 @@ describe("UEFI", () => {
     expect(markerValue(write.markers, "efivar_written")).toBe("persisted");
     const read = await bootWithGlint(home, "efi", guest, "glint.efitest=read");
     expect(markerValue(read.markers, "efivar")).toBe("persisted");
-    await glintOk(["reset", "uefi", "efi", "--yes", "--home", home]);
+    await runCliOk(["reset", "uefi", "efi", "--yes", "--home", home]);
     const history = await fs.readdir(path.join(home, "efi", "history"));
     expect(history.some((n) => n.includes("reset-uefi_uefi-instance"))).toBe(true);
     const reset = await bootWithGlint(home, "efi", guest, "glint.efitest=read");
@@ -191,9 +180,9 @@ describe("UEFI", () => {
   }, 600_000);
 
   it("Secure Boot firmware boots with the enrolled-keys NVRAM and SMM", async () => {
-    await glintOk(["create", "sb", "--home", home, "--firmware", "uefi-secure"]);
+    await runCliOk(["create", "sb", "--home", home, "--firmware", "uefi-secure"]);
     const args = JSON.parse(
-      await glintOk(["qemu-args", "sb", "--json", "--home", home]),
+      await runCliOk(["qemu-args", "sb", "--json", "--home", home]),
     ) as string[];
     expect(args).toContain("driver=cfi.pflash01,property=secure,value=on");
     expect(args.some((a) => /^q35,.*smm=on/.test(a))).toBe(true);

@@ -10,11 +10,12 @@ import { promises as fs } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sysprepImage } from "../../src/sysprep/index.js";
-import { identityFromSeed } from "../qemu/helpers.js";
 import { diskImage } from "../support/disk-image.js";
-import { overlay, tempDir } from "../sysprep/helpers.js";
-import { bootGuest, guestKernelArgs } from "./guest/tiny-guest.js";
-import { type TinyGuest, tinyGuest } from "./helpers.js";
+import { overlay } from "../support/disk-read.js";
+import { identityFromSeed } from "../support/identity.js";
+import { tempDir } from "../support/tmp.js";
+import { type TinyGuest, tinyGuest } from "./guest/fixture.js";
+import { bootGuest, guestKernelArgs } from "./guest/runner.js";
 
 const HOOK = `#!/bin/sh
 d=/dev/vda

@@ -1,8 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { promises as fs } from "node:fs";
-import os from "node:os";
 import path from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import { errorLine } from "../../src/cli/advice.js";
 import { GlintError, MissingToolError, UsageError } from "../../src/errors.js";
 import {
@@ -14,16 +13,14 @@ import {
   resetUefiVariables,
   resolveFirmware,
 } from "../../src/firmware/index.js";
+import { tempDir } from "../support/tmp.js";
 
 /** No GLINT_OVMF_* and no per-user descriptor dir: only /etc and /usr/share count. */
 const CLEAN_ENV: NodeJS.ProcessEnv = { PATH: process.env.PATH };
 
 let tmp: string;
 beforeEach(async () => {
-  tmp = await fs.mkdtemp(path.join(os.tmpdir(), "glint-ovmf-test-"));
-});
-afterEach(async () => {
-  await fs.rm(tmp, { recursive: true, force: true });
+  tmp = await tempDir("glint-ovmf-test-");
 });
 
 async function readDescriptor(file: string): Promise<FirmwareDescriptor> {

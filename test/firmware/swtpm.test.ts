@@ -1,7 +1,6 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { createHash, X509Certificate } from "node:crypto";
 import { promises as fs } from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -15,6 +14,7 @@ import {
   startSwtpm,
   TPM2_PERMALL,
 } from "../../src/firmware/index.js";
+import { tempDir } from "../support/tmp.js";
 
 const execFileAsync = promisify(execFile);
 const FINGERPRINT_RE = /^sha256:[0-9a-f]{64}$/;
@@ -24,14 +24,13 @@ const running: SwtpmProcess[] = [];
 const children: ChildProcess[] = [];
 
 beforeEach(async () => {
-  tmp = await fs.mkdtemp(path.join(os.tmpdir(), "glint-swtpm-test-"));
+  tmp = await tempDir("glint-swtpm-test-");
 });
 afterEach(async () => {
   for (const child of children.splice(0)) {
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
   }
   await Promise.all(running.splice(0).map((p) => p.stop()));
-  await fs.rm(tmp, { recursive: true, force: true });
 });
 
 /** startSwtpm, remembering the process so that afterEach stops it even if a test fails. */
@@ -346,14 +345,13 @@ describe("temp directories of killed setups", () => {
     const live = path.join(root, `glint-swtpm-setup-${process.pid}-yyyyyy`);
     await fs.mkdir(dead, { recursive: true });
     await fs.mkdir(live, { recursive: true });
-    const state = await fs.mkdtemp(path.join(root, "glint-tpm-state-"));
+    const state = await tempDir("glint-tpm-state-");
     try {
       await createTpmState(path.join(state, "tpm"));
       await expect(fs.access(dead)).rejects.toThrow();
       await fs.access(live);
     } finally {
       await fs.rm(live, { recursive: true, force: true });
-      await fs.rm(state, { recursive: true, force: true });
     }
   }, 60_000);
 });

@@ -25,15 +25,10 @@ import {
   renderIdentityEnv,
   renderSeed,
 } from "../../src/guest/index.js";
-import {
-  freshIds,
-  hostnameFromArb,
-  idsArb,
-  makeTempDir,
-  regenerate,
-  run,
-  vmNameArb,
-} from "./helpers.js";
+import { run } from "../support/exec.js";
+import { hostnameFromArb, idsArb, vmNameArb } from "../support/guest-root.js";
+import { freshIds, regenerate } from "../support/identity.js";
+import { tempDir } from "../support/tmp.js";
 
 /** VM names (valid hostnames) that plain YAML 1.1 would read as something else than a string. */
 const YAML_LOOKALIKES = [
@@ -59,7 +54,7 @@ const YAML_LOOKALIKES = [
 let work: string;
 
 beforeAll(async () => {
-  work = await makeTempDir("cloudinit");
+  work = await tempDir("glint-cloudinit-");
 });
 
 afterAll(async () => {
@@ -67,7 +62,7 @@ afterAll(async () => {
 });
 
 /** `cloud-init schema --config-file` on `userData`: cloud-init's own cloud-config validation. */
-async function cloudInitSchema(userData: string): Promise<{ code: number; output: string }> {
+async function cloudInitSchema(userData: string): Promise<{ code: number | null; output: string }> {
   const file = path.join(work, `user-data-${process.hrtime.bigint()}`);
   await fs.writeFile(file, userData);
   const r = await run("cloud-init", ["schema", "--config-file", file]);

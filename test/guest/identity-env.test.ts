@@ -27,7 +27,8 @@ import {
   VM_NAME_RE,
 } from "../../src/identity/formats.js";
 import { IDENTIFIER_FIELDS, type SystemIdentifiers } from "../../src/identity/model.js";
-import { BAD_ENVS, freshIds, hostnameFromArb, idsArb, VM, vmNameArb } from "./helpers.js";
+import { BAD_ENVS, hostnameFromArb, idsArb, VM, vmNameArb } from "../support/guest-root.js";
+import { freshIds } from "../support/identity.js";
 
 /** Strings that must never get near a shell script or a YAML file. */
 const HOSTILE = [

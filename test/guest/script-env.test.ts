@@ -11,18 +11,17 @@ import type { SystemIdentifiers } from "../../src/identity/model.js";
 import {
   BAD_ENVS,
   ENV_PWNED,
-  type Entry,
   exists,
-  freshIds,
   makeFakeGuest,
-  makeTempDir,
   runScriptUnder,
   SHELLS,
-  snapshotTree,
   TIMEOUT,
   VM,
   writeGuestFiles,
-} from "./helpers.js";
+} from "../support/guest-root.js";
+import { freshIds } from "../support/identity.js";
+import { type Entry, snapshotTree } from "../support/snapshot.js";
+import { tempDir } from "../support/tmp.js";
 
 describe.each(SHELLS)("set_identifiers.sh under %s refuses a bad identity.env", (_label, shell) => {
   let work: string;
@@ -33,7 +32,7 @@ describe.each(SHELLS)("set_identifiers.sh under %s refuses a bad identity.env", 
   let snap: Record<string, Entry>;
 
   beforeAll(async () => {
-    work = await makeTempDir("script-env");
+    work = await tempDir("glint-script-env-");
     root = path.join(work, "root");
     tmp = path.join(work, "tmp");
     await fs.mkdir(root);

@@ -8,16 +8,16 @@ import path from "node:path";
 import { afterEach, beforeEach, describe, expect, test } from "vitest";
 import {
   exists,
-  freshIds,
   makeFakeGuest,
-  makeTempDir,
   runScriptUnder,
   SHELLS,
   SSH_KEY_TYPES,
-  snapshotTree,
   TIMEOUT,
   writeGuestFiles,
-} from "./helpers.js";
+} from "../support/guest-root.js";
+import { freshIds } from "../support/identity.js";
+import { snapshotTree } from "../support/snapshot.js";
+import { tempDir } from "../support/tmp.js";
 
 /** Replace `root/rel` (file or directory) with an absolute symlink to `host/name`, moving it there. */
 async function linkOut(root: string, host: string, rel: string, name: string): Promise<string> {
@@ -131,7 +131,7 @@ describe.each(SHELLS)("set_identifiers.sh --root with symlinks, under %s", (_lab
   let tmp: string;
 
   beforeEach(async () => {
-    work = await makeTempDir("symlinks");
+    work = await tempDir("glint-symlinks-");
     root = path.join(work, "root");
     host = path.join(work, "host");
     tmp = path.join(work, "tmp");

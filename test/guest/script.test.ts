@@ -8,24 +8,23 @@ import path from "node:path";
 import { afterEach, beforeEach, describe, expect, test } from "vitest";
 import { APPLIED_RECORD_KEYS, type HostnameFrom, SCRIPT_FILE } from "../../src/guest/index.js";
 import type { SystemIdentifiers } from "../../src/identity/model.js";
+import { run } from "../support/exec.js";
 import {
   exists,
   type FakeGuest,
   fingerprint,
-  freshIds,
   makeFakeGuest,
-  makeTempDir,
   parseKeyValues,
-  regenerate,
-  run,
   runScriptUnder,
   SHELLS,
   SSH_KEY_TYPES,
-  snapshotTree,
   TIMEOUT,
   VM,
   writeGuestFiles,
-} from "./helpers.js";
+} from "../support/guest-root.js";
+import { freshIds, regenerate } from "../support/identity.js";
+import { snapshotTree } from "../support/snapshot.js";
+import { tempDir } from "../support/tmp.js";
 
 async function fingerprints(root: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
@@ -47,7 +46,7 @@ describe.each(SHELLS)("set_identifiers.sh under %s", (_label, shell) => {
   let tmp: string;
 
   beforeEach(async () => {
-    work = await makeTempDir("script");
+    work = await tempDir("glint-script-");
     root = path.join(work, "root");
     tmp = path.join(work, "tmp");
     await fs.mkdir(root);
@@ -435,7 +434,7 @@ describe.each(SHELLS)("set_identifiers.sh under %s", (_label, shell) => {
 
 describe("shellcheck", () => {
   test("the static script is clean under shellcheck -s sh", async () => {
-    const work = await makeTempDir("shellcheck");
+    const work = await tempDir("glint-shellcheck-");
     try {
       const r = await run("shellcheck", ["-s", "sh", SCRIPT_FILE]);
       expect(r.stdout + r.stderr).toBe("");

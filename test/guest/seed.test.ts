@@ -20,9 +20,11 @@ import {
   SCRIPT_FILE,
   writeSeed,
 } from "../../src/guest/index.js";
-import { requireTool } from "../../src/qemu/tools.js";
+import { requireTool } from "../../src/host/tools.js";
 import { vmPaths } from "../../src/vm/layout.js";
-import { freshIds, makeTempDir, regenerate, run, runOk } from "./helpers.js";
+import { run, runOk } from "../support/exec.js";
+import { freshIds, regenerate } from "../support/identity.js";
+import { tempDir } from "../support/tmp.js";
 
 /** Volume identifier from the ISO 9660 primary volume descriptor (sector 16). */
 async function volumeId(iso: string): Promise<string> {
@@ -56,7 +58,7 @@ async function temps(dir: string): Promise<string[]> {
 let home: string;
 
 beforeEach(async () => {
-  home = await makeTempDir("seed");
+  home = await tempDir("glint-seed-");
 });
 
 afterEach(async () => {
@@ -108,7 +110,7 @@ describe("buildSeedIso", () => {
 
   test("GLINT_GENISOIMAGE is honoured: a symlinked binary off PATH works, a missing one is named", async () => {
     const files = renderSeed("vm", freshIds());
-    const tools = await makeTempDir("seed-tools");
+    const tools = await tempDir("glint-seed-tools-");
     try {
       const bin = path.join(tools, "bin");
       const emptyPath = path.join(tools, "empty");

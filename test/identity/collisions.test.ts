@@ -18,7 +18,8 @@ import {
 } from "../../src/identity/model.js";
 import { POLICIES } from "../../src/identity/policies.js";
 import { applyPolicy, type ValueSet } from "../../src/identity/regenerate.js";
-import { fixture, queueRandom } from "../fixtures/helpers.js";
+import { fixture } from "../support/paths.js";
+import { queueRandom } from "../support/random.js";
 
 const none: ValueSet = { has: () => false };
 

@@ -28,7 +28,7 @@ import {
   SERIAL_LENGTH,
 } from "../../src/identity/generate.js";
 import { IDENTIFIER_FIELDS, systemIdentifiersSchema } from "../../src/identity/model.js";
-import { streamRandom } from "../fixtures/helpers.js";
+import { streamRandom } from "../support/random.js";
 
 const HEX = "0123456789abcdef".split("");
 const hexString = (min: number, max: number) =>

@@ -15,7 +15,8 @@ import {
 } from "../../src/identity/model.js";
 import { POLICIES } from "../../src/identity/policies.js";
 import { applyPolicy } from "../../src/identity/regenerate.js";
-import { fixture, streamRandom } from "../fixtures/helpers.js";
+import { fixture } from "../support/paths.js";
+import { streamRandom } from "../support/random.js";
 
 const SEED_KEYS = [
   "vm_uuid",

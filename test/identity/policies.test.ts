@@ -11,7 +11,8 @@ import {
 } from "../../src/identity/model.js";
 import { keptFields, POLICIES, type PolicyName } from "../../src/identity/policies.js";
 import { applyPolicy } from "../../src/identity/regenerate.js";
-import { fixture, streamRandom } from "../fixtures/helpers.js";
+import { fixture } from "../support/paths.js";
+import { streamRandom } from "../support/random.js";
 
 const NAMES = Object.keys(POLICIES) as PolicyName[];
 const none = { has: () => false };

@@ -7,15 +7,14 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import path from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { watchKvmStart } from "../../src/ops/kvm-watch.js";
-import { tempDir } from "../fixtures/helpers.js";
+import { tempDir } from "../support/tmp.js";
 
 let dir: string;
-let cleanup: () => Promise<void>;
 let child: ChildProcess | undefined;
 beforeAll(async () => {
-  ({ dir, cleanup } = await tempDir("glint-kvmwatch-"));
+  dir = await tempDir("glint-kvmwatch-");
 });
 afterEach(async () => {
   if (child && child.exitCode === null) {
@@ -25,7 +24,6 @@ afterEach(async () => {
   }
   child = undefined;
 });
-afterAll(() => cleanup());
 
 function qemu(name: string, extra: string[]): { child: ChildProcess; socket: string } {
   const socket = path.join(dir, `${name}.sock`);

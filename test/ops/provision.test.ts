@@ -6,18 +6,16 @@ import { execFile } from "node:child_process";
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import { UuidManager } from "../../src/manager.js";
-import { tempDir } from "../fixtures/helpers.js";
+import { tempDir } from "../support/tmp.js";
 
 const execFileAsync = promisify(execFile);
 
 let home: string;
-let cleanup: () => Promise<void>;
 beforeEach(async () => {
-  ({ dir: home, cleanup } = await tempDir("glint-provision-"));
+  home = await tempDir("glint-provision-");
 });
-afterEach(() => cleanup());
 
 describe("base images with a backing chain or an external data file", () => {
   let secret: string;

@@ -4,17 +4,15 @@
  */
 import { promises as fs } from "node:fs";
 import path from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import { UuidManager } from "../../src/manager.js";
 import { acceleratorArgs } from "../../src/ops/run.js";
-import { tempDir } from "../fixtures/helpers.js";
+import { tempDir } from "../support/tmp.js";
 
 let home: string;
-let cleanup: () => Promise<void>;
 beforeEach(async () => {
-  ({ dir: home, cleanup } = await tempDir("glint-lifecycle-"));
+  home = await tempDir("glint-lifecycle-");
 });
-afterEach(() => cleanup());
 
 describe("firmware pinning", () => {
   it("records the OVMF code at create time and keeps using it", async () => {

@@ -16,27 +16,21 @@ import {
 } from "../../src/qemu/mapping.js";
 import { buildVmArgv } from "../../src/qemu/vm-argv.js";
 import { vmPaths } from "../../src/vm/layout.js";
-import {
-  bootGuest,
-  buildInitramfs,
-  createCidataIso,
-  findKernel,
-  guestKernelArgs,
-  markerValue,
-  type RunResult,
-} from "../e2e/guest/tiny-guest.js";
-import { config, identityFromSeed, startTestSwtpm, type TestSwtpm, tempDir } from "./helpers.js";
+import { createCidataIso, tinyGuest } from "../e2e/guest/fixture.js";
+import { bootGuest, guestKernelArgs, markerValue, type RunResult } from "../e2e/guest/runner.js";
+import { identityFromSeed } from "../support/identity.js";
+import { config } from "../support/qemu.js";
+import { startTestSwtpm, type TestSwtpm } from "../support/swtpm.js";
+import { tempDir } from "../support/tmp.js";
 
 const ids = identityFromSeed("guest-boot");
 let root: string;
-let cleanup: () => Promise<void>;
 let swtpm: TestSwtpm | undefined;
 let result: RunResult;
 
 beforeAll(async () => {
-  ({ dir: root, cleanup } = await tempDir("glint-qemu-guest-"));
-  const kernel = findKernel();
-  const initrd = await buildInitramfs({ kernel });
+  root = await tempDir("glint-qemu-guest-");
+  const guest = await tinyGuest();
   const paths = vmPaths(path.join(root, "home,1"), "guest-one");
   await mkdir(paths.shared, { recursive: true });
   await writeFile(paths.script, "#!/bin/sh\necho hello\n");
@@ -52,7 +46,7 @@ beforeAll(async () => {
     seedIso: paths.seedIso,
     shareDir: paths.shared,
     extra: [
-      ...guestKernelArgs(kernel.kernel, initrd, "glint.cidata=wait glint.waitsec=20"),
+      ...guestKernelArgs(guest.kernel, guest.initrd, "glint.cidata=wait glint.waitsec=20"),
       "-accel",
       "tcg",
     ],
@@ -62,7 +56,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await swtpm?.stop();
-  await cleanup?.();
 });
 
 describe("a Linux guest booted with buildVmArgv", () => {

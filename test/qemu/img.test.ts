@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import { mkdir, readdir, readFile, rename, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import { GlintError } from "../../src/errors.js";
 import {
   createBlankDisk,
@@ -12,16 +12,14 @@ import {
   imageInfo,
   relativeBackingPath,
 } from "../../src/qemu/img.js";
-import { tempDir } from "./helpers.js";
+import { tempDir } from "../support/tmp.js";
 
 const run = promisify(execFile);
 
 let dir: string;
-let cleanup: () => Promise<void>;
 beforeEach(async () => {
-  ({ dir, cleanup } = await tempDir("glint-img-"));
+  dir = await tempDir("glint-img-");
 });
-afterEach(async () => cleanup());
 
 /** A qcow2 base image whose first MiB is random data (also returned). */
 async function makeBase(file: string): Promise<Buffer> {

@@ -7,7 +7,7 @@ import {
   mappingTableMarkdown,
   uuidSerial,
 } from "../../src/qemu/mapping.js";
-import { identityFromSeed } from "./helpers.js";
+import { identityFromSeed } from "../support/identity.js";
 
 describe("IDENTITY_MAPPING", () => {
   it("has exactly one row per identifier field, in IDENTIFIER_FIELDS order", () => {

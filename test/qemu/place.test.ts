@@ -7,8 +7,9 @@ import { GlintError } from "../../src/errors.js";
 import { IDENTIFIER_FIELDS, type SystemIdentifiers } from "../../src/identity/index.js";
 import { diskSerial, IDENTITY_MAPPING } from "../../src/qemu/mapping.js";
 import { applyIdentifiersToQemuCommand } from "../../src/qemu/place.js";
+import { identityFromSeed } from "../support/identity.js";
+import { optionArgs } from "../support/qemu.js";
 import { expectIdentity, oemStrings, smbiosField } from "../support/qemu-argv.js";
-import { identityFromSeed, optionArgs } from "./helpers.js";
 
 const _execFileAsync = promisify(execFile);
 const ids = identityFromSeed("argv-a");

@@ -7,6 +7,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { copyFile, mkdir, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { requireTool } from "../../src/host/tools.js";
 import type { SystemIdentifiers } from "../../src/identity/index.js";
 import { createBlankDisk, createOverlay } from "../../src/qemu/img.js";
 import {
@@ -15,28 +16,22 @@ import {
   type FirmwareFiles,
 } from "../../src/qemu/index.js";
 import { diskSerial } from "../../src/qemu/mapping.js";
-import { requireTool } from "../../src/qemu/tools.js";
 import type { VmConfigInput } from "../../src/vm/config.js";
 import { type VmPaths, vmPaths } from "../../src/vm/layout.js";
-import {
-  config,
-  connectQmp,
-  identityFromSeed,
-  startTestSwtpm,
-  type TestSwtpm,
-  tempDir,
-} from "./helpers.js";
+import { identityFromSeed } from "../support/identity.js";
+import { config, connectQmp } from "../support/qemu.js";
+import { startTestSwtpm, type TestSwtpm } from "../support/swtpm.js";
+import { tempDir } from "../support/tmp.js";
 
 const OVMF = "/usr/share/OVMF";
 
 let root: string;
-let cleanup: () => Promise<void>;
 let paths: VmPaths;
 const swtpms: TestSwtpm[] = [];
 let qemu: string;
 
 beforeAll(async () => {
-  ({ dir: root, cleanup } = await tempDir("glint-qemu-run-"));
+  root = await tempDir("glint-qemu-run-");
   qemu = await requireTool("qemu-system-x86_64");
   paths = vmPaths(path.join(root, "home,with,commas"), "demo");
   await mkdir(paths.dir, { recursive: true });
@@ -50,7 +45,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const t of swtpms) await t.stop();
-  await cleanup?.();
 });
 
 /**

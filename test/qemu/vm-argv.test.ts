@@ -3,15 +3,17 @@ import { execFile } from "node:child_process";
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { errorLine } from "../../src/cli/advice.js";
 import { GlintError } from "../../src/errors.js";
 import { diskSerial } from "../../src/qemu/mapping.js";
 import { escapeOptionValue, parseOptionList } from "../../src/qemu/place.js";
 import { buildVmArgv } from "../../src/qemu/vm-argv.js";
 import { vmPaths } from "../../src/vm/layout.js";
+import { identityFromSeed } from "../support/identity.js";
+import { config, optionArgs } from "../support/qemu.js";
 import { expectIdentity, oemStrings } from "../support/qemu-argv.js";
-import { config, identityFromSeed, optionArgs, tempDir } from "./helpers.js";
+import { tempDir } from "../support/tmp.js";
 
 const _execFileAsync = promisify(execFile);
 const ids = identityFromSeed("argv-a");
@@ -23,16 +25,12 @@ const other = identityFromSeed("argv-b");
 
 describe("buildVmArgv", () => {
   let home: string;
-  let cleanup: () => Promise<void>;
   beforeAll(async () => {
-    const t = await tempDir("glint-argv,comma-");
-    home = path.join(t.dir, "home,with,commas");
-    cleanup = t.cleanup;
+    home = path.join(await tempDir("glint-argv,comma-"), "home,with,commas");
     const p = vmPaths(home, "demo");
     await mkdir(p.dir, { recursive: true });
     await writeFile(p.base, "");
   });
-  afterAll(async () => cleanup());
 
   it("builds a BIOS VM with user networking and every identifier once", () => {
     const paths = vmPaths(home, "demo");

@@ -6,7 +6,7 @@ import { expect } from "vitest";
 import { IDENTIFIER_FIELDS, type SystemIdentifiers } from "../../src/identity/index.js";
 import { diskSerial, uuidSerial } from "../../src/qemu/mapping.js";
 import { parseOptionList } from "../../src/qemu/options.js";
-import { optionArgs } from "../qemu/helpers.js";
+import { optionArgs } from "./qemu.js";
 
 /** Every -smbios argument, parsed. */
 export function smbios(argv: readonly string[]) {

@@ -12,9 +12,10 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { inspectImage, sysprepImage } from "../../src/sysprep/index.js";
-import { identityFromSeed } from "../qemu/helpers.js";
 import { type DiskImage, diskImage } from "../support/disk-image.js";
-import { asRaw, extract, overlay, run, sha256, tempDir } from "./helpers.js";
+import { asRaw, extract, overlay, run, sha256 } from "../support/disk-read.js";
+import { identityFromSeed } from "../support/identity.js";
+import { tempDir } from "../support/tmp.js";
 
 const CHILD = path.join(path.dirname(fileURLToPath(import.meta.url)), "sysprep-child.mjs");
 const RUNS = 100;

@@ -4,7 +4,8 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateOpenSshKey } from "../../src/sysprep/openssh-keys.js";
 import { fingerprint } from "../../src/sysprep/ssh-keys.js";
-import { run, tempDir } from "./helpers.js";
+import { run } from "../support/disk-read.js";
+import { tempDir } from "../support/tmp.js";
 
 let dir: string;
 beforeAll(async () => {

@@ -8,7 +8,6 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { inspectImage, type SysprepReport, sysprepImage } from "../../src/sysprep/index.js";
 import { vfatIdFromUuid } from "../../src/sysprep/vfat.js";
-import { identityFromSeed } from "../qemu/helpers.js";
 import { type DiskImage, diskImage } from "../support/disk-image.js";
 import {
   allFiles,
@@ -22,8 +21,9 @@ import {
   run,
   sfdisk,
   sha256,
-  tempDir,
-} from "./helpers.js";
+} from "../support/disk-read.js";
+import { identityFromSeed } from "../support/identity.js";
+import { tempDir } from "../support/tmp.js";
 
 let img: DiskImage;
 let dir: string;

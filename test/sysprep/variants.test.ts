@@ -11,7 +11,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GlintError } from "../../src/errors.js";
 import { sysprepImage } from "../../src/sysprep/index.js";
 import { vfatIdFromUuid } from "../../src/sysprep/vfat.js";
-import { identityFromSeed } from "../qemu/helpers.js";
 import { diskImage } from "../support/disk-image.js";
 import {
   allFiles,
@@ -24,8 +23,9 @@ import {
   run,
   sfdisk,
   sha256,
-  tempDir,
-} from "./helpers.js";
+} from "../support/disk-read.js";
+import { identityFromSeed } from "../support/identity.js";
+import { tempDir } from "../support/tmp.js";
 
 let dir: string;
 beforeAll(async () => {

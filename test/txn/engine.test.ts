@@ -9,22 +9,21 @@ import { execFile } from "node:child_process";
 import { existsSync, promises as fs } from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import { IDENTIFIER_FIELDS, type SystemIdentifiers } from "../../src/identity/model.js";
 import { UuidManager } from "../../src/manager.js";
 import { readJournal, writeJournal } from "../../src/txn/journal.js";
 import { vmPaths } from "../../src/vm/layout.js";
 import { valueKey } from "../../src/vm/registry.js";
-import { ROOT, tempDir } from "../fixtures/helpers.js";
+import { ROOT } from "../support/paths.js";
+import { tempDir } from "../support/tmp.js";
 
 const run = promisify(execFile);
 
 let home: string;
-let cleanup: () => Promise<void>;
 beforeEach(async () => {
-  ({ dir: home, cleanup } = await tempDir("glint-engine-"));
+  home = await tempDir("glint-engine-");
 });
-afterEach(() => cleanup());
 
 async function readIds(vm: string): Promise<SystemIdentifiers> {
   return JSON.parse(await fs.readFile(vmPaths(home, vm).identifiers, "utf8"));

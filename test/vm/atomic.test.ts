@@ -2,7 +2,7 @@
 import { spawn } from "node:child_process";
 import { promises as fs } from "node:fs";
 import path from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import { GlintError } from "../../src/errors.js";
 import { preparedChange } from "../../src/txn/change.js";
 import {
@@ -12,14 +12,12 @@ import {
   writeFileAtomic,
 } from "../../src/vm/atomic.js";
 import { isFile } from "../../src/vm/fsutil.js";
-import { tempDir } from "../fixtures/helpers.js";
+import { tempDir } from "../support/tmp.js";
 
 let dir: string;
-let cleanup: () => Promise<void>;
 beforeEach(async () => {
-  ({ dir, cleanup } = await tempDir("glint-atomic-"));
+  dir = await tempDir("glint-atomic-");
 });
-afterEach(() => cleanup());
 
 const modeOf = async (f: string) => (await fs.stat(f)).mode & 0o777;
 

@@ -6,20 +6,19 @@ import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { BusyError } from "../../src/errors.js";
 import { acquireLock, withLock } from "../../src/vm/lock.js";
-import { ROOT, tempDir } from "../fixtures/helpers.js";
 import { fillDisk, mountTmpfs } from "../support/hostile.js";
+import { ROOT } from "../support/paths.js";
+import { tempDir } from "../support/tmp.js";
 
 let dir: string;
-let cleanup: () => Promise<void>;
 const children: ChildProcess[] = [];
 
 beforeEach(async () => {
-  ({ dir, cleanup } = await tempDir("glint-lock-"));
+  dir = await tempDir("glint-lock-");
 });
 afterEach(async () => {
   for (const c of children.splice(0))
     if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
-  await cleanup();
 });
 
 /** Start time of a process as the lock records it (field 22 of /proc/PID/stat). */
@@ -250,7 +249,7 @@ describe("mutual exclusion across processes", () => {
     const log = path.join(dir, "log");
     await fs.writeFile(counter, "0");
     await fs.writeFile(log, "");
-    const script = path.join(ROOT, "test", "vm", "lock-child.mjs");
+    const script = path.join(ROOT, "test", "support", "lock-child.mjs");
     const codes = await Promise.all(
       Array.from(
         { length: N },

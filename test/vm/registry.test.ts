@@ -6,7 +6,7 @@
 import { randomBytes } from "node:crypto";
 import { promises as fs } from "node:fs";
 import path from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import { canonicalHex } from "../../src/identity/formats.js";
 import {
   IDENTIFIER_FIELDS,
@@ -15,14 +15,15 @@ import {
 } from "../../src/identity/model.js";
 import { UuidManager } from "../../src/manager.js";
 import { UsedValues, valueKey } from "../../src/vm/registry.js";
-import { FIXTURES, queueRandom, runCli, tempDir } from "../fixtures/helpers.js";
+import { runCli } from "../support/cli.js";
+import { FIXTURES } from "../support/paths.js";
+import { queueRandom } from "../support/random.js";
+import { tempDir } from "../support/tmp.js";
 
 let home: string;
-let cleanup: () => Promise<void>;
 beforeEach(async () => {
-  ({ dir: home, cleanup } = await tempDir("glint-registry-"));
+  home = await tempDir("glint-registry-");
 });
-afterEach(() => cleanup());
 
 function macBytes(mac: string): Uint8Array {
   return Uint8Array.from(mac.split(":").slice(3), (o) => Number.parseInt(o, 16));

@@ -2,7 +2,7 @@
 import { execFileSync } from "node:child_process";
 import { promises as fs } from "node:fs";
 import path from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import { errorLine } from "../../src/cli/advice.js";
 import { GlintError } from "../../src/errors.js";
 import { parseIdentifiers, SystemIdentifiers } from "../../src/identity/model.js";
@@ -15,14 +15,13 @@ import {
   readIdentifiers,
   writeIdentifiers,
 } from "../../src/vm/store.js";
-import { FIXTURES, fixture, tempDir } from "../fixtures/helpers.js";
+import { FIXTURES, fixture } from "../support/paths.js";
+import { tempDir } from "../support/tmp.js";
 
 let home: string;
-let cleanup: () => Promise<void>;
 beforeEach(async () => {
-  ({ dir: home, cleanup } = await tempDir("glint-store-"));
+  home = await tempDir("glint-store-");
 });
-afterEach(() => cleanup());
 
 const seedIds = parseIdentifiers(fixture("seed-identifiers.json"));
 

@@ -44,6 +44,10 @@ export function addCreateCommand(program: Command, { io, manager }: CliEnv): voi
         "guest hostname: the VM name or glint-<machine-id>",
       ).choices(HOSTNAME_SOURCES),
     )
+    .option(
+      "--no-sysprep",
+      "never write the identity into the VM's disk offline; the guest script and cloud-init apply it at boot",
+    )
     .action(async (vm: string, opts: CommonOptions & CreateCliOptions) => {
       const m = manager(opts.home);
       const spinner = progress(io, opts.json);
@@ -63,6 +67,8 @@ export function addCreateCommand(program: Command, { io, manager }: CliEnv): voi
           memoryMb: opts.memory,
           cpus: opts.cpus,
           hostnameFrom: opts.hostnameFrom,
+          // commander sets `sysprep: true` unless --no-sysprep is given.
+          sysprep: opts.sysprep === false ? false : undefined,
         }),
         onProgress: spinner,
       });

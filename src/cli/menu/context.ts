@@ -45,6 +45,7 @@ export const STEP_LABELS: Record<ResetStep, string> = {
   uefi: "UEFI variables",
   tpm: "TPM",
   overlay: "overlay",
+  "disk-identity": "disk identity (sysprep)",
   "guest-files": "post-install script and seed.iso",
 };
 

@@ -2,14 +2,13 @@
 import { execFile } from "node:child_process";
 import { EventEmitter } from "node:events";
 import { promises as fs } from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import readline from "node:readline";
 import { PassThrough } from "node:stream";
 import { promisify } from "node:util";
 import { select } from "@inquirer/prompts";
 import { render } from "@inquirer/testing";
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { withEscape } from "../../../src/cli/menu/escape.js";
 import { NOT_A_TTY_MESSAGE, startMenu } from "../../../src/cli/menu/index.js";
 import { formatCommand, runMenu } from "../../../src/cli/menu/menu.js";
@@ -28,7 +27,8 @@ import {
   sel,
   typed,
   yes,
-} from "./fakes.js";
+} from "../../support/menu-fakes.js";
+import { tempDir } from "../../support/tmp.js";
 
 const BACK = "*back*";
 const ALL = "*all*";
@@ -389,12 +389,6 @@ describe("UEFI, TPM, QEMU command, post-install script", () => {
 });
 
 describe("no VMs yet: create one", () => {
-  let cleanup: string | undefined;
-  afterEach(async () => {
-    if (cleanup) await fs.rm(cleanup, { recursive: true, force: true });
-    cleanup = undefined;
-  });
-
   it("offers to create a VM, validates the name, and calls createVm", async () => {
     const api = new FakeApi();
     const fake = await run(api, [
@@ -434,14 +428,14 @@ describe("no VMs yet: create one", () => {
   });
 
   it("with a base image: checks that it exists and asks about the overlay", async () => {
-    cleanup = await fs.mkdtemp(path.join(os.tmpdir(), "glint-menu-"));
-    const base = path.join(cleanup, "base.qcow2");
+    const dir = await tempDir("glint-menu-");
+    const base = path.join(dir, "base.qcow2");
     await fs.writeFile(base, "not really qcow2");
     const api = new FakeApi();
     const fake = await run(api, [
       yes,
       typed("vm1"),
-      typed(path.join(cleanup, "missing.qcow2"), cleanup, base),
+      typed(path.join(dir, "missing.qcow2"), dir, base),
       yes,
       sel("bios"),
       no,

@@ -5,35 +5,28 @@
  */
 import { execFile } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { gunzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { startTestSwtpm } from "../../support/swtpm.js";
+import { tempDir } from "../../support/tmp.js";
+import { DEFAULT_CACHE_DIR as CACHE_DIR } from "./cache.js";
+import { createBlankDisk, createCidataIso, findOvmf, ovmfArgs } from "./fixture.js";
+import { buildInitramfs, writeNewcCpio } from "./initramfs.js";
+import { extractVmlinux, findKernel, type KernelInfo, planModules } from "./kernel.js";
 import {
   bootGuest,
-  buildInitramfs,
-  createBlankDisk,
-  createCidataIso,
-  extractVmlinux,
-  findKernel,
-  findOvmf,
   guestKernelArgs,
-  type KernelInfo,
   markerValue,
-  ovmfArgs,
   parseMarkers,
-  planModules,
   type RunResult,
   runAndCollect,
-  startSwtpm,
-  writeNewcCpio,
-} from "./tiny-guest.js";
+} from "./runner.js";
 
 const execFileAsync = promisify(execFile);
 
-const CACHE_DIR = join(tmpdir(), "glint-e2e-cache");
 const BOOT_TIMEOUT_MS = 240_000;
 const TEST_TIMEOUT_MS = 300_000;
 const BASE_ARGS = ["-machine", "q35", "-accel", "tcg", "-m", "256"];
@@ -63,11 +56,10 @@ beforeAll(async () => {
   kernel = findKernel();
   initrd = await buildInitramfs({ cacheDir: CACHE_DIR, kernel });
   vmlinux = await extractVmlinux(kernel, CACHE_DIR);
-  work = await mkdtemp(join(tmpdir(), "glint-tiny-guest-"));
+  work = await tempDir("glint-tiny-guest-");
 }, 120_000);
 
 afterAll(async () => {
-  if (work !== undefined) await rm(work, { recursive: true, force: true });
   if (timings.length > 0) console.table(timings);
 });
 
@@ -298,7 +290,7 @@ describe("boots under TCG", () => {
   test.each(["tpm-crb", "tpm-tis"] as const)(
     "swtpm attached as %s is visible as a TPM 2.0",
     async (device) => {
-      const tpm = await startSwtpm(join(work, `tpm-${device}`));
+      const tpm = await startTestSwtpm(join(work, `tpm-${device}`), { manufacture: true });
       try {
         const result = await timedBoot(`SeaBIOS bzImage ${device}`, [
           ...BASE_ARGS,

@@ -2,16 +2,11 @@
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { createReadStream, promises as fs } from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
-import type { DiskImage, PartitionInfo } from "../support/disk-image.js";
+import type { DiskImage, PartitionInfo } from "./disk-image.js";
 
 export const run = promisify(execFile);
-
-export async function tempDir(prefix: string): Promise<string> {
-  return fs.mkdtemp(path.join(os.tmpdir(), prefix));
-}
 
 export async function sha256(file: string): Promise<string> {
   const h = createHash("sha256");

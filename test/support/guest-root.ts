@@ -1,13 +1,10 @@
 /**
- * Helpers for the guest-side tests: identities, a fake Debian guest root,
- * tree snapshots, the guest files in a directory, hostile identity.env texts
- * and running the script under a given shell.
- * External tools run through execFile with argv arrays only.
+ * Guest-side test helpers: a fake Debian guest root, the guest files in a
+ * directory, hostile identity.env texts, arbitraries for identities, and
+ * running the script under a given shell against a guest root.
+ * External tools run through execFile/spawn with argv arrays only.
  */
-import { execFile } from "node:child_process";
-import { createHash } from "node:crypto";
 import { promises as fs } from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import fc from "fast-check";
 import { expect } from "vitest";
@@ -18,59 +15,8 @@ import {
   type SystemIdentifiers,
   uuidV4FromBytes,
 } from "../../src/identity/model.js";
-import { POLICIES, type PolicyName } from "../../src/identity/policies.js";
-import { applyPolicy } from "../../src/identity/regenerate.js";
-
-export interface RunResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Run `file args…` (no shell); resolves with the exit code instead of rejecting. */
-export function run(
-  file: string,
-  args: readonly string[],
-  options: { env?: NodeJS.ProcessEnv; cwd?: string } = {},
-): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    execFile(
-      file,
-      args,
-      { env: options.env ?? process.env, cwd: options.cwd, maxBuffer: 16 * 1024 * 1024 },
-      (error, stdout, stderr) => {
-        if (error && typeof error.code !== "number") {
-          reject(error);
-          return;
-        }
-        resolve({ code: error ? Number(error.code) : 0, stdout, stderr });
-      },
-    );
-  });
-}
-
-/** Like {@link run} but throws unless the exit code is 0. */
-export async function runOk(file: string, args: readonly string[]): Promise<string> {
-  const r = await run(file, args);
-  if (r.code !== 0) throw new Error(`${file} ${args.join(" ")} exited ${r.code}: ${r.stderr}`);
-  return r.stdout;
-}
-
-const NEVER_USED = { has: () => false };
-
-/** A new, valid identity (generation 1). */
-export function freshIds(): SystemIdentifiers {
-  return applyPolicy(undefined, POLICIES.fresh, NEVER_USED);
-}
-
-/** The next generation of `ids` under `policy`. */
-export function regenerate(ids: SystemIdentifiers, policy: PolicyName): SystemIdentifiers {
-  return applyPolicy(ids, POLICIES[policy], NEVER_USED);
-}
-
-export async function makeTempDir(prefix: string): Promise<string> {
-  return fs.mkdtemp(path.join(os.tmpdir(), `glint-${prefix}-`));
-}
+import { type RunResult, run, runOk } from "./exec.js";
+import { freshIds } from "./identity.js";
 
 async function put(file: string, content: string, mode = 0o644): Promise<void> {
   await fs.mkdir(path.dirname(file), { recursive: true });
@@ -208,51 +154,6 @@ export async function makeFakeGuest(
   g.defaultGrub = `GRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX_DEFAULT="quiet resume=UUID=${g.oldSwapUuid.toUpperCase()}"\n`;
   await put(p("etc/default/grub"), g.defaultGrub);
   return g;
-}
-
-export interface Entry {
-  type: "file" | "dir" | "symlink" | "other";
-  mode: number;
-  mtimeMs: number;
-  size: number;
-  sha256?: string;
-  target?: string;
-}
-
-/** Every path under `root` with type, mode, mtime, size and content hash / link target. */
-export async function snapshotTree(root: string): Promise<Record<string, Entry>> {
-  const out: Record<string, Entry> = {};
-  async function walk(dir: string): Promise<void> {
-    const names = (await fs.readdir(dir)).sort();
-    for (const name of names) {
-      const full = path.join(dir, name);
-      const st = await fs.lstat(full);
-      const rel = path.relative(root, full);
-      const e: Entry = {
-        type: st.isFile()
-          ? "file"
-          : st.isDirectory()
-            ? "dir"
-            : st.isSymbolicLink()
-              ? "symlink"
-              : "other",
-        mode: st.mode & 0o7777,
-        mtimeMs: st.mtimeMs,
-        size: st.size,
-      };
-      if (st.isFile())
-        e.sha256 = createHash("sha256")
-          .update(await fs.readFile(full))
-          .digest("hex");
-      if (st.isSymbolicLink()) e.target = await fs.readlink(full);
-      out[rel] = e;
-      if (st.isDirectory()) await walk(full);
-    }
-  }
-  const st = await fs.lstat(root);
-  out["."] = { type: "dir", mode: st.mode & 0o7777, mtimeMs: st.mtimeMs, size: st.size };
-  await walk(root);
-  return out;
 }
 
 /** `ssh-keygen -lf` fingerprint (SHA256:…) of a public key file. */

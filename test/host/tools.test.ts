@@ -1,6 +1,6 @@
 import { chmod, mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { errorLine } from "../../src/cli/advice.js";
 import { GlintError, MissingToolError } from "../../src/errors.js";
 import {
@@ -9,16 +9,15 @@ import {
   runTool,
   TOOLS,
   type ToolName,
-} from "../../src/qemu/tools.js";
-import { tempDir } from "./helpers.js";
+} from "../../src/host/tools.js";
+import { tempDir } from "../support/tmp.js";
 
 let dir: string;
-let cleanup: () => Promise<void>;
 let emptyBin: string;
 let fakeBin: string;
 
 beforeAll(async () => {
-  ({ dir, cleanup } = await tempDir("glint-tools-"));
+  dir = await tempDir("glint-tools-");
   emptyBin = path.join(dir, "empty");
   fakeBin = path.join(dir, "fake");
   await mkdir(emptyBin);
@@ -33,7 +32,6 @@ beforeAll(async () => {
   // Present but not executable: must not count.
   await writeFile(path.join(fakeBin, "swtpm"), "#!/bin/sh\n");
 });
-afterAll(async () => cleanup());
 
 describe("TOOLS", () => {
   it("names the Debian package of every tool", () => {

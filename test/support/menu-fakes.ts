@@ -3,14 +3,14 @@
  * what the prompt offered) and an in-memory MenuApi that records its calls.
  */
 import { Separator } from "@inquirer/prompts";
-import type { CreateVmOptions, MenuApi } from "../../../src/cli/menu/api.js";
-import type { MenuDeps } from "../../../src/cli/menu/menu.js";
-import type { Spinner } from "../../../src/cli/menu/spinner.js";
-import type { SystemIdentifiers } from "../../../src/identity/model.js";
-import { POLICIES, type Policy } from "../../../src/identity/policies.js";
-import { applyPolicy } from "../../../src/identity/regenerate.js";
-import type { OperationOptions, OperationResult } from "../../../src/manager.js";
-import { type VmConfig, type VmConfigInput, vmConfigSchema } from "../../../src/vm/config.js";
+import type { CreateVmOptions, MenuApi } from "../../src/cli/menu/api.js";
+import type { MenuDeps } from "../../src/cli/menu/menu.js";
+import type { Spinner } from "../../src/cli/menu/spinner.js";
+import type { SystemIdentifiers } from "../../src/identity/model.js";
+import { POLICIES, type Policy } from "../../src/identity/policies.js";
+import { applyPolicy } from "../../src/identity/regenerate.js";
+import type { OperationOptions, OperationResult } from "../../src/manager.js";
+import { type VmConfig, type VmConfigInput, vmConfigSchema } from "../../src/vm/config.js";
 
 type Kind = "select" | "input" | "confirm";
 
