@@ -10,6 +10,7 @@
 import { Command } from "commander";
 import { UsageError } from "../errors.js";
 import { UuidManager } from "../manager.js";
+import { addCompletionCommands } from "./commands/completion.js";
 import { addCreateCommand } from "./commands/create.js";
 import { addDoctorCommand } from "./commands/doctor.js";
 import { addHistoryCommand } from "./commands/history.js";
@@ -75,6 +76,7 @@ const COMMANDS: readonly ((program: Command, env: CliEnv) => void)[] = [
   addDoctorCommand,
   addSeedCommand,
   addLifecycleCommands,
+  addCompletionCommands,
   addMenuCommand,
 ];
 
