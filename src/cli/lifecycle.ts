@@ -13,6 +13,11 @@ export function consoleLog(paths: VmPaths): string {
   return path.join(paths.dir, "console.log");
 }
 
+/** The serial console's socket of a VM started with `glint start` (`glint console` attaches to it). */
+export function consoleSocket(paths: VmPaths): string {
+  return path.join(paths.dir, "console.sock");
+}
+
 /** What the detached `glint run` of `glint start` printed (QEMU's and glint's messages). */
 export function startLog(paths: VmPaths): string {
   return path.join(paths.dir, "qemu.log");

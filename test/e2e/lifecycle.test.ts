@@ -1,14 +1,16 @@
 /**
  * `glint start`, `status`, `stop` and `rm` against the real tiny guest
  * (TCG): the guest boots in the background with its serial console in
- * console.log; status says running; rm is refused while it runs; stop
+ * console.log; `glint console` attaches to it; status says running; rm is refused while it runs; stop
  * (the busybox guest ignores the ACPI power button, so after --timeout)
  * stops it; then rm deletes it.
  */
+import { spawn } from "node:child_process";
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli as glint, runCliOk as glintOk, readIds } from "../support/cli.js";
+import { CLI } from "../support/paths.js";
 import { tempDir } from "../support/tmp.js";
 import { type TinyGuest, tinyGuest } from "./guest/fixture.js";
 
@@ -72,6 +74,24 @@ describe("the VM lifecycle", () => {
     const log = await consoleHas("GLINT:mac:", 240_000);
     expect(log).toContain("GLINT:mac:");
     expect(log.toLowerCase()).toContain(ids.vm_uuid.toLowerCase());
+
+    // glint console attaches to the serial console: the guest's shell answers.
+    const attached = spawn(process.execPath, [CLI, "console", "lc", "--home", home], {
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let seen = "";
+    attached.stdout.setEncoding("utf8").on("data", (d: string) => {
+      seen += d;
+    });
+    const answered = new Promise<void>((resolve) => {
+      attached.stdout.on("data", () => {
+        if (seen.includes("hi-42")) resolve();
+      });
+    });
+    attached.stdin.write("echo hi-$((6*7))\n");
+    await answered;
+    attached.kill("SIGTERM");
+    expect(seen).toContain("hi-42");
 
     const rm = await glint(["rm", "lc", "--yes", "--home", home]);
     expect(rm.code).toBe(1);

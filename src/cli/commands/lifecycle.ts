@@ -7,6 +7,7 @@
  */
 import { spawn } from "node:child_process";
 import { closeSync, promises as fs, openSync, readFileSync } from "node:fs";
+import net from "node:net";
 import path from "node:path";
 import { type Command, Option } from "commander";
 import { GlintError } from "../../errors.js";
@@ -22,7 +23,14 @@ import {
   common,
   parseInteger,
 } from "../common.js";
-import { consoleLog, runningInfo, startLog, waitFor, waitStopped } from "../lifecycle.js";
+import {
+  consoleLog,
+  consoleSocket,
+  runningInfo,
+  startLog,
+  waitFor,
+  waitStopped,
+} from "../lifecycle.js";
 import { vmState } from "../state.js";
 
 export function addLifecycleCommands(program: Command, { io, manager }: CliEnv): void {
@@ -64,8 +72,11 @@ export function addLifecycleCommands(program: Command, { io, manager }: CliEnv):
             opts.accel,
             "--",
             ...(opts.vnc ? ["-vnc", opts.vnc] : ["-display", "none"]),
+            // The serial console: a socket `glint console` attaches to, logged to console.log.
+            "-chardev",
+            `socket,id=glint-serial,path=${consoleSocket(paths)},server=on,wait=off,logfile=${consoleLog(paths)},logappend=off`,
             "-serial",
-            `file:${consoleLog(paths)}`,
+            "chardev:glint-serial",
             "-qmp",
             `unix:${paths.qmpSocket},server=on,wait=off`,
             ...extra,
@@ -105,6 +116,55 @@ export function addLifecycleCommands(program: Command, { io, manager }: CliEnv):
         );
       },
     );
+
+  common(program.command("console"))
+    .description(
+      "attach to the serial console of a VM started with `glint start` (Ctrl-] detaches)",
+    )
+    .argument("<vm>", "VM name")
+    .action(async (vm: string, opts: CommonOptions) => {
+      const m = manager(opts.home);
+      const paths = m.paths(vm);
+      if ((await runningQemuPid(paths)) === undefined)
+        throw new GlintError(
+          `VM "${vm}" is not running; its last output is in ${consoleLog(paths)}`,
+          {
+            code: "not-found",
+          },
+        );
+      const sock = await new Promise<net.Socket>((resolve, reject) => {
+        const s = net.connect(consoleSocket(paths));
+        s.once("connect", () => resolve(s));
+        s.once("error", () =>
+          reject(
+            new GlintError(
+              `VM "${vm}" has no serial console socket (started with \`glint run\`, or attached elsewhere)`,
+              { code: "busy" },
+            ),
+          ),
+        );
+      });
+      const tty = Boolean(process.stdin.isTTY);
+      if (tty) {
+        io.stderr(`attached to "${vm}"; Ctrl-] detaches`);
+        process.stdin.setRawMode(true);
+      }
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          if (tty) process.stdin.setRawMode(false);
+          process.stdin.pause();
+          sock.destroy();
+          resolve();
+        };
+        sock.on("data", (d: Buffer) => process.stdout.write(d));
+        sock.once("close", done);
+        process.stdin.on("data", (d: Buffer) => {
+          if (tty && d.includes(0x1d)) done();
+          else sock.write(d);
+        });
+        process.stdin.resume();
+      });
+    });
 
   bulkOperands(common(program.command("stop")))
     .description("stop running VMs: ACPI power-down through QMP, then kill after --timeout")
