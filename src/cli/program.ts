@@ -13,6 +13,7 @@ import { UuidManager } from "../manager.js";
 import { addCompletionCommands } from "./commands/completion.js";
 import { addCreateCommand } from "./commands/create.js";
 import { addDoctorCommand } from "./commands/doctor.js";
+import { addEditCommand } from "./commands/edit.js";
 import { addHistoryCommand } from "./commands/history.js";
 import { addLifecycleCommands } from "./commands/lifecycle.js";
 import { addListCommand } from "./commands/list.js";
@@ -76,6 +77,7 @@ const COMMANDS: readonly ((program: Command, env: CliEnv) => void)[] = [
   addDoctorCommand,
   addSeedCommand,
   addLifecycleCommands,
+  addEditCommand,
   addCompletionCommands,
   addMenuCommand,
 ];

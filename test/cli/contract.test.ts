@@ -282,3 +282,48 @@ describe("the home from the config file", () => {
     expect(unknown.stderr).toMatch(/config\.toml: .*hom/);
   });
 });
+
+describe("glint edit", () => {
+  it("changes memory and CPUs and grows the disk of a stopped VM, after confirming", async () => {
+    const r = await runCli(["create", "ed", "--disk-size", "8M", "--home", home]);
+    expect(r.code, r.stderr).toBe(0);
+    const config = async () =>
+      JSON.parse(await fs.readFile(path.join(home, "ed", "config.json"), "utf8")) as {
+        memory_mb: number;
+        cpus: number;
+      };
+    const before = await config();
+    const refused = await runCli(["edit", "ed", "--memory", "256", "--home", home]);
+    expect(refused.code).toBe(2);
+    expect(await config()).toEqual(before);
+    const ok = await runCli([
+      "edit",
+      "ed",
+      "--memory",
+      "256",
+      "--cpus",
+      "2",
+      "--disk-size",
+      "16M",
+      "--yes",
+      "--home",
+      home,
+    ]);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(await config()).toMatchObject({ memory_mb: 256, cpus: 2 });
+    const argv = JSON.parse((await runCli(["qemu-args", "ed", "--json", "--home", home])).stdout);
+    expect(argv.join(" ")).toMatch(/-m 256M -smp 2\b/);
+    const { execFileSync } = await import("node:child_process");
+    const info = JSON.parse(
+      execFileSync("qemu-img", ["info", "--output=json", path.join(home, "ed", "base.qcow2")], {
+        encoding: "utf8",
+      }),
+    ) as { "virtual-size": number };
+    expect(info["virtual-size"]).toBe(16 * 2 ** 20);
+    const shrink = await runCli(["edit", "ed", "--disk-size", "8M", "--yes", "--home", home]);
+    expect(shrink.code).toBe(2);
+    expect(shrink.stderr).toMatch(/never shrinks/);
+    const nothing = await runCli(["edit", "ed", "--yes", "--home", home]);
+    expect(nothing.code).toBe(2);
+  });
+});
