@@ -4,13 +4,16 @@
 # shellcheck, dash, mkfs.ext4, cloud-init for `cloud-init schema`), and those
 # of offline re-identification (qemu-storage-daemon, fuse3, gdisk, mtools,
 # xfsprogs, cryptsetup; fdisk and dosfstools build and check the test
-# images), only those that are missing.
+# images), the registry's (python3, make and g++ build better-sqlite3's
+# native module at `npm ci`; postgresql runs the shared-registry tests),
+# only those that are missing.
 set -euo pipefail
 PACKAGES=(
   qemu-system-x86 qemu-utils ovmf swtpm swtpm-tools genisoimage
   linux-image-amd64 busybox-static cpio xz-utils e2fsprogs
   shellcheck dash bash tmux openssh-client cloud-init
   qemu-system-common fuse3 gdisk fdisk dosfstools mtools xfsprogs cryptsetup-bin
+  python3 make g++ postgresql
 )
 missing=()
 for pkg in "${PACKAGES[@]}"; do

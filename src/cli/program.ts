@@ -31,6 +31,7 @@ import type { CliEnv } from "./common.js";
 import { configuredHome } from "./config.js";
 import { type Io, processIo } from "./io.js";
 import { printable, printableIo } from "./printable.js";
+import { addRegistryCommands } from "./registry.js";
 
 export interface ProgramContext {
   io: Io;
@@ -73,6 +74,7 @@ const COMMANDS: readonly ((program: Command, env: CliEnv) => void)[] = [
   addQemuArgsCommand,
   addRunCommand,
   addSysprepCommand,
+  (program, env) => addRegistryCommands(program, env.io, env.manager),
   addScriptCommand,
   addDoctorCommand,
   addSeedCommand,
