@@ -35,7 +35,7 @@ describe("glint registry", () => {
     expect(JSON.parse(set.stdout)).toMatchObject({ mac_prefix: "02", mac_space: 2 ** 40 });
     const created = await runCli(["create", "vm", "--home", home, "--json"]);
     expect(created.code, created.stderr).toBe(0);
-    expect(JSON.parse(created.stdout).mac_address).toMatch(/^02(:[0-9a-f]{2}){5}$/);
+    expect(JSON.parse(created.stdout).identifiers.mac_address).toMatch(/^02(:[0-9a-f]{2}){5}$/);
     const check = await runCli(["registry", "check", "--home", home, "--json"]);
     expect(check.code, check.stderr).toBe(0);
     expect(JSON.parse(check.stdout)).toMatchObject({ vms: 1, drift: [] });
