@@ -58,6 +58,9 @@ async function bundleCli() {
     absWorkingDir: root,
     entryPoints: ["src/cli/main.ts"],
     outfile: BUNDLE,
+    // Registry drivers: better-sqlite3 is a native module; pg is loaded only
+    // by commands that use a PostgreSQL registry (both through require()).
+    external: ["better-sqlite3", "pg", "pg-native"],
     bundle: true,
     format: "cjs",
     platform: "node",

@@ -4,7 +4,9 @@
 # shellcheck, dash, mkfs.ext4, cloud-init for `cloud-init schema`), and those
 # of offline re-identification (qemu-storage-daemon, fuse3, gdisk, mtools,
 # xfsprogs, cryptsetup; fdisk and dosfstools build and check the test
-# images), mmdebstrap and GRUB's EFI modules for the Debian guest images of
+# images), the registry's (python3, make and g++ build better-sqlite3's
+# native module at `npm ci`; postgresql runs the shared-registry tests),
+# mmdebstrap and GRUB's EFI modules for the Debian guest images of
 # test/e2e/debian, and qemu-ga for the guest agent client tests, only those
 # that are missing.
 set -euo pipefail
@@ -13,6 +15,7 @@ PACKAGES=(
   linux-image-amd64 busybox-static cpio xz-utils e2fsprogs
   shellcheck dash bash tmux openssh-client cloud-init
   qemu-system-common fuse3 gdisk fdisk dosfstools mtools xfsprogs cryptsetup-bin
+  python3 make g++ postgresql
   mmdebstrap grub-efi-amd64-bin qemu-guest-agent
 )
 missing=()

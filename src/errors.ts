@@ -27,6 +27,8 @@ export const ERROR_CODES = [
   "tool-failed",
   /** The operating system refused (no space, read-only, permissions). */
   "io",
+  /** The registry of issued values (SQLite or PostgreSQL) is unreachable or refused; nothing was changed. */
+  "registry",
   /** The user cancelled at a prompt; nothing was changed. */
   "cancelled",
   /** Anything else that failed. */

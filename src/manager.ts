@@ -22,12 +22,14 @@ import {
 import { DEFAULT_STEPS, resetOne } from "./ops/reset-steps.js";
 import { type RunOptions, type RunResult, runVm, vmArgv } from "./ops/run.js";
 import { applyIdentifiersToQemuCommand } from "./qemu/index.js";
+import { checkedMacPrefix } from "./registry/mac.js";
+import { Registry } from "./registry/registry.js";
 import { type SysprepOptions, type SysprepReport, sysprepImage } from "./sysprep/index.js";
 import { Engine, type OperationOptions, type OperationResult } from "./txn/engine.js";
 import type { ResetSteps } from "./txn/steps.js";
 import type { VmConfig } from "./vm/config.js";
 import { resolveHome, type VmPaths, vmPaths } from "./vm/layout.js";
-import type { Duplicate } from "./vm/registry.js";
+import { type Duplicate, UsedValues } from "./vm/registry.js";
 import { type HistoryEntry, listVmNames } from "./vm/store.js";
 
 export type { CreateVmOptions, OperationOptions, OperationResult };
@@ -44,24 +46,55 @@ export interface UuidManagerOptions {
   storeLockWaitMs?: number;
   /** Told when a command first finishes or rolls back an interrupted operation. */
   onNotice?: (message: string) => void;
+  /**
+   * The registry of issued values: `postgres://…`, `sqlite:FILE` or a file;
+   * default `$GLINT_REGISTRY`, the home's `.glint/config.json`, else
+   * `<home>/.glint/registry.db`.
+   */
+  registry?: string;
 }
 
 export class UuidManager {
   readonly home: string;
   private readonly env: NodeJS.ProcessEnv;
   private readonly engine: Engine;
+  private opened: Promise<Registry> | undefined;
 
-  constructor(options: UuidManagerOptions = {}) {
+  constructor(private readonly options: UuidManagerOptions = {}) {
     this.env = options.env ?? process.env;
     this.home = resolveHome(options.home, this.env);
+    const notify = options.onNotice ?? (() => {});
     this.engine = new Engine({
       home: this.home,
       env: this.env,
       steps: options.steps ?? DEFAULT_STEPS,
       random: options.random,
       storeLockWaitMs: options.storeLockWaitMs ?? 30_000,
-      notify: options.onNotice ?? (() => {}),
+      notify,
+      registry: () => this.registry(),
+      macPrefix: (registry) => checkedMacPrefix(this.home, registry, notify),
     });
+  }
+
+  /** The registry of issued values, opened on first use (a failed open is tried again next time). */
+  registry(): Promise<Registry> {
+    this.opened ??= Registry.open(this.home, {
+      registry: this.options.registry,
+      env: this.env,
+      storeLockWaitMs: this.options.storeLockWaitMs ?? 30_000,
+      notify: this.options.onNotice ?? (() => {}),
+    }).catch((error: unknown) => {
+      this.opened = undefined;
+      throw error;
+    });
+    return this.opened;
+  }
+
+  /** Close the registry connection, if one is open. */
+  async close(): Promise<void> {
+    const opened = this.opened;
+    this.opened = undefined;
+    if (opened) await (await opened.catch(() => undefined))?.close();
   }
 
   /** Paths of a VM; throws a UsageError for an invalid name. */
@@ -225,7 +258,7 @@ export class UuidManager {
   }
 
   private usable(vm: string): Promise<UsableVm> {
-    return readUsable(this.paths(vm), this.engine.used);
+    return readUsable(this.paths(vm), () => this.registry());
   }
 
   /**
@@ -246,10 +279,11 @@ export class UuidManager {
     return this.engine.withVm(this.paths(vm), "glint sysprep", apply);
   }
 
-  /** Every value that two VMs of the home hold. */
+  /** Every value that two VMs of the home hold (a scan of the files). */
   async duplicates(): Promise<Duplicate[]> {
-    await this.engine.used.refresh({ force: true });
-    return this.engine.used.duplicates();
+    const used = new UsedValues(this.home);
+    await used.refresh({ force: true });
+    return used.duplicates();
   }
 }
 

@@ -41,7 +41,8 @@
 # src/guest/identity-env.ts writes). name: 1-63 of a-z, 0-9 and -, not
 # starting with -; uuid: lowercase RFC 9562 version-4 UUID; machine-id: 32
 # lowercase hex digits, version nibble 4, variant nibble 8-b; mac:
-# 52:54:00:xx:xx:xx, lowercase; cpu-serial / mb-serial: CPU / MB and 4-32 of
+# locally administered unicast, lowercase (x2:, x6:, xa: or xe:, e.g.
+# 52:54:00:xx:xx:xx or 02:xx:xx:xx:xx:xx); cpu-serial / mb-serial: CPU / MB and 4-32 of
 # 0-9 A-Z; generation: a decimal number 1-9999999999. HOSTNAME is the VM name
 # or glint-<first 8 hex digits of MACHINE_ID> (Glint resolves its
 # hostname_from setting when it writes the file).
@@ -218,8 +219,8 @@ check_value() {
       ;;
     mac)
       case $2 in
-        52:54:00:[0-9a-f][0-9a-f]:[0-9a-f][0-9a-f]:[0-9a-f][0-9a-f]) ;;
-        *) die "$ENV_FILE: $1 is not a lowercase MAC address 52:54:00:xx:xx:xx" ;;
+        [0-9a-f][26ae]:[0-9a-f][0-9a-f]:[0-9a-f][0-9a-f]:[0-9a-f][0-9a-f]:[0-9a-f][0-9a-f]:[0-9a-f][0-9a-f]) ;;
+        *) die "$ENV_FILE: $1 is not a lowercase, locally administered unicast MAC address" ;;
       esac
       ;;
     cpu-serial | mb-serial)

@@ -12,6 +12,7 @@ import { coldStartBenchmark } from "./coldstart.js";
 import { type Benchmark, formatResult, peakRssMiB, removeLiveTempDirsSync } from "./harness.js";
 import { identityBenchmark } from "./identity.js";
 import { qemuBenchmark } from "./qemu.js";
+import { registryBenchmark } from "./registry.js";
 import { sysprepBenchmark } from "./sysprep.js";
 
 export const BENCHMARKS: readonly Benchmark[] = [
@@ -19,6 +20,7 @@ export const BENCHMARKS: readonly Benchmark[] = [
   qemuBenchmark,
   coldStartBenchmark,
   sysprepBenchmark,
+  registryBenchmark,
 ];
 
 export async function main(argv: readonly string[]): Promise<number> {

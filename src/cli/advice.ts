@@ -50,6 +50,12 @@ export function adviceFor(error: GlintError): string | undefined {
       return undefined;
     case "io":
       return ioAdvice(d.reason);
+    case "registry":
+      if (d.reason === "exhausted")
+        return "choose a prefix with more random bits, e.g. `glint registry config --mac-prefix 02`";
+      if (d.reason === "drift" || d.reason === "duplicates-found")
+        return "give one of each pair a new identity with `glint regen base <vm>`, then run `glint registry rebuild`";
+      return "check that the registry is reachable (--registry, GLINT_REGISTRY or .glint/config.json) and run the command again; nothing was changed";
     case "unsupported":
       if (d.reason === "no-tpm") return "it was created without --tpm";
       return undefined;

@@ -15,8 +15,12 @@ export const UUID_V4_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{
  */
 export const MACHINE_ID_RE = /^[0-9a-f]{12}4[0-9a-f]{3}[89ab][0-9a-f]{15}$/;
 
-/** QEMU's locally administered OUI 52:54:00, lowercase, unicast. */
-export const MAC_RE = /^52:54:00(:[0-9a-f]{2}){3}$/;
+/**
+ * A locally administered, unicast MAC, lowercase: the first octet's second
+ * hex digit is 2, 6, a or e. Glint draws them under QEMU's 52:54:00 by
+ * default, or under a home's `mac_prefix` (see src/registry/config.ts).
+ */
+export const MAC_RE = /^[0-9a-f][26ae](:[0-9a-f]{2}){5}$/;
 
 /** SMBIOS serials: uppercase alphanumeric with a fixed prefix, no commas, ≤ 64 bytes. */
 export const CPU_SERIAL_RE = /^CPU[0-9A-Z]{4,32}$/;
@@ -41,7 +45,10 @@ export const machineId = z
 
 export const macAddress = z
   .string()
-  .regex(MAC_RE, "must be a lowercase MAC in QEMU's locally administered range 52:54:00:xx:xx:xx");
+  .regex(
+    MAC_RE,
+    "must be a lowercase, locally administered unicast MAC such as 52:54:00:xx:xx:xx or 02:xx:xx:xx:xx:xx",
+  );
 
 export const cpuSerial = z
   .string()

@@ -30,10 +30,20 @@ export function newMachineId(random: RandomSource = cryptoRandom): string {
   return newUuidV4(random).replaceAll("-", "");
 }
 
-/** 52:54:00 (QEMU's locally administered, unicast prefix) plus 24 random bits. */
-export function newMacAddress(random: RandomSource = cryptoRandom): string {
-  const b = need(random, 3);
-  return `52:54:00:${Array.from(b.subarray(0, 3), (x) => x.toString(16).padStart(2, "0")).join(":")}`;
+/** QEMU's locally administered, unicast prefix. */
+export const DEFAULT_MAC_PREFIX = "52:54:00";
+
+/**
+ * `prefix` (1–5 octets; 52:54:00 by default) plus random octets: 24 random
+ * bits under 52:54:00, 40 under a one-octet prefix such as 02.
+ */
+export function newMacAddress(
+  random: RandomSource = cryptoRandom,
+  prefix: string = DEFAULT_MAC_PREFIX,
+): string {
+  const octets = prefix.split(":").length;
+  const b = need(random, 6 - octets);
+  return `${prefix}:${Array.from(b.subarray(0, 6 - octets), (x) => x.toString(16).padStart(2, "0")).join(":")}`;
 }
 
 /** Prefix + {@link SERIAL_LENGTH} uniform base-36 characters (rejection sampling, no modulo bias). */
@@ -53,12 +63,13 @@ export function newSerial(prefix: "CPU" | "MB", random: RandomSource = cryptoRan
 export function drawIdentifier(
   field: IdentifierField,
   random: RandomSource = cryptoRandom,
+  macPrefix: string = DEFAULT_MAC_PREFIX,
 ): string {
   switch (field) {
     case "machine_id":
       return newMachineId(random);
     case "mac_address":
-      return newMacAddress(random);
+      return newMacAddress(random, macPrefix);
     case "cpu_serial":
       return newSerial("CPU", random);
     case "motherboard_serial":

@@ -21,6 +21,8 @@ export interface ValueSet {
 
 export interface RegenerateOptions {
   random?: RandomSource;
+  /** The home's MAC prefix (52:54:00 by default). */
+  macPrefix?: string;
   now?: Date;
   /** Upper bound on draws per field before giving up (the space is exhausted). */
   maxAttempts?: number;
@@ -29,16 +31,15 @@ export interface RegenerateOptions {
 }
 
 /**
- * A new identity following `policy`: fields it regenerates are drawn anew
- * (re-drawn while `used` or the new identity itself already has the value),
- * every other field is kept from `current`.
+ * The drawing itself, shared by {@link applyPolicy} and
+ * {@link applyPolicyAsync}: yields each candidate value with its field and
+ * is sent back whether the store holds it; returns the new identity.
  */
-export function applyPolicy(
+function* draws(
   current: SystemIdentifiers | undefined,
   policy: Policy,
-  used: ValueSet,
-  options: RegenerateOptions = {},
-): SystemIdentifiers {
+  options: RegenerateOptions,
+): Generator<[IdentifierField, string], SystemIdentifiers, boolean> {
   if (current && current.generation >= MAX_GENERATION) {
     throw new GlintError(
       `generation ${current.generation} is the last one Glint can number; replace the identity with \`glint create <vm> --force\` (it starts again at 1)`,
@@ -62,9 +63,9 @@ export function applyPolicy(
     }
     let attempt = 0;
     for (;;) {
-      const v = drawIdentifier(field, random);
+      const v = drawIdentifier(field, random, options.macPrefix);
       const key = v.replaceAll("-", "");
-      if (!used.has(v) && !drawn.has(key)) {
+      if (!drawn.has(key) && !(yield [field, v])) {
         values[field] = v;
         drawn.add(key);
         break;
@@ -84,4 +85,34 @@ export function applyPolicy(
     created_at: current && policy.name === "disk" ? current.created_at : now,
     updated_at: now,
   });
+}
+
+/**
+ * A new identity following `policy`: fields it regenerates are drawn anew
+ * (re-drawn while `used` or the new identity itself already has the value),
+ * every other field is kept from `current`.
+ */
+export function applyPolicy(
+  current: SystemIdentifiers | undefined,
+  policy: Policy,
+  used: ValueSet,
+  options: RegenerateOptions = {},
+): SystemIdentifiers {
+  const gen = draws(current, policy, options);
+  let step = gen.next(false);
+  while (!step.done) step = gen.next(used.has(step.value[1]));
+  return step.value;
+}
+
+/** {@link applyPolicy} with a store that answers asynchronously (the registry). */
+export async function applyPolicyAsync(
+  current: SystemIdentifiers | undefined,
+  policy: Policy,
+  taken: (field: IdentifierField, value: string) => Promise<boolean>,
+  options: RegenerateOptions = {},
+): Promise<SystemIdentifiers> {
+  const gen = draws(current, policy, options);
+  let step = gen.next(false);
+  while (!step.done) step = gen.next(await taken(...step.value));
+  return step.value;
 }

@@ -1,19 +1,20 @@
 /**
  * Reading a VM for use without changing it (show, qemu-args, run, script,
  * seed): refused while an operation on it is pending — telling one that is
- * still running from one that was interrupted — or while another VM of the
- * home holds one of its values.
+ * still running from one that was interrupted — or while the registry says
+ * another VM (of this home or another sharing the registry) holds one of its
+ * values.
  */
 import { existsSync, promises as fs } from "node:fs";
 import { glintError } from "../errors.js";
 import type { SystemIdentifiers } from "../identity/model.js";
 import { POLICIES } from "../identity/policies.js";
+import type { Registry } from "../registry/registry.js";
 import { noIdentifiers } from "../txn/engine.js";
 import { readJournal } from "../txn/journal.js";
 import type { VmConfig } from "../vm/config.js";
 import type { VmPaths } from "../vm/layout.js";
 import { lockHolder } from "../vm/lock.js";
-import type { UsedValues } from "../vm/registry.js";
 import { assertNotRunning } from "../vm/running.js";
 import { assertNoForeignSymlinks } from "../vm/safety.js";
 import {
@@ -73,10 +74,12 @@ export interface UsableVm {
 }
 
 /** The identity and config of a VM about to be used, checked against every other VM. */
-export async function readUsable(paths: VmPaths, used: UsedValues): Promise<UsableVm> {
+export async function readUsable(
+  paths: VmPaths,
+  registry: () => Promise<Registry>,
+): Promise<UsableVm> {
   const ids = await readIdentity(paths);
-  await used.refresh();
-  const clash = used.conflictsOf(paths.name, ids)[0];
+  const clash = (await (await registry()).conflictsOf(paths.name, ids))[0];
   if (clash) {
     throw glintError(
       "conflict",

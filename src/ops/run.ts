@@ -18,6 +18,7 @@ import { escapeOptionValue } from "../qemu/options.js";
 import { copyFileAtomic } from "../vm/atomic.js";
 import type { VmConfig } from "../vm/config.js";
 import { VM_FILES, type VmPaths } from "../vm/layout.js";
+import { watchKvmStart } from "./kvm-watch.js";
 
 /** The firmware files QEMU maps for this VM, or undefined for BIOS. Reads only. */
 async function vmFirmware(
@@ -140,6 +141,23 @@ export interface RunOptions {
   dryRun?: boolean;
   /** Where `--dry-run` prints the command. */
   print?: (line: string) => void;
+  /**
+   * When QEMU runs with KVM: watch this many ms for the guest to make
+   * progress, and fail naming `--accel tcg` if KVM does not work (see
+   * kvm-watch.ts).
+   */
+  kvmWatchMs?: number;
+}
+
+/** Whether `argv` runs with KVM and starts the guest at once (not -S, not -incoming). */
+function startsWithKvm(argv: readonly string[]): boolean {
+  const kvm = argv.some(
+    (a, i) =>
+      (a === "-accel" && /^kvm(,|$)/.test(argv[i + 1] ?? "")) ||
+      a === "-enable-kvm" ||
+      ((a === "-machine" || a === "-M") && /(^|,)accel=kvm/.test(argv[i + 1] ?? "")),
+  );
+  return kvm && !argv.includes("-S") && !argv.includes("-incoming");
 }
 
 /** Start QEMU in the foreground (stdio inherited) with the swtpm sidecar; resolves to QEMU's exit code. */
@@ -206,7 +224,24 @@ export async function runVm(
       })),
       ...tail,
     ];
-    const child = spawn(qemu, argv, { stdio: "inherit", env });
+    const watch = options.kvmWatchMs !== undefined && startsWithKvm(argv);
+    // `glint start` gives QEMU its monitor socket already (at the same path).
+    if (watch && !argv.includes("-qmp"))
+      argv.push("-qmp", `unix:${paths.qmpSocket},server=on,wait=off`);
+    // While watching KVM, QEMU's stderr passes through us (to spot "KVM internal error").
+    const child = spawn(qemu, argv, {
+      stdio: ["inherit", "inherit", watch ? "pipe" : "inherit"],
+      env,
+    });
+    let stderrText = "";
+    child.stderr?.on("data", (chunk: Buffer) => {
+      process.stderr.write(chunk);
+      if (stderrText.length < 65_536) stderrText += chunk.toString("utf8");
+    });
+    const kvmFailure =
+      watch && options.kvmWatchMs !== undefined
+        ? watchKvmStart(child, paths.qmpSocket, () => stderrText, options.kvmWatchMs)
+        : Promise.resolve(undefined);
     // QEMU owns the terminal while it runs: Ctrl-C reaches it directly; we only forward TERM/HUP.
     // QEMU gets 10 s to shut down cleanly after a forwarded signal, then it is killed.
     let killer: NodeJS.Timeout | undefined;
@@ -221,12 +256,22 @@ export async function runVm(
     process.on("SIGTERM", onTerm);
     process.on("SIGHUP", onHup);
     try {
-      const exitCode = await new Promise<number>((resolve, reject) => {
+      const exited = new Promise<number>((resolve, reject) => {
         child.once("error", reject);
         child.once("exit", (code, signal) =>
           resolve(code ?? (signal ? 128 + (osConstants.signals[signal] ?? 0) : 1)),
         );
       });
+      const failure = await kvmFailure;
+      if (failure !== undefined) {
+        child.kill("SIGKILL");
+        await exited.catch(() => 1);
+        throw new GlintError(
+          `KVM does not work on this host: ${failure}; run with \`--accel tcg\` (software emulation, slower)`,
+          { code: "unsupported", details: { vm: paths.name, reason: "kvm" } },
+        );
+      }
+      const exitCode = await exited;
       return { argv: [qemu, ...argv], exitCode };
     } finally {
       await fs.rm(paths.pidfile, { force: true });

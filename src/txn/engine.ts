@@ -22,13 +22,12 @@ import { GlintError, glintError, messageOf } from "../errors.js";
 import type { RandomSource } from "../identity/generate.js";
 import { parseIdentifiers, type SystemIdentifiers } from "../identity/model.js";
 import { POLICIES, type Policy, type PolicyName, type ResetStep } from "../identity/policies.js";
-import { applyPolicy } from "../identity/regenerate.js";
+import type { Registry } from "../registry/registry.js";
 import { removeStaleTemps } from "../vm/atomic.js";
 import type { VmConfig } from "../vm/config.js";
 import { readFileIfExists, stripBom } from "../vm/fsutil.js";
 import { historyPath, storePaths, type VmPaths } from "../vm/layout.js";
 import { withLock } from "../vm/lock.js";
-import { UsedValues } from "../vm/registry.js";
 import { assertNotRunning } from "../vm/running.js";
 import { assertNoForeignSymlinks } from "../vm/safety.js";
 import {
@@ -41,6 +40,7 @@ import {
 import type { PreparedChange } from "./change.js";
 import { critical } from "./critical.js";
 import { type PendingOperation, readJournal, removeJournal, writeJournal } from "./journal.js";
+import { drawAndReserve, journalConflict, markIssued } from "./reserve.js";
 import type { ResetSteps, StepContext, StepOutcome } from "./steps.js";
 
 export interface EngineOptions {
@@ -52,6 +52,10 @@ export interface EngineOptions {
   readonly storeLockWaitMs: number;
   /** Told when an operation first finishes or rolls back someone else's interrupted one. */
   readonly notify: (message: string) => void;
+  /** The registry of issued values (see src/registry/); opened on first use. */
+  readonly registry: () => Promise<Registry>;
+  /** A MAC prefix check before drawing (see src/registry/mac.ts). */
+  readonly macPrefix?: (registry: Registry) => Promise<string | undefined>;
 }
 
 export interface OperationOptions {
@@ -74,10 +78,11 @@ export interface OperationResult {
 }
 
 export class Engine {
-  readonly used: UsedValues;
+  constructor(private readonly options: EngineOptions) {}
 
-  constructor(private readonly options: EngineOptions) {
-    this.used = new UsedValues(options.home);
+  /** The registry, opened (and the home imported) on first use. */
+  registry(): Promise<Registry> {
+    return this.options.registry();
   }
 
   /**
@@ -97,7 +102,9 @@ export class Engine {
       await assertNoForeignSymlinks(paths);
       await assertNotRunning(paths);
       await Promise.all([paths.dir, paths.shared, paths.history].map((d) => removeStaleTemps(d)));
-      return fn(await this.recover(paths));
+      const recovered = await this.recover(paths);
+      await (await this.registry()).reconcile(paths.name);
+      return fn(recovered);
     });
   }
 
@@ -113,9 +120,7 @@ export class Engine {
       );
       return undefined;
     }
-    // A full rescan: recovery is rare, and a copied directory changes no token.
-    await this.used.refresh({ force: true });
-    const clash = this.used.conflictsOf(paths.name, op.identifiers)[0];
+    const clash = await journalConflict(await this.registry(), paths.name, op.identifiers);
     if (clash) {
       throw glintError(
         "conflict",
@@ -175,37 +180,32 @@ export class Engine {
     const config = await readConfigOrDefault(paths);
     await fs.mkdir(paths.dir, { recursive: true });
 
-    // Phase 1: draw unique values and reserve them in the journal, under the store lock.
+    // Phase 1: draw values, record them in the journal, then reserve them in
+    // the registry (which refuses any value issued before, by any host).
+    const registry = await this.registry();
+    const macPrefix = await this.options.macPrefix?.(registry);
     const op = await withLock(
       storePaths(this.options.home).lock,
       { purpose: "drawing identifiers", waitMs: this.options.storeLockWaitMs },
-      async (): Promise<PendingOperation> => {
-        await this.used.refresh();
-        const identifiers = applyPolicy(
-          previous,
+      () =>
+        drawAndReserve({
+          paths,
           policy,
-          this.used,
-          this.options.random ? { random: this.options.random } : {},
-        );
-        const pending: PendingOperation = {
-          policy: policy.name,
-          stage: "reserved",
-          identifiers,
-          discardOverlay: Boolean(options.discardOverlay),
-          archived:
-            previousRaw === undefined ? null : historyPath(paths, paths.identifiers, policy.name),
-          done: [],
-          pid: process.pid,
-        };
-        await writeJournal(paths, pending);
-        try {
-          await this.used.commit(paths.name, identifiers);
-        } catch (error) {
-          await removeJournal(paths);
-          throw error;
-        }
-        return pending;
-      },
+          previous,
+          registry,
+          random: this.options.random,
+          macPrefix,
+          pending: (identifiers) => ({
+            policy: policy.name,
+            stage: "reserved",
+            identifiers,
+            discardOverlay: Boolean(options.discardOverlay),
+            archived:
+              previousRaw === undefined ? null : historyPath(paths, paths.identifiers, policy.name),
+            done: [],
+            pid: process.pid,
+          }),
+        }),
     );
 
     // Phase 2: prepare. Phase 3: commit.
@@ -337,6 +337,7 @@ export class Engine {
     }
     if (op.archived !== null) await archiveFileTo(paths, paths.identifiers, op.archived);
     await writeIdentifiers(paths, op.identifiers);
+    await markIssued(await this.registry(), paths.name, op.identifiers, this.options.notify);
     // A create is finished once its identity is in place, whoever finishes it.
     if (op.policy === "fresh") await fs.rm(paths.creating, { force: true });
     await removeJournal(paths);
@@ -346,20 +347,22 @@ export class Engine {
     return steps;
   }
 
-  /** Drop a reserved operation: remove its journal and give its values back. */
+  /**
+   * Drop a reserved operation: give its values back to the registry, then
+   * remove its journal (a crash in between leaves the journal, and the next
+   * operation releases again).
+   */
   private async release(paths: VmPaths, op: PendingOperation): Promise<void> {
+    const registry = await this.registry();
     await withLock(
       storePaths(this.options.home).lock,
       { purpose: "undoing", waitMs: this.options.storeLockWaitMs },
       async () => {
+        // Values the VM still holds (a `disk` regeneration keeps vm_uuid, MAC
+        // and machine-id) stay.
+        const current = await readIdentifiers(paths).catch(() => undefined);
+        await registry.release(paths.name, op.identifiers, current);
         await removeJournal(paths);
-        // Drop the values drawn for op, and hold the current ones again (a `disk`
-        // regeneration's op shares vm_uuid, MAC and machine-id with them).
-        await this.used.commit(
-          paths.name,
-          await readIdentifiers(paths).catch(() => undefined),
-          op.identifiers,
-        );
       },
     );
   }

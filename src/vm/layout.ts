@@ -145,12 +145,16 @@ export interface StorePaths {
   readonly dir: string;
   /** Held while values are drawn, so that concurrent creates never share one. */
   readonly lock: string;
-  /** A token rewritten by every commit, so other processes know to rescan. */
-  readonly generation: string;
   /** Directory of the per-VM locks. */
   readonly vmLocks: string;
   /** The per-home local CA that signs every VM's EK certificate. */
   readonly tpmCa: string;
+  /** The embedded registry (SQLite) of every value issued (src/registry/). */
+  readonly registryDb: string;
+  /** This home's random id, telling it apart in a registry shared by several hosts. */
+  readonly homeId: string;
+  /** Per-home settings: registry, MAC prefix (src/registry/config.ts). */
+  readonly config: string;
 }
 
 /** Store-wide files. */
@@ -159,9 +163,11 @@ export function storePaths(home: string): StorePaths {
   return {
     dir,
     lock: path.join(dir, "store.lock"),
-    generation: path.join(dir, "generation"),
     vmLocks: path.join(dir, "vms"),
     tpmCa: path.join(dir, "tpm-ca"),
+    registryDb: path.join(dir, "registry.db"),
+    homeId: path.join(dir, "home-id"),
+    config: path.join(dir, "config.json"),
   };
 }
 

@@ -1,22 +1,3 @@
-/**
- * Store-wide uniqueness: every identifier value Glint issues differs from
- * every value held by any VM in the same home. Callers hold the store lock
- * while they load, draw and commit, so concurrent processes cannot hand out
- * the same value.
- *
- * Loading scans every VM directory: its journal (`.pending.json`) first, then
- * its `identifiers.json`. That order gives a consistent picture although an
- * operation finishes (renames its identity into place, then deletes its
- * journal) without the store lock: a journal that is gone by the time it is
- * read was deleted after its identity was renamed into place, so the second
- * read sees the new identity.
- *
- * A process keeps the result and rescans only when the store changed: every
- * commit rewrites `<home>/.glint/generation` with a new token, and a new VM
- * directory changes the home directory's mtime.
- */
-import { randomBytes } from "node:crypto";
-import { promises as fs } from "node:fs";
 import path from "node:path";
 import { canonicalHex } from "../identity/formats.js";
 import {
@@ -24,9 +5,8 @@ import {
   type IdentifierField,
   type SystemIdentifiers,
 } from "../identity/model.js";
-import { writeFileAtomic } from "./atomic.js";
 import { readFileIfExists, stripBom } from "./fsutil.js";
-import { storePaths, VM_FILES } from "./layout.js";
+import { VM_FILES } from "./layout.js";
 import { listVmNames } from "./store.js";
 
 /** Values compare without dashes or case, so a machine-id equal to a UUID's bits counts as taken. */
@@ -70,20 +50,10 @@ export class UsedValues {
   private readonly owners = new Map<string, Set<string>>();
   /** value key → the field and value it was first seen as */
   private readonly seen = new Map<string, { field: IdentifierField; value: string }>();
-  private cacheKey = "";
-
   constructor(readonly home: string) {}
 
-  private async currentKey(): Promise<string> {
-    const token = await fs.readFile(storePaths(this.home).generation, "utf8").catch(() => "none");
-    const st = await fs.stat(this.home).catch(() => undefined);
-    return `${token}|${st?.mtimeMs ?? 0}`;
-  }
-
-  /** Rescan the home if another process (or a person) changed it. */
-  async refresh(options: { force?: boolean } = {}): Promise<void> {
-    const key = await this.currentKey();
-    if (key === this.cacheKey && !options.force) return;
+  /** Scan the home (`force` is accepted for callers of the cached version: every refresh scans). */
+  async refresh(_options: { force?: boolean } = {}): Promise<void> {
     this.owners.clear();
     this.seen.clear();
     const vms = await listVmNames(this.home);
@@ -109,7 +79,6 @@ export class UsedValues {
         for (const [f, v] of entriesOf(pending)) this.add(f, v, vm);
       }
     }
-    this.cacheKey = key;
   }
 
   private add(field: IdentifierField, value: string, vm: string): void {
@@ -163,7 +132,7 @@ export class UsedValues {
     );
   }
 
-  /** Record that `vm` now holds `ids` (and no longer its `previous` values); bump the generation. */
+  /** Record that `vm` now holds `ids` (and no longer its `previous` values), in memory. */
   async commit(
     vm: string,
     ids: SystemIdentifiers | undefined,
@@ -180,11 +149,5 @@ export class UsedValues {
       }
     }
     for (const [f, v] of entriesOf(ids)) this.add(f, v, vm);
-    const { dir, generation } = storePaths(this.home);
-    await fs.mkdir(dir, { recursive: true });
-    const token = randomBytes(8).toString("hex");
-    await writeFileAtomic(generation, token);
-    const st = await fs.stat(this.home);
-    this.cacheKey = `${token}|${st.mtimeMs}`;
   }
 }

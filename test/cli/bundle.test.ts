@@ -124,6 +124,9 @@ describe("the CLI bundle", () => {
         { filename: BUNDLE, cachedData: true, cachedDataRejected: false },
       ]);
       expect(r.probe.requested, args.join(" ")).not.toContain("yaml");
+      // Nor a registry driver: show and list read files only.
+      expect(r.probe.requested, args.join(" ")).not.toContain("better-sqlite3");
+      expect(r.probe.requested, args.join(" ")).not.toContain("pg");
       // The prompt library (and the menu) read keys through node:readline.
       expect(r.probe.builtins, args.join(" ")).not.toContain("NativeModule readline");
     }
@@ -131,6 +134,8 @@ describe("the CLI bundle", () => {
     const seed = await probed("seed", "vm-1", "--home", home);
     expect(seed.code, seed.stderr).toBe(0);
     expect(seed.probe.requested).toContain("yaml");
+    // seed checks the VM's values against the registry.
+    expect(seed.probe.requested).toContain("better-sqlite3");
     const menu = await probed("menu", "--home", home);
     expect(menu.code).toBe(2); // no terminal
     expect(menu.probe.builtins).toContain("NativeModule readline");

@@ -45,6 +45,7 @@ interface HistoryJson {
   file: string;
   identifiers: Ids | null;
   error: string | null;
+  changes: { field: string; old: string; new: string }[];
 }
 
 describe("create → show → regen disk → regen base → nuke → history", () => {
@@ -52,9 +53,16 @@ describe("create → show → regen disk → regen base → nuke → history", (
   const identities: Ids[] = [];
 
   it("create prints the identity it wrote; show --json matches the file", async () => {
-    const created = await glintJson("create", vm);
+    const created = await glintJson<Record<string, unknown>>("create", vm);
     const { raw, ids } = await fileOf(vm);
-    expect(created).toEqual(ids);
+    // The whole result: the VM, the policy, the identity, the reset steps, the archive.
+    expect(created).toEqual({
+      vm,
+      policy: "fresh",
+      identifiers: ids,
+      steps: expect.objectContaining({ "guest-files": "done" }),
+      archived: null,
+    });
     const shown = await glintJson("show", vm);
     expect(shown).toEqual(ids);
     // Same keys in the same order as the file.
@@ -74,16 +82,16 @@ describe("create → show → regen disk → regen base → nuke → history", (
   });
 
   it.each([
-    ["disk", ["regen", "disk"]],
-    ["base", ["regen", "base"]],
+    ["disk", ["regen", "disk", "--yes"]],
+    ["base", ["regen", "base", "--yes"]],
     ["nuke", ["nuke", "--yes"]],
   ] as const)(
     "%s regenerates exactly its fields, keeps the rest, and grows history",
     async (policy, cmd) => {
       const before = identities.at(-1) as Ids;
-      const printed = await glintJson(...cmd, vm);
+      const printed = await glintJson<{ vm: string; policy: string; identifiers: Ids }>(...cmd, vm);
       const { ids: after } = await fileOf(vm);
-      expect(printed).toEqual(after);
+      expect(printed).toMatchObject({ vm, identifiers: after });
       expect(await glintJson("show", vm)).toEqual(after);
       expect(changed(before, after).sort()).toEqual([...POLICIES[policy].regenerate].sort());
       for (const f of keptFields(POLICIES[policy])) expect(after[f]).toBe(before[f]);
@@ -107,15 +115,29 @@ describe("create → show → regen disk → regen base → nuke → history", (
     expect(history.map((h) => h.reason)).toEqual(["disk", "base", "nuke"]);
     expect(history.map((h) => h.identifiers)).toEqual(identities.slice(0, -1));
     const text = lines(await glint("history", vm));
-    expect(text).toHaveLength(1 + 3);
+    const heads = text.filter((l) => !l.startsWith(" "));
+    expect(heads).toHaveLength(3);
     for (const [i, h] of history.entries()) {
-      expect(text[i + 1]).toContain(h.reason);
-      expect(text[i + 1]).toContain(String(h.identifiers?.vm_uuid));
+      expect(heads[i]).toContain(`replaced by ${h.reason}`);
+      expect(heads[i]).toContain(String(h.identifiers?.vm_uuid));
+    }
+    // What each new generation changed: field, old → new (the last one against the current identity).
+    const all = [...history.map((h) => h.identifiers as Ids), identities.at(-1) as Ids];
+    for (const [i, h] of history.entries()) {
+      const next = all[i + 1] as Ids;
+      const changedFields = changed(h.identifiers as Ids, next);
+      expect(h.changes.map((c) => c.field)).toEqual(changedFields);
+      for (const f of changedFields)
+        expect(text).toContainEqual(
+          expect.stringMatching(
+            new RegExp(`^ {4}${f} +${String(h.identifiers?.[f])} → ${String(next[f])}$`),
+          ),
+        );
     }
   });
 
   it("text output of regen marks kept fields", async () => {
-    const out = await glint("regen", "disk", vm);
+    const out = await glint("regen", "disk", vm, "--yes");
     const before = identities.at(-1) as Ids;
     const { ids: after } = await fileOf(vm);
     identities.push(after);
@@ -132,12 +154,13 @@ describe("several VMs", () => {
     for (const n of names) await glint("create", n);
   });
 
-  it("show --json without a VM gives an array of every VM's identity", async () => {
-    const all = await glintJson<Ids[]>("show");
+  it("show --json without a VM gives an array of every VM's name and identity", async () => {
+    const all = await glintJson<{ vm: string; ok: boolean; result: Ids }[]>("show");
     expect(Array.isArray(all)).toBe(true);
     const vms = (await fs.readdir(home)).filter((n) => !n.startsWith(".")).sort();
     expect(all).toHaveLength(vms.length);
-    for (const [i, vm] of vms.entries()) expect(all[i]).toEqual((await fileOf(vm)).ids);
+    for (const [i, vm] of vms.entries())
+      expect(all[i]).toEqual({ vm, ok: true, result: (await fileOf(vm)).ids });
   });
 
   it("list prints a header and one line per VM; list --json one object per VM", async () => {
@@ -155,7 +178,7 @@ describe("several VMs", () => {
   });
 
   it("no value is shared by two VMs", async () => {
-    const all = await glintJson<Ids[]>("show");
+    const all = (await glintJson<{ result: Ids }[]>("show")).map((e) => e.result);
     const keys = all.flatMap((ids) => IDENTIFIER_FIELDS.map((f) => canonicalHex(String(ids[f]))));
     expect(new Set(keys).size).toBe(keys.length);
   });
@@ -167,8 +190,8 @@ describe("--json on every command gives parseable JSON", () => {
     [["show", "j1"]],
     [["show"]],
     [["list"]],
-    [["regen", "disk", "j1"]],
-    [["regen", "base", "j1"]],
+    [["regen", "disk", "j1", "--yes"]],
+    [["regen", "base", "j1", "--yes"]],
     [["nuke", "j1", "--yes"]],
     [["history", "j1"]],
   ])("glint %j --json", async (args) => {
@@ -199,7 +222,7 @@ describe("where the home is", () => {
     const r = await runCli(["create", "envvm", "--json"], { env: { GLINT_HOME: dir } });
     expect(r.code, r.stderr).toBe(0);
     const ids = JSON.parse(await fs.readFile(path.join(dir, "envvm", "identifiers.json"), "utf8"));
-    expect(JSON.parse(r.stdout)).toEqual(ids);
+    expect(JSON.parse(r.stdout).identifiers).toEqual(ids);
     const s = await runCli(["show", "envvm", "--json"], { env: { GLINT_HOME: dir } });
     expect(JSON.parse(s.stdout)).toEqual(ids);
     const o = await runCli(["create", "x", "--home", other], { env: { GLINT_HOME: dir } });

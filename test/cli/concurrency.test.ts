@@ -62,7 +62,7 @@ describe(`${N} concurrent glint processes`, () => {
     // The winner's identity is the one on disk, and nobody archived or replaced it.
     const file = path.join(home, "same", "identifiers.json");
     const onDisk = parseIdentifiers(JSON.parse(await fs.readFile(file, "utf8")), file);
-    expect(JSON.parse(ok[0]?.stdout ?? "")).toEqual({ ...onDisk });
+    expect(JSON.parse(ok[0]?.stdout ?? "").identifiers).toEqual({ ...onDisk });
     expect(onDisk.generation).toBe(1);
     await expect(fs.access(path.join(home, "same", "history"))).rejects.toThrow();
     expect(await locksLeft()).toEqual([]);
@@ -73,7 +73,7 @@ describe(`${N} concurrent glint processes`, () => {
     expect(c.code, c.stderr).toBe(0);
     const results = await Promise.all(
       Array.from({ length: 10 }, (_, i) =>
-        runCli(["regen", i % 2 ? "disk" : "base", "vm", "--home", home]),
+        runCli(["regen", i % 2 ? "disk" : "base", "vm", "--yes", "--home", home]),
       ),
     );
     const ok = results.filter((r) => r.code === 0).length;

@@ -55,8 +55,8 @@ describe.each(CORRUPTIONS)("identifiers.json holding %s", (_what, corrupt) => {
   it.each([
     [["show", "vm"]],
     [["show", "vm", "--json"]],
-    [["regen", "disk", "vm"]],
-    [["regen", "base", "vm"]],
+    [["regen", "disk", "vm", "--yes"]],
+    [["regen", "base", "vm", "--yes"]],
     [["nuke", "vm", "--yes"]],
     [["nuke", "vm"]],
     [["create", "vm"]],
@@ -97,7 +97,7 @@ describe.each(CORRUPTIONS)("identifiers.json holding %s", (_what, corrupt) => {
     const r = await runCli(["create", "vm", "--force", "--json", "--home", home]);
     expect(r.code, r.stderr).toBe(0);
     const fresh = parseIdentifiers(JSON.parse(await fs.readFile(file, "utf8")), file);
-    expect(JSON.parse(r.stdout)).toEqual({ ...fresh });
+    expect(JSON.parse(r.stdout).identifiers).toEqual({ ...fresh });
     expect(fresh.generation).toBe(1);
     const hist = (await fs.readdir(path.join(home, "vm", "history"))).filter((n) =>
       n.includes("_identifiers-"),
@@ -117,7 +117,7 @@ describe.each(CORRUPTIONS)("identifiers.json holding %s", (_what, corrupt) => {
     expect(entries[0]?.identifiers).toBeNull();
     expect(entries[0]?.error.length).toBeGreaterThan(0);
     // And the VM is usable again.
-    const s = await runCli(["regen", "disk", "vm", "--home", home]);
+    const s = await runCli(["regen", "disk", "vm", "--yes", "--home", home]);
     expect(s.code, s.stderr).toBe(0);
   });
 });

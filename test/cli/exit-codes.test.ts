@@ -41,8 +41,8 @@ describe("exit code 0", () => {
 describe("exit code 1: the operation failed", () => {
   it.each([
     [["show", "missing"], /no identifiers/],
-    [["regen", "disk", "missing"], /no identifiers/],
-    [["regen", "base", "missing"], /no identifiers/],
+    [["regen", "disk", "missing", "--yes"], /no identifiers/],
+    [["regen", "base", "missing", "--yes"], /no identifiers/],
     [["nuke", "missing", "--yes"], /no identifiers/],
     [["history", "missing"], /does not exist/],
     [["create", "exists"], /already has identifiers.*--force/],
@@ -98,7 +98,7 @@ describe("bad VM names", () => {
       [
         ["create", name],
         ["show", name],
-        ["regen", "disk", name],
+        ["regen", "disk", name, "--yes"],
         ["nuke", name, "--yes"],
         ["history", name],
       ].map((args) => [args] as const),

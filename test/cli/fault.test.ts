@@ -34,7 +34,7 @@ beforeAll(async () => {
 /** Spawn `glint regen base vm`, SIGKILL it after `delayMs`; resolves with how it ended. */
 function regenAndKill(delayMs: number): Promise<{ code: number | null; signal: string | null }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, "regen", "base", "vm", "--home", home], {
+    const child = spawn(process.execPath, [CLI, "regen", "base", "vm", "--yes", "--home", home], {
       stdio: "ignore",
     });
     const timer = setTimeout(() => child.kill("SIGKILL"), delayMs);
@@ -56,7 +56,7 @@ describe("kill -9 during `glint regen base`", () => {
   it("never leaves a partial identifiers.json, and the next run succeeds", async () => {
     // How long a complete run takes here, so kills land all over it.
     const t0 = Date.now();
-    const full = await runCli(["regen", "base", "vm", "--home", home]);
+    const full = await runCli(["regen", "base", "vm", "--yes", "--home", home]);
     expect(full.code, full.stderr).toBe(0);
     const maxDelay = Math.max(150, Date.now() - t0 + 50);
 
@@ -96,7 +96,7 @@ describe("kill -9 during `glint regen base`", () => {
       expect(model.parseIdentifiers(pending.identifiers).generation).toBe(previous.generation + 1);
     }
     const interrupted = pending?.stage === "committing";
-    const after = await runCli(["regen", "base", "vm", "--home", home]);
+    const after = await runCli(["regen", "base", "vm", "--yes", "--home", home]);
     expect(after.code, after.stderr).toBe(0);
     const final = loadIdentity(await fs.readFile(file, "utf8"));
     expect(final.generation).toBe(previous.generation + (interrupted ? 2 : 1));
@@ -129,7 +129,7 @@ describe("kill -9 during `glint regen base`", () => {
     await new Promise((r) => child.once("exit", r));
     const stale = path.join(home, "vm", `.identifiers.json.tmp-${dead}-0123abcd`);
     await fs.writeFile(stale, '{"vm_uuid": "half-writ');
-    const r = await runCli(["regen", "disk", "vm", "--home", home]);
+    const r = await runCli(["regen", "disk", "vm", "--yes", "--home", home]);
     expect(r.code, r.stderr).toBe(0);
     loadIdentity(await fs.readFile(file, "utf8"));
     // atomic.ts names temps so that removeStaleTemps() can clean them; someone must call it.

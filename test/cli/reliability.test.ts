@@ -96,7 +96,7 @@ describe("a QEMU that outlives its glint run", () => {
         return true;
       }
     }, "QEMU to exit");
-    const r = await runCli(["regen", "base", "r", "--home", home]);
+    const r = await runCli(["regen", "base", "r", "--yes", "--home", home]);
     expect(r.code, r.stderr).toBe(0);
   });
 
@@ -151,7 +151,7 @@ describe("signals", () => {
     const before = await fs.readFile(vmPaths(home, "s").identifiers, "utf8");
     const store = await acquireLock(path.join(home, ".glint", "store.lock"), { purpose: "test" });
     try {
-      const child = spawn(process.execPath, [CLI, "regen", "base", "s", "--home", home], {
+      const child = spawn(process.execPath, [CLI, "regen", "base", "s", "--yes", "--home", home], {
         stdio: "ignore",
       });
       const done = exited(child);
@@ -164,6 +164,6 @@ describe("signals", () => {
       await store.release();
     }
     expect(await fs.readFile(vmPaths(home, "s").identifiers, "utf8")).toBe(before);
-    expect((await runCli(["regen", "base", "s", "--home", home])).code).toBe(0);
+    expect((await runCli(["regen", "base", "s", "--yes", "--home", home])).code).toBe(0);
   });
 });

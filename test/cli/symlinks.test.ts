@@ -49,7 +49,7 @@ describe("a symlinked VM directory", () => {
     [["qemu-args", "vm"]],
     [["run", "vm", "--dry-run"]],
     [["create", "vm", "--force"]],
-    [["regen", "base", "vm"]],
+    [["regen", "base", "vm", "--yes"]],
     [["nuke", "vm", "--yes"]],
     [["script", "vm"]],
     [["seed", "vm"]],
@@ -100,11 +100,11 @@ describe("a symlink inside a VM directory", () => {
 
   it.each([
     ["config.json", ["show", "vm"]],
-    ["config.json", ["regen", "base", "vm"]],
+    ["config.json", ["regen", "base", "vm", "--yes"]],
     [".pending.json", ["qemu-args", "vm"]],
     ["seed.iso", ["run", "vm", "--dry-run"]],
     ["overlay.qcow2", ["qemu-args", "vm"]],
-    ["uefi-instance.fd", ["regen", "base", "vm"]],
+    ["uefi-instance.fd", ["regen", "base", "vm", "--yes"]],
     ["base.qcow2", ["qemu-args", "vm"]],
   ])("%s → a secret is refused by `glint %j`", async (name, args) => {
     await linkInVm(name);
@@ -118,7 +118,7 @@ describe("a symlink inside a VM directory", () => {
   it.each([
     ["history", ["create", "vm", "--force"]],
     ["shared", ["script", "vm"]],
-    ["tpm", ["regen", "base", "vm"]],
+    ["tpm", ["regen", "base", "vm", "--yes"]],
   ])(
     "%s/ → a directory outside is refused by `glint %j`, which writes nothing there",
     async (name, args) => {

@@ -171,7 +171,7 @@ describe("UEFI", () => {
     expect(markerValue(write.markers, "efivar_written")).toBe("persisted");
     const read = await bootWithGlint(home, "efi", guest, "glint.efitest=read");
     expect(markerValue(read.markers, "efivar")).toBe("persisted");
-    await runCliOk(["reset", "uefi", "efi", "--home", home]);
+    await runCliOk(["reset", "uefi", "efi", "--yes", "--home", home]);
     const history = await fs.readdir(path.join(home, "efi", "history"));
     expect(history.some((n) => n.includes("reset-uefi_uefi-instance"))).toBe(true);
     const reset = await bootWithGlint(home, "efi", guest, "glint.efitest=read");

@@ -252,12 +252,13 @@ describe("schemas reject values outside the formats", () => {
     );
   });
 
-  it("rejects MACs outside 52:54:00, uppercase or malformed", () => {
+  it("rejects MACs that are not locally administered unicast, uppercase or malformed", () => {
     const octet = fc.integer({ min: 0, max: 255 }).map((n) => n.toString(16).padStart(2, "0"));
     fc.assert(
       fc.property(fc.array(octet, { minLength: 6, maxLength: 6 }), (o) => {
         const mac = o.join(":");
-        const ok = mac.startsWith("52:54:00:");
+        // Second hex digit 2, 6, a or e: locally administered (bit 1), unicast (bit 0 clear).
+        const ok = /^[0-9a-f][26ae]$/.test(o[0] ?? "");
         expect(macAddress.safeParse(mac).success).toBe(ok);
       }),
       RUNS,
@@ -269,7 +270,9 @@ describe("schemas reject values outside the formats", () => {
       "52:54:00:12:34",
       "52:54:00:12:34:56:78",
       "53:54:00:12:34:56",
-      "02:00:00:12:34:56",
+      "01:00:00:12:34:56",
+      "00:16:3e:12:34:56",
+      "03:00:00:12:34:56",
       " 52:54:00:12:34:56",
     ]) {
       expect(macAddress.safeParse(bad).success, bad).toBe(false);

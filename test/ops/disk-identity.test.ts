@@ -75,7 +75,7 @@ describe("automatic offline re-identification", () => {
   it("regen disk, regen base and nuke write the new identity into the disk", async () => {
     await glint("regen", "disk", "a", "--yes");
     await expectApplied("a");
-    await glint("regen", "base", "a");
+    await glint("regen", "base", "a", "--yes");
     await expectApplied("a");
     await glint("nuke", "a", "--yes");
     await expectApplied("a");
@@ -92,7 +92,7 @@ describe("automatic offline re-identification", () => {
     await glint("create", "d", "--base", img.qcow2, "--overlay", "--no-sysprep");
     const seen = await inspectImage(path.join(home, "d", "overlay.qcow2"));
     expect(seen.machineId).toBe(img.ids.machineId);
-    await glint("regen", "base", "d");
+    await glint("regen", "base", "d", "--yes");
     expect((await inspectImage(path.join(home, "d", "overlay.qcow2"))).machineId).toBe(
       img.ids.machineId,
     );

@@ -249,8 +249,10 @@ export const ENV_PWNED = "glint-env-pwned";
  * from the name) to a broken one.
  */
 export const BAD_ENVS: Record<string, (env: string, ids: SystemIdentifiers) => string> = {
-  "MAC outside 52:54:00": (e, ids) =>
-    setEnvValue(e, "MAC_ADDRESS", ids.mac_address.replace("52:54:00", "52:54:01")),
+  "MAC not locally administered": (e, ids) =>
+    setEnvValue(e, "MAC_ADDRESS", ids.mac_address.replace("52:54:00", "00:16:3e")),
+  "MAC multicast": (e, ids) =>
+    setEnvValue(e, "MAC_ADDRESS", ids.mac_address.replace("52:54:00", "53:54:00")),
   "MAC in uppercase": (e) => setEnvValue(e, "MAC_ADDRESS", "52:54:00:AB:CD:EF"),
   "MAC with 7 octets": (e, ids) => setEnvValue(e, "MAC_ADDRESS", `${ids.mac_address}:00`),
   "machine-id all zeros": (e) => setEnvValue(e, "MACHINE_ID", "0".repeat(32)),

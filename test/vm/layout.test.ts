@@ -108,9 +108,11 @@ describe("layout", () => {
     expect(storePaths("/h")).toEqual({
       dir: "/h/.glint",
       lock: "/h/.glint/store.lock",
-      generation: "/h/.glint/generation",
       vmLocks: "/h/.glint/vms",
       tpmCa: "/h/.glint/tpm-ca",
+      registryDb: "/h/.glint/registry.db",
+      homeId: "/h/.glint/home-id",
+      config: "/h/.glint/config.json",
     });
   });
 });

@@ -165,7 +165,7 @@ describe("UuidManager draws unique values across VMs", () => {
   it("replaying a VM's MAC made by another process (the CLI) is also caught", async () => {
     const r = await runCli(["create", "cli-vm", "--home", home, "--json"]);
     expect(r.code, r.stderr).toBe(0);
-    const first = JSON.parse(r.stdout) as SystemIdentifiers;
+    const first = (JSON.parse(r.stdout) as { identifiers: SystemIdentifiers }).identifiers;
     const { random, asked } = replayOnce(3, macBytes(first.mac_address));
     const second = (await new UuidManager({ home, random }).generateFreshIdentifiers("api-vm"))
       .identifiers;

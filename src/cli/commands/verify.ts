@@ -5,16 +5,15 @@
  * an SSH host key).
  */
 import type { Command } from "commander";
-import { UsageError } from "../errors.js";
-import type { UuidManager } from "../manager.js";
+import { UsageError } from "../../errors.js";
 import {
   type Check,
   type FleetVerification,
   type VerifyTarget,
   verifyVms,
-} from "../verify/index.js";
-import { formatTable } from "./format.js";
-import type { Io } from "./io.js";
+} from "../../verify/index.js";
+import type { CliEnv } from "../common.js";
+import { formatTable } from "../format.js";
 
 interface VerifyOptions {
   home?: string;
@@ -52,14 +51,7 @@ export function formatVerification(f: FleetVerification): string {
   return blocks.join("\n\n");
 }
 
-export function registerVerify(
-  program: Command,
-  deps: {
-    io: Io;
-    manager: (home: string | undefined) => UuidManager;
-    setExitCode: (code: number) => void;
-  },
-): void {
+export function addVerifyCommand(program: Command, deps: CliEnv): void {
   program
     .command("verify")
     .description(

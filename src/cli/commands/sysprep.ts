@@ -1,13 +1,12 @@
 /**
  * `glint sysprep IMAGE --vm VM [--dry-run] [--json]`: apply a VM's identity
- * to a disk image offline (src/sysprep). Holds the VM's lock and refuses
- * while its QEMU runs. An image with nothing Glint recognises exits 1 and
- * names what it found.
+ * to a disk image offline (src/sysprep), through the manager (VM lock,
+ * running check, recovery). An image with nothing Glint recognises exits 1
+ * and names what it found.
  */
 import type { Command } from "commander";
-import type { UuidManager } from "../manager.js";
-import { formatReport } from "../sysprep/index.js";
-import type { Io } from "./io.js";
+import { formatReport } from "../../sysprep/index.js";
+import { type CliEnv, HOME_HELP } from "../common.js";
 
 interface SysprepCliOptions {
   vm: string;
@@ -16,12 +15,7 @@ interface SysprepCliOptions {
   json?: boolean;
 }
 
-export function addSysprepCommand(
-  program: Command,
-  io: Io,
-  setExitCode: (code: number) => void,
-  manager: (home: string | undefined) => UuidManager,
-): void {
+export function addSysprepCommand(program: Command, { io, manager, setExitCode }: CliEnv): void {
   program
     .command("sysprep")
     .description(
@@ -30,7 +24,7 @@ export function addSysprepCommand(
     .argument("<image>", "qcow2 or raw disk image, changed in place (all or nothing)")
     .requiredOption("--vm <vm>", "VM whose identity to apply")
     .option("--dry-run", "list every planned change and write nothing")
-    .option("--home <dir>", "VM home directory (default: $GLINT_HOME or ./vms_linux)")
+    .option("--home <dir>", HOME_HELP)
     .option("--json", "print the report as JSON")
     .action(async (image: string, opts: SysprepCliOptions) => {
       const m = manager(opts.home);

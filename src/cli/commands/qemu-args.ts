@@ -1,0 +1,16 @@
+/** `glint qemu-args VM [-- ARGS…]`: the QEMU arguments for a VM. */
+import type { Command } from "commander";
+import { afterDoubleDash, type CliEnv, type CommonOptions, common } from "../common.js";
+import { shellQuote } from "../shell.js";
+
+export function addQemuArgsCommand(program: Command, { io, manager }: CliEnv): void {
+  common(program.command("qemu-args"))
+    .description("print the QEMU arguments for a VM: identity, firmware, TPM and disks")
+    .argument("<vm>", "VM name")
+    .argument("[base-args...]", "QEMU arguments to merge with (after --)")
+    .action(async (vm: string, operands: string[], opts: CommonOptions, cmd: Command) => {
+      const base = afterDoubleDash(cmd, operands, "QEMU arguments");
+      const argv = await manager(opts.home).qemuArgs(vm, base);
+      io.stdout(opts.json ? JSON.stringify(argv) : shellQuote(argv));
+    });
+}

@@ -1,0 +1,105 @@
+/**
+ * The registry of every identifier value Glint has issued (see README
+ * "Registry"): one row per value, current or historical, with the home and
+ * VM that hold it. A value is unique within its class (`hex128` for UUIDs and
+ * machine-ids, which compare without dashes or case; `mac`; `serial`), so a
+ * machine-id equal to a UUID's hex counts as taken.
+ *
+ * Rows are `reserved` while the operation that drew them runs (its journal
+ * says so) and `issued` once the values are in the VM's files. A reserved row
+ * is given back only when that operation is rolled back; an issued row is
+ * never removed, so no value is ever issued twice.
+ */
+import { IDENTIFIER_FIELDS, type IdentifierField } from "../identity/model.js";
+import { valueKey } from "../vm/registry.js";
+
+export type ValueClass = "hex128" | "mac" | "serial";
+
+export function classOf(field: IdentifierField): ValueClass {
+  if (field === "mac_address") return "mac";
+  if (field === "cpu_serial" || field === "motherboard_serial") return "serial";
+  return "hex128";
+}
+
+/** One value as the registry stores it. */
+export interface RegistryValue {
+  readonly field: IdentifierField;
+  readonly value: string;
+  readonly cls: ValueClass;
+  /** The comparison key: `valueKey(value)`. */
+  readonly key: string;
+}
+
+export function registryValue(field: IdentifierField, value: string): RegistryValue {
+  return { field, value, cls: classOf(field), key: valueKey(value) };
+}
+
+/** `cls|key`: one string per unique slot. */
+export function slotOf(v: Pick<RegistryValue, "cls" | "key">): string {
+  return `${v.cls}|${v.key}`;
+}
+
+/** Every (field, string value) pair of a (possibly invalid) identifiers object. */
+export function valuesOf(data: unknown): RegistryValue[] {
+  if (data === null || typeof data !== "object") return [];
+  const out: RegistryValue[] = [];
+  for (const f of IDENTIFIER_FIELDS) {
+    const v = (data as Record<string, unknown>)[f];
+    if (typeof v === "string") out.push(registryValue(f, v));
+  }
+  return out;
+}
+
+export type RowState = "reserved" | "issued";
+
+export interface Owner {
+  readonly home: string;
+  readonly vm: string;
+}
+
+export interface RegistryRow extends RegistryValue, Owner {
+  readonly generation: number;
+  readonly state: RowState;
+}
+
+/**
+ * A registry back end. Every method is one transaction. Home ids (see
+ * home.ts) tell apart homes on several hosts that share one registry.
+ */
+export interface RegistryStore {
+  /** What it is, for messages (never a password). */
+  readonly description: string;
+  /** The rows holding any of `values` (any home, any state). */
+  owners(values: readonly RegistryValue[]): Promise<RegistryRow[]>;
+  /**
+   * Insert `values` for (home, vm) in state `reserved`, all or none: if any
+   * slot is taken already (by anyone), nothing is inserted and the taken
+   * values are returned.
+   */
+  reserve(
+    owner: Owner,
+    generation: number,
+    values: readonly RegistryValue[],
+  ): Promise<RegistryValue[]>;
+  /** Drop the `reserved` rows of `owner` among `values` (a rolled-back operation). */
+  release(owner: Owner, values: readonly RegistryValue[]): Promise<void>;
+  /** Mark the rows of `owner` among `values` issued. */
+  issue(owner: Owner, values: readonly RegistryValue[]): Promise<void>;
+  /**
+   * Insert rows as they are (an import): a slot held by another owner is not
+   * changed and is returned. Rows of the same owner are kept.
+   */
+  claim(rows: readonly RegistryRow[]): Promise<RegistryRow[]>;
+  /** The `reserved` rows of one VM. */
+  reservedOf(owner: Owner): Promise<RegistryRow[]>;
+  /** Every row of a home. */
+  rowsOf(home: string): Promise<RegistryRow[]>;
+  /** Delete every row of `home`, then insert `rows`; all or nothing. */
+  replaceHome(home: string, rows: readonly RegistryRow[]): Promise<void>;
+  /** Number of rows of class `mac` whose value starts with `prefix` and a colon. */
+  countMacs(prefix: string): Promise<number>;
+  /** Whether `home` was imported; `markImported` records that it was. */
+  imported(home: string): Promise<boolean>;
+  markImported(home: string, path: string): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,195 @@
+/**
+ * The shared registry: PostgreSQL, for several hosts (`--registry
+ * postgres://…` or `GLINT_REGISTRY`), through the pure-JavaScript `pg`
+ * client. Same schema and constraints as SQLite; each method is one
+ * transaction, and a unique violation from a concurrent host is reported as
+ * a taken value (the engine draws again).
+ */
+import { createRequire } from "node:module";
+import type { IdentifierField } from "../identity/model.js";
+import type { RegistryRow, RegistryStore, RegistryValue, RowState, ValueClass } from "./model.js";
+import { COLUMNS, SCHEMA } from "./sql.js";
+
+interface QueryResult {
+  rows: Record<string, unknown>[];
+  rowCount: number | null;
+}
+interface Client {
+  /** pg's connection; its socket is unref'd between queries (see below). */
+  connection?: { stream?: { ref(): void; unref(): void } };
+  connect(): Promise<void>;
+  query(text: string, values?: unknown[]): Promise<QueryResult>;
+  end(): Promise<void>;
+  on(event: "error", fn: (error: Error) => void): void;
+}
+type ClientCtor = new (config: {
+  connectionString: string;
+  connectionTimeoutMillis?: number;
+}) => Client;
+
+/** Serialises the schema creation of concurrent first users. */
+const SCHEMA_LOCK = 0x676c696e74;
+
+function toRow(r: Record<string, unknown>): RegistryRow {
+  return {
+    cls: r.cls as ValueClass,
+    key: r.key as string,
+    field: r.field as IdentifierField,
+    value: r.value as string,
+    home: r.home as string,
+    vm: r.vm as string,
+    generation: Number(r.generation),
+    state: r.state as RowState,
+  };
+}
+
+/** The URL without its password, for messages. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = "***";
+    return u.toString();
+  } catch {
+    return "postgres://…";
+  }
+}
+
+export async function openPostgres(url: string): Promise<RegistryStore> {
+  const { Client } = createRequire(import.meta.url)("pg") as { Client: ClientCtor };
+  const client = new Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
+  // A dropped connection surfaces as the next query's error.
+  client.on("error", () => {});
+  await client.connect();
+  // The open connection must not keep a finished command alive: its socket
+  // holds the process only while a query runs.
+  const stream = client.connection?.stream;
+  stream?.unref();
+  const query = client.query.bind(client);
+  client.query = async (text, values) => {
+    stream?.ref();
+    try {
+      return await query(text, values);
+    } finally {
+      stream?.unref();
+    }
+  };
+  const tx = async <T>(fn: () => Promise<T>): Promise<T> => {
+    await client.query("BEGIN");
+    try {
+      const result = await fn();
+      await client.query("COMMIT");
+      return result;
+    } catch (error) {
+      await client.query("ROLLBACK").catch(() => {});
+      throw error;
+    }
+  };
+  await tx(async () => {
+    await client.query("SELECT pg_advisory_xact_lock($1)", [SCHEMA_LOCK]);
+    for (const sql of SCHEMA) await client.query(sql);
+  });
+  const now = () => new Date().toISOString();
+  const findAll = async (values: readonly Pick<RegistryValue, "cls" | "key">[]) => {
+    if (values.length === 0) return [];
+    const r = await client.query(
+      "SELECT * FROM glint_values WHERE (cls, key) IN (SELECT * FROM unnest($1::text[], $2::text[]))",
+      [values.map((v) => v.cls), values.map((v) => v.key)],
+    );
+    return r.rows.map(toRow);
+  };
+  const insert = async (r: RegistryRow, at: string): Promise<boolean> => {
+    const res = await client.query(
+      `INSERT INTO glint_values (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) ON CONFLICT DO NOTHING`,
+      [r.cls, r.key, r.field, r.value, r.home, r.vm, r.generation, r.state, at],
+    );
+    return res.rowCount === 1;
+  };
+
+  return {
+    description: `PostgreSQL registry ${redactUrl(url)}`,
+    owners: (values) => findAll(values),
+    reserve: (owner, generation, values) =>
+      tx(async () => {
+        const at = now();
+        for (const v of values) {
+          if (!(await insert({ ...v, ...owner, generation, state: "reserved" }, at))) {
+            // Another process or host holds it: undo the whole reservation.
+            throw Object.assign(new Error("taken"), { taken: true });
+          }
+        }
+        return [];
+      }).catch(async (error: unknown) => {
+        if (!(error as { taken?: boolean }).taken) throw error;
+        const held = await findAll(values);
+        const slots = new Set(held.map((h) => `${h.cls}|${h.key}`));
+        const taken = values.filter((v) => slots.has(`${v.cls}|${v.key}`));
+        // Gone again meanwhile (a rolled-back reservation): try once more later.
+        return taken.length > 0 ? taken : [...values];
+      }),
+    release: (owner, values) =>
+      tx(async () => {
+        for (const v of values)
+          await client.query(
+            "DELETE FROM glint_values WHERE cls = $1 AND key = $2 AND home = $3 AND vm = $4 AND state = 'reserved'",
+            [v.cls, v.key, owner.home, owner.vm],
+          );
+      }),
+    issue: (owner, values) =>
+      tx(async () => {
+        const at = now();
+        for (const v of values)
+          await client.query(
+            "UPDATE glint_values SET state = 'issued', updated_at = $1 WHERE cls = $2 AND key = $3 AND home = $4 AND vm = $5",
+            [at, v.cls, v.key, owner.home, owner.vm],
+          );
+      }),
+    claim: (rows) =>
+      tx(async () => {
+        const at = now();
+        const refused: RegistryRow[] = [];
+        for (const r of rows) {
+          if (await insert(r, at)) continue;
+          const [held] = await findAll([r]);
+          if (held && (held.home !== r.home || held.vm !== r.vm)) refused.push(held);
+        }
+        return refused;
+      }),
+    reservedOf: async (owner) =>
+      (
+        await client.query(
+          "SELECT * FROM glint_values WHERE home = $1 AND vm = $2 AND state = 'reserved'",
+          [owner.home, owner.vm],
+        )
+      ).rows.map(toRow),
+    rowsOf: async (home) =>
+      (
+        await client.query("SELECT * FROM glint_values WHERE home = $1 ORDER BY vm, field", [home])
+      ).rows.map(toRow),
+    replaceHome: (home, rows) =>
+      tx(async () => {
+        await client.query("DELETE FROM glint_values WHERE home = $1", [home]);
+        const at = now();
+        for (const r of rows) {
+          if (!(await insert(r, at))) throw new Error(`${r.field} ${r.value} is held twice`);
+        }
+      }),
+    countMacs: async (prefix) =>
+      Number(
+        (
+          await client.query(
+            "SELECT count(*) AS n FROM glint_values WHERE cls = 'mac' AND key > $1 AND key < $2",
+            [`${prefix}:`, `${prefix};`],
+          )
+        ).rows[0]?.n ?? 0,
+      ),
+    imported: async (home) =>
+      (await client.query("SELECT 1 FROM glint_homes WHERE home = $1", [home])).rows.length > 0,
+    markImported: async (home, path) => {
+      await client.query(
+        "INSERT INTO glint_homes (home, path, imported_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        [home, path, now()],
+      );
+    },
+    close: () => client.end(),
+  };
+}

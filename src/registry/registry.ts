@@ -1,0 +1,278 @@
+/**
+ * The uniqueness authority of a home: a registry store (SQLite by default,
+ * PostgreSQL when shared by several hosts), bound to this home's id. The
+ * engine reserves every newly drawn value here in one transaction that also
+ * checks it is unique, and gives reservations back when an operation rolls
+ * back. A home is imported (its files and history) the first time a
+ * registry sees it.
+ */
+import { randomBytes } from "node:crypto";
+import { promises as fs } from "node:fs";
+import { GlintError, messageOf } from "../errors.js";
+import type { IdentifierField, SystemIdentifiers } from "../identity/model.js";
+import { tempPathFor } from "../vm/atomic.js";
+import { readFileIfExists } from "../vm/fsutil.js";
+import { storePaths } from "../vm/layout.js";
+import { withLock } from "../vm/lock.js";
+import { readHomeConfig } from "./config.js";
+import {
+  type Owner,
+  type RegistryRow,
+  type RegistryStore,
+  type RegistryValue,
+  slotOf,
+  valuesOf,
+} from "./model.js";
+import { scanHome, scanVm } from "./scan.js";
+
+export interface OpenOptions {
+  /** `postgres://…`, `sqlite:FILE` or a file; else GLINT_REGISTRY, the home's config, `<home>/.glint/registry.db`. */
+  readonly registry?: string | undefined;
+  readonly env: NodeJS.ProcessEnv;
+  readonly storeLockWaitMs: number;
+  readonly notify: (message: string) => void;
+}
+
+/** A failure of the registry itself (unreachable, refused, corrupt): code `registry`. */
+export function registryError(where: string, error: unknown): GlintError {
+  if (error instanceof GlintError) return error;
+  return new GlintError(`${where}: ${messageOf(error)}`, {
+    code: "registry",
+    details: { reason: "unavailable" },
+    cause: error,
+  });
+}
+
+/** This home's id, created once (atomically: the first of concurrent creators wins). */
+export async function homeIdOf(home: string): Promise<string> {
+  const file = storePaths(home).homeId;
+  const existing = (await readFileIfExists(file))?.trim();
+  if (existing && /^[0-9a-f]{32}$/.test(existing)) return existing;
+  await fs.mkdir(storePaths(home).dir, { recursive: true });
+  const tmp = tempPathFor(file);
+  await fs.writeFile(tmp, `${randomBytes(16).toString("hex")}\n`, { flag: "wx", mode: 0o644 });
+  try {
+    await fs.link(tmp, file);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+  } finally {
+    await fs.rm(tmp, { force: true });
+  }
+  const id = (await readFileIfExists(file))?.trim() ?? "";
+  if (!/^[0-9a-f]{32}$/.test(id)) {
+    throw new GlintError(`${file} is not a home id (32 hex digits)`, {
+      code: "invalid-file",
+      details: { file },
+    });
+  }
+  return id;
+}
+
+/** A value another VM (of this home or another) holds. */
+export interface Conflict {
+  readonly field: IdentifierField;
+  readonly value: string;
+  /** The VM holding it; `<home id>/<vm>` when it is another home's. */
+  readonly vm: string;
+}
+
+async function openStore(spec: string): Promise<RegistryStore> {
+  if (/^postgres(ql)?:\/\//.test(spec)) {
+    const { openPostgres } = await import("./postgres.js");
+    return openPostgres(spec);
+  }
+  const { openSqlite } = await import("./sqlite.js");
+  return openSqlite(spec.replace(/^sqlite:/, ""));
+}
+
+export class Registry {
+  private constructor(
+    readonly home: string,
+    readonly homeId: string,
+    private readonly store: RegistryStore,
+  ) {}
+
+  get description(): string {
+    return this.store.description;
+  }
+
+  /** Open the home's registry, importing the home on first use. */
+  static async open(home: string, options: OpenOptions): Promise<Registry> {
+    const config = await readHomeConfig(home);
+    const spec =
+      options.registry ??
+      options.env.GLINT_REGISTRY ??
+      config.registry ??
+      storePaths(home).registryDb;
+    const homeId = await homeIdOf(home);
+    const where = /^postgres/.test(spec) ? "the PostgreSQL registry" : `the registry ${spec}`;
+    let store: RegistryStore;
+    try {
+      store = await openStore(spec);
+    } catch (error) {
+      throw registryError(`cannot open ${where}`, error);
+    }
+    const registry = new Registry(home, homeId, store);
+    try {
+      if (!(await store.imported(homeId))) await registry.importHome(options);
+    } catch (error) {
+      await store.close().catch(() => {});
+      throw registryError(`cannot import ${home} into ${where}`, error);
+    }
+    return registry;
+  }
+
+  private async importHome(options: OpenOptions): Promise<void> {
+    await withLock(
+      storePaths(this.home).lock,
+      { purpose: "importing the home into the registry", waitMs: options.storeLockWaitMs },
+      async () => {
+        if (await this.store.imported(this.homeId)) return;
+        const rows = rowsFromFiles(this.homeId, await scanHome(this.home));
+        const refused = await this.store.claim(rows);
+        await this.store.markImported(this.homeId, this.home);
+        if (refused.length > 0) {
+          options.notify(
+            `${refused.length} value(s) of ${this.home} are also held elsewhere in the registry; \`glint registry check\` lists them`,
+          );
+        }
+      },
+    );
+  }
+
+  private async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (error) {
+      throw registryError(`${this.store.description}: ${what}`, error);
+    }
+  }
+
+  private owner(vm: string): Owner {
+    return { home: this.homeId, vm };
+  }
+
+  /** The slots (`slotOf`) of `values` that anyone holds. */
+  async taken(values: readonly RegistryValue[]): Promise<Set<string>> {
+    const rows = await this.call("looking up values", () => this.store.owners(values));
+    return new Set(rows.map(slotOf));
+  }
+
+  /** Reserve `values` for `vm`, all or none; returns the values someone holds already. */
+  reserve(vm: string, generation: number, values: readonly RegistryValue[]) {
+    return this.call("reserving values", () =>
+      this.store.reserve(this.owner(vm), generation, values),
+    );
+  }
+
+  /** Give back the reserved values of `vm` among `ids` (an operation rolled back). */
+  release(vm: string, ids: SystemIdentifiers, keep: SystemIdentifiers | undefined) {
+    const kept = new Set(valuesOf(keep).map(slotOf));
+    const values = valuesOf(ids).filter((v) => !kept.has(slotOf(v)));
+    return this.call("releasing values", () => this.store.release(this.owner(vm), values));
+  }
+
+  /** Mark the values of `vm`'s new identity issued. */
+  issue(vm: string, ids: SystemIdentifiers) {
+    return this.call("issuing values", () => this.store.issue(this.owner(vm), valuesOf(ids)));
+  }
+
+  /**
+   * Values of `ids` that a VM other than `vm` holds. A value no one holds
+   * (files the registry never saw) is claimed for `vm` first.
+   */
+  async conflictsOf(vm: string, ids: SystemIdentifiers): Promise<Conflict[]> {
+    const values = valuesOf(ids);
+    let rows = await this.call("looking up values", () => this.store.owners(values));
+    if (rows.length < values.length) {
+      const held = new Set(rows.map(slotOf));
+      const missing = values
+        .filter((v) => !held.has(slotOf(v)))
+        .map((v) => ({
+          ...v,
+          ...this.owner(vm),
+          generation: ids.generation,
+          state: "issued" as const,
+        }));
+      await this.call("claiming values", () => this.store.claim(missing));
+      rows = await this.call("looking up values", () => this.store.owners(values));
+    }
+    return rows
+      .filter((r) => r.home !== this.homeId || r.vm !== vm)
+      .map((r) => ({
+        field: r.field,
+        value: r.value,
+        vm: r.home === this.homeId ? r.vm : `${r.home}/${r.vm}`,
+      }));
+  }
+
+  /**
+   * Settle the reservations of `vm`, which has no operation in progress (the
+   * caller holds its lock and found no journal): a reserved value its files
+   * hold was issued (a commit whose registry update failed); any other was
+   * never issued (a reservation whose journal is gone) and is given back.
+   */
+  async reconcile(vm: string): Promise<void> {
+    const reserved = await this.call("reading reservations", () =>
+      this.store.reservedOf(this.owner(vm)),
+    );
+    if (reserved.length === 0) return;
+    const held = new Set((await scanVm(this.home, vm)).map(slotOf));
+    const issued = reserved.filter((r) => held.has(slotOf(r)));
+    const orphans = reserved.filter((r) => !held.has(slotOf(r)));
+    await this.call("settling reservations", async () => {
+      if (issued.length > 0) await this.store.issue(this.owner(vm), issued);
+      if (orphans.length > 0) await this.store.release(this.owner(vm), orphans);
+    });
+  }
+
+  /** How many MACs starting with `prefix` are held (any home). */
+  countMacs(prefix: string): Promise<number> {
+    return this.call("counting MACs", () => this.store.countMacs(prefix));
+  }
+
+  rows(): Promise<RegistryRow[]> {
+    return this.call("reading rows", () => this.store.rowsOf(this.homeId));
+  }
+
+  ownersOf(values: readonly RegistryValue[]): Promise<RegistryRow[]> {
+    return this.call("looking up values", () => this.store.owners(values));
+  }
+
+  replaceRows(rows: readonly RegistryRow[]): Promise<void> {
+    return this.call("rebuilding", () => this.store.replaceHome(this.homeId, rows));
+  }
+
+  close(): Promise<void> {
+    return this.store.close().catch(() => {});
+  }
+}
+
+/**
+ * Registry rows for the values in a home's files: issued for identities
+ * and history, reserved for an operation in progress; one row per slot and
+ * VM (a kept value appears in several files).
+ */
+export function rowsFromFiles(
+  homeId: string,
+  found: readonly import("./scan.js").FileValue[],
+): RegistryRow[] {
+  const bySlot = new Map<string, RegistryRow>();
+  for (const f of found) {
+    const id = `${slotOf(f)}|${f.vm}`;
+    const prev = bySlot.get(id);
+    const state = f.source === "journal" ? "reserved" : "issued";
+    if (prev && (prev.state === "issued" || state === "reserved")) continue;
+    bySlot.set(id, {
+      cls: f.cls,
+      key: f.key,
+      field: f.field,
+      value: f.value,
+      home: homeId,
+      vm: f.vm,
+      generation: f.generation,
+      state,
+    });
+  }
+  return [...bySlot.values()];
+}

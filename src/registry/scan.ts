@@ -1,0 +1,73 @@
+/**
+ * What a home's files say: every identifier value in every VM's
+ * identifiers.json, history/ and journal (an operation in progress). The
+ * registry is imported, checked and rebuilt from this.
+ */
+import { promises as fs } from "node:fs";
+import path from "node:path";
+import { readFileIfExists, stripBom } from "../vm/fsutil.js";
+import { HISTORY_IDENTIFIERS_RE, VM_FILES } from "../vm/layout.js";
+import { listVmNames } from "../vm/store.js";
+import { type RegistryValue, valuesOf } from "./model.js";
+
+/** Where a value was found. */
+export type Source = "current" | "history" | "journal";
+
+export interface FileValue extends RegistryValue {
+  readonly vm: string;
+  readonly generation: number;
+  readonly source: Source;
+  /** The file it was read from. */
+  readonly file: string;
+}
+
+/** VM directories read at once. */
+const SCAN_BATCH = 64;
+
+async function readJson(file: string): Promise<unknown> {
+  try {
+    return JSON.parse(stripBom((await readFileIfExists(file)) ?? "null"));
+  } catch {
+    return undefined; // no or unreadable file: nothing in it
+  }
+}
+
+function generationOf(data: unknown): number {
+  const g = (data as { generation?: unknown } | null | undefined)?.generation;
+  return typeof g === "number" && Number.isInteger(g) && g > 0 ? g : 1;
+}
+
+/** The values in one VM's files (journal, identity, history). */
+export async function scanVm(home: string, vm: string): Promise<FileValue[]> {
+  const dir = path.join(home, vm);
+  const out: FileValue[] = [];
+  const add = (data: unknown, source: Source, file: string) => {
+    const generation = generationOf(data);
+    for (const v of valuesOf(data)) out.push({ ...v, vm, generation, source, file });
+  };
+  // The journal first: an operation that finishes meanwhile renames its
+  // identity into place before it deletes its journal.
+  const journalFile = path.join(dir, VM_FILES.journal);
+  const journal = (await readJson(journalFile)) as { identifiers?: unknown } | undefined;
+  add(journal?.identifiers, "journal", journalFile);
+  const idsFile = path.join(dir, VM_FILES.identifiers);
+  add(await readJson(idsFile), "current", idsFile);
+  const historyDir = path.join(dir, VM_FILES.history);
+  const names = await fs.readdir(historyDir).catch(() => [] as string[]);
+  for (const name of names.filter((n) => HISTORY_IDENTIFIERS_RE.test(n)).sort()) {
+    const file = path.join(historyDir, name);
+    add(await readJson(file), "history", file);
+  }
+  return out;
+}
+
+/** Every value in the home's files, VM by VM (sorted by VM name). */
+export async function scanHome(home: string): Promise<FileValue[]> {
+  const vms = await listVmNames(home);
+  const out: FileValue[] = [];
+  for (let i = 0; i < vms.length; i += SCAN_BATCH) {
+    const found = await Promise.all(vms.slice(i, i + SCAN_BATCH).map((vm) => scanVm(home, vm)));
+    for (const list of found) out.push(...list);
+  }
+  return out;
+}

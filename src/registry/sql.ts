@@ -1,0 +1,30 @@
+/**
+ * The schema, the same for SQLite and PostgreSQL: one row per value, with a
+ * UNIQUE constraint on (class, key) — the MAC is its own class — so that the
+ * database itself refuses a value issued twice.
+ */
+export const SCHEMA = [
+  `CREATE TABLE IF NOT EXISTS glint_values (
+    cls TEXT NOT NULL,
+    key TEXT NOT NULL,
+    field TEXT NOT NULL,
+    value TEXT NOT NULL,
+    home TEXT NOT NULL,
+    vm TEXT NOT NULL,
+    generation INTEGER NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('reserved', 'issued')),
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    CONSTRAINT glint_values_unique UNIQUE (cls, key)
+  )`,
+  "CREATE INDEX IF NOT EXISTS glint_values_owner ON glint_values (home, vm)",
+  `CREATE TABLE IF NOT EXISTS glint_homes (
+    home TEXT PRIMARY KEY,
+    path TEXT NOT NULL,
+    imported_at TEXT NOT NULL
+  )`,
+];
+
+/** The columns of a row, in the order the INSERTs use. */
+export const COLUMNS =
+  "cls, key, field, value, home, vm, generation, state, created_at, updated_at";
