@@ -11,9 +11,9 @@ import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { inspectImage } from "../../src/sysprep/index.js";
 import { runCli } from "../support/cli.js";
-import { run } from "../support/exec.js";
 import { type DiskImage, diskImage } from "../support/disk-image.js";
 import { asRaw, debugfsCat, debugfsModes, extract } from "../support/disk-read.js";
+import { run } from "../support/exec.js";
 import { tempDir } from "../support/tmp.js";
 
 let img: DiskImage;
