@@ -1,3 +1,4 @@
+import { currentActor, HomeAudit, mtimeOf, sha256OfFile } from "./audit/index.js";
 import { readEkFingerprint } from "./firmware/index.js";
 import {
   hostnameFor,
@@ -28,7 +29,7 @@ import { type SysprepOptions, type SysprepReport, sysprepImage } from "./sysprep
 import { Engine, type OperationOptions, type OperationResult } from "./txn/engine.js";
 import type { ResetSteps } from "./txn/steps.js";
 import type { VmConfig } from "./vm/config.js";
-import { resolveHome, type VmPaths, vmPaths } from "./vm/layout.js";
+import { resolveHome, tpmStateFile, type VmPaths, vmPaths } from "./vm/layout.js";
 import { type Duplicate, UsedValues } from "./vm/registry.js";
 import { type HistoryEntry, listVmNames } from "./vm/store.js";
 
@@ -52,11 +53,15 @@ export interface UuidManagerOptions {
    * `<home>/.glint/registry.db`.
    */
   registry?: string;
+  /** The command line audit records name (default: this process's argv). */
+  command?: string;
 }
 
 export class UuidManager {
   readonly home: string;
   private readonly env: NodeJS.ProcessEnv;
+  /** The home's audit log; every state change appends to it (src/audit/). */
+  readonly audit: HomeAudit;
   private readonly engine: Engine;
   private opened: Promise<Registry> | undefined;
 
@@ -64,7 +69,16 @@ export class UuidManager {
     this.env = options.env ?? process.env;
     this.home = resolveHome(options.home, this.env);
     const notify = options.onNotice ?? (() => {});
+    const actor = currentActor(options.command);
+    const sink = async () => (await this.registry()).auditSink();
+    this.audit = new HomeAudit(this.home, {
+      actor,
+      sink,
+      waitMs: options.storeLockWaitMs ?? 30_000,
+      notify,
+    });
     this.engine = new Engine({
+      audit: { actor, sink },
       home: this.home,
       env: this.env,
       steps: options.steps ?? DEFAULT_STEPS,
@@ -192,8 +206,20 @@ export class UuidManager {
     options: Pick<OperationOptions, "onProgress"> = {},
   ): Promise<void> {
     const paths = this.paths(vm);
-    await this.engine.withVm(paths, `glint reset ${step}`, () =>
-      resetOne(this.engine, paths, step, options),
+    const file = step === "uefi" ? paths.uefiInstance : tpmStateFile(paths);
+    await this.engine.withVm(paths, `glint reset ${step}`, async () =>
+      this.audit.change(
+        vm,
+        `reset-${step}`,
+        {},
+        {
+          kind: "content",
+          path: file,
+          before: await sha256OfFile(file),
+          field: step === "uefi" ? "uefi_vars_sha256" : "tpm_state_sha256",
+        },
+        () => resetOne(this.engine, paths, step, options),
+      ),
     );
   }
 
@@ -276,7 +302,15 @@ export class UuidManager {
       );
     };
     if (options.dryRun) return apply();
-    return this.engine.withVm(this.paths(vm), "glint sysprep", apply);
+    return this.engine.withVm(this.paths(vm), "glint sysprep", async () =>
+      this.audit.change(
+        vm,
+        "sysprep",
+        { image: { old: null, new: image } },
+        { kind: "mtime", path: image, before: await mtimeOf(image) },
+        apply,
+      ),
+    );
   }
 
   /** Every value that two VMs of the home hold (a scan of the files). */
