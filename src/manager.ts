@@ -1,4 +1,4 @@
-import { currentActor, HomeAudit, mtimeOf, sha256OfFile } from "./audit/index.js";
+import { contentWitness, currentActor, HomeAudit, mtimeOf } from "./audit/index.js";
 import { readEkFingerprint } from "./firmware/index.js";
 import {
   hostnameFor,
@@ -212,12 +212,7 @@ export class UuidManager {
         vm,
         `reset-${step}`,
         {},
-        {
-          kind: "content",
-          path: file,
-          before: await sha256OfFile(file),
-          field: step === "uefi" ? "uefi_vars_sha256" : "tpm_state_sha256",
-        },
+        await contentWitness(file, step === "uefi" ? "uefi_vars_sha256" : "tpm_state_sha256"),
         () => resetOne(this.engine, paths, step, options),
       ),
     );

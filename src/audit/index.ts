@@ -4,7 +4,15 @@
  */
 
 export { HomeAudit, type HomeAuditOptions } from "./home.js";
-export { auditedChange, mtimeOf, recoverIntents, sha256OfFile, type Witness } from "./intent.js";
+export {
+  auditedChange,
+  contentWitness,
+  inodeOf,
+  mtimeOf,
+  recoverIntents,
+  sha256OfFile,
+  type Witness,
+} from "./intent.js";
 export {
   type AuditSink,
   appendAudit,

@@ -23,6 +23,7 @@ import { storePaths } from "../vm/layout.js";
 import { type AppendOptions, appendAudit, assertAppendable } from "./log.js";
 
 export type AuditedOptions = AppendOptions;
+
 import { type AuditEntry, type AuditRecord, entrySchema } from "./record.js";
 
 /** How to tell afterwards whether the change happened. */
@@ -30,13 +31,16 @@ export type Witness =
   /** `path` no longer exists (rm). */
   | { readonly kind: "absent"; readonly path: string }
   /**
-   * `path`'s content differs from `before` (sha256, null: absent). With
-   * `field`, the record gets `field: {old: before, new: sha256 now}`.
+   * `path`'s content differs from `before` (sha256, null: absent), or the
+   * file was replaced (its inode differs from `inode`, e.g. a reset that
+   * renamed an identical copy into place). With `field`, the record gets
+   * `field: {old: before, new: sha256 now}`.
    */
   | {
       readonly kind: "content";
       readonly path: string;
       readonly before: string | null;
+      readonly inode?: string;
       readonly field?: string;
     }
   /** `path`'s mtime (ns) differs from `before` (a large image, sysprep). */
@@ -48,6 +52,7 @@ const witnessSchema = z.discriminatedUnion("kind", [
     kind: z.literal("content"),
     path: z.string(),
     before: z.string().nullable(),
+    inode: z.string().optional(),
     field: z.string().optional(),
   }),
   z.strictObject({ kind: z.literal("mtime"), path: z.string(), before: z.string() }),
@@ -75,6 +80,23 @@ export async function sha256OfFile(file: string): Promise<string | null> {
   }
 }
 
+/** The inode number of a file, as a string ("" when absent). */
+export async function inodeOf(file: string): Promise<string> {
+  const st = await fs.lstat(file, { bigint: true }).catch(() => undefined);
+  return st ? String(st.ino) : "";
+}
+
+/** A witness that `file` is replaced or changed, recording its sha256 as `field`. */
+export async function contentWitness(file: string, field?: string): Promise<Witness> {
+  return {
+    kind: "content",
+    path: file,
+    before: await sha256OfFile(file),
+    inode: await inodeOf(file),
+    ...(field ? { field } : {}),
+  };
+}
+
 /** mtime of a file in ns, as a string ("" when absent). */
 export async function mtimeOf(file: string): Promise<string> {
   const st = await fs.stat(file, { bigint: true }).catch(() => undefined);
@@ -93,7 +115,8 @@ async function judge(
     return { happened: (await mtimeOf(witness.path)) !== witness.before, extra: {} };
   }
   const now = await sha256OfFile(witness.path);
-  const happened = now !== witness.before;
+  const replaced = witness.inode !== undefined && (await inodeOf(witness.path)) !== witness.inode;
+  const happened = now !== witness.before || replaced;
   return {
     happened,
     extra: witness.field && happened ? { [witness.field]: { old: witness.before, new: now } } : {},

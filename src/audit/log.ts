@@ -194,10 +194,11 @@ export async function appendAudit(
         await fh.close();
       }
       if (tail.size === 0) await fsyncDir(sp.dir);
-// The record is durable; a head left one behind is tolerated (see above).
-      await writeFileAtomic(sp.auditHead, `${JSON.stringify({ seq: sealed.seq, hash: sealed.hash })}\n`).catch(
-        () => {},
-      );
+      // The record is durable; a head left one behind is tolerated (see above).
+      await writeFileAtomic(
+        sp.auditHead,
+        `${JSON.stringify({ seq: sealed.seq, hash: sealed.hash })}\n`,
+      ).catch(() => {});
       return sealed;
     },
   );

@@ -10,7 +10,7 @@ import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import { promisify } from "node:util";
 import type { Command } from "commander";
-import { type AuditChange, mtimeOf, sha256OfFile, type Witness } from "../../audit/index.js";
+import { type AuditChange, contentWitness, mtimeOf, type Witness } from "../../audit/index.js";
 import { GlintError, UsageError } from "../../errors.js";
 import { requireTool } from "../../host/tools.js";
 import { DISK_SIZE_RE, type VmConfig } from "../../vm/config.js";
@@ -89,7 +89,7 @@ export function addEditCommand(program: Command, { io, manager }: CliEnv): void 
         const witness: Witness =
           opts.diskSize !== undefined
             ? { kind: "mtime", path: disk, before: await mtimeOf(disk) }
-            : { kind: "content", path: paths.config, before: await sha256OfFile(paths.config) };
+            : await contentWitness(paths.config);
         await m.audit.change(vm, "edit", audited as Record<string, AuditChange>, witness, () =>
           applyEdit(paths, config, disk, opts),
         );
