@@ -1,4 +1,8 @@
 import { contentWitness, currentActor, HomeAudit, mtimeOf } from "./audit/index.js";
+import type { Manifest } from "./backup/archive.js";
+import { archiveLive, archiveVm, type BackupOptions, isRunning } from "./backup/backup.js";
+import { type RestoreOptions, type RestoreResult, restoreArchive } from "./backup/restore.js";
+import { GlintError } from "./errors.js";
 import { readEkFingerprint } from "./firmware/index.js";
 import {
   hostnameFor,
@@ -33,7 +37,14 @@ import { resolveHome, tpmStateFile, type VmPaths, vmPaths } from "./vm/layout.js
 import { type Duplicate, UsedValues } from "./vm/registry.js";
 import { type HistoryEntry, listVmNames } from "./vm/store.js";
 
-export type { CreateVmOptions, OperationOptions, OperationResult };
+export type {
+  BackupOptions,
+  CreateVmOptions,
+  OperationOptions,
+  OperationResult,
+  RestoreOptions,
+  RestoreResult,
+};
 
 export interface UuidManagerOptions {
   /** VM home; defaults to `$GLINT_HOME` or `./vms_linux`. */
@@ -215,6 +226,46 @@ export class UuidManager {
         await contentWitness(file, step === "uefi" ? "uefi_vars_sha256" : "tpm_state_sha256"),
         () => resetOne(this.engine, paths, step, options),
       ),
+    );
+  }
+
+  /**
+   * Archive the VM to `target` (see src/backup/): refused while it runs,
+   * unless `live` (QMP pauses it meanwhile). Written atomically; audited.
+   */
+  async backup(vm: string, target: string, options: BackupOptions = {}): Promise<Manifest> {
+    const paths = this.paths(vm);
+    await this.assertExists(vm);
+    let manifest: Manifest;
+    if (await isRunning(paths)) {
+      if (!options.live) {
+        throw new GlintError(
+          `VM "${vm}" is running; stop it, or give --live to pause it meanwhile`,
+          {
+            code: "busy",
+            details: { vm, reason: "backup-running" },
+          },
+        );
+      }
+      manifest = await archiveLive(paths, target, options);
+    } else {
+      manifest = await this.engine.withVm(paths, "glint backup", () =>
+        archiveVm(paths, target, options, false),
+      );
+    }
+    await this.audit.append(vm, "backup", {
+      archive: { old: null, new: target },
+      members: { old: null, new: manifest.members.length },
+    });
+    return manifest;
+  }
+
+  /** Restore a VM from a backup archive (see src/backup/restore.ts). */
+  async restore(file: string, options: RestoreOptions = {}): Promise<RestoreResult> {
+    return restoreArchive(
+      { home: this.home, engine: this.engine, registry: () => this.registry(), audit: this.audit },
+      file,
+      options,
     );
   }
 

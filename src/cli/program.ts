@@ -11,6 +11,7 @@ import { Command } from "commander";
 import { UsageError } from "../errors.js";
 import { UuidManager } from "../manager.js";
 import { addAuditCommand } from "./commands/audit.js";
+import { addBackupCommands } from "./commands/backup.js";
 import { addCompletionCommands } from "./commands/completion.js";
 import { addCreateCommand } from "./commands/create.js";
 import { addDoctorCommand } from "./commands/doctor.js";
@@ -85,6 +86,7 @@ const COMMANDS: readonly ((program: Command, env: CliEnv) => void)[] = [
   addLifecycleCommands,
   addEditCommand,
   addAuditCommand,
+  addBackupCommands,
   addCompletionCommands,
   addMenuCommand,
 ];
