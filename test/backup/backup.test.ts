@@ -59,9 +59,18 @@ describe("glint backup", () => {
     const raw = tarOf(await fs.readFile(archive));
     const names: string[] = [];
     for (let off = 0; off + 512 <= raw.length; ) {
-      const name = raw.subarray(off, off + 100).toString("utf8").replace(/\0.*$/s, "");
+      const name = raw
+        .subarray(off, off + 100)
+        .toString("utf8")
+        .replace(/\0.*$/s, "");
       if (name === "") break;
-      const size = Number.parseInt(raw.subarray(off + 124, off + 136).toString("utf8").trim(), 8);
+      const size = Number.parseInt(
+        raw
+          .subarray(off + 124, off + 136)
+          .toString("utf8")
+          .trim(),
+        8,
+      );
       names.push(name);
       if (name === "manifest.json") {
         const manifest = JSON.parse(raw.subarray(off + 512, off + 512 + size).toString("utf8"));

@@ -41,7 +41,12 @@ describe("glint backup → rm → glint restore, booted before and after", () =>
   it("keeps the identity, the UEFI variables and the TPM EK; a clone gets its own", async () => {
     const g = (...args: string[]) => runCliOk([...args, "--home", home]);
     await g("create", "keep", "--firmware", "uefi", "--tpm", "--disk-size", "16M");
-    const before = await bootWithGlint(home, "keep", guest, "glint.efitest=write glint.efivalue=kept");
+    const before = await bootWithGlint(
+      home,
+      "keep",
+      guest,
+      "glint.efitest=write glint.efivalue=kept",
+    );
     expect(markerValue(before.markers, "efivar_written")).toBe("kept");
     expect(markerValue(before.markers, "tpm")).toBe("yes");
     const ids = await readIds(home, "keep");
