@@ -107,12 +107,12 @@ async function addFile(pack: tar.Pack, s: Source): Promise<Member> {
         (err) => (err ? reject(err) : resolve()),
       );
     });
+    // A failed member destroys the pack: its callback's error is the one thrown below.
+    written.catch(() => {});
     let total = 0;
-    for await (const chunk of fh.createReadStream({
-      autoClose: false,
-      start: 0,
-      end: st.size - 1,
-    })) {
+    const chunks =
+      st.size === 0 ? [] : fh.createReadStream({ autoClose: false, start: 0, end: st.size - 1 });
+    for await (const chunk of chunks) {
       const buf = chunk as Buffer;
       total += buf.length;
       hash.update(buf);

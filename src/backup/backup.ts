@@ -43,6 +43,8 @@ const SKIPPED = new Set<string>([
   VM_FILES.pidfile,
   "console.log",
   "qemu.log",
+  // swtpm's lock file while it runs
+  `${VM_FILES.tpm}/.lock`,
 ]);
 
 const isDisk = (rel: string) => /\.qcow2$/.test(rel) || rel === VM_FILES.base;

@@ -33,6 +33,8 @@ beforeAll(async () => {
   home = await tempDir("glint-backup-");
   out = await tempDir("glint-backup-out-");
   await g("create", "src", "--firmware", "uefi", "--tpm", "--disk-size", "32M");
+  // An empty file (swtpm leaves some) is archived like any other.
+  await fs.writeFile(path.join(home, "src", "shared", "empty"), "");
   archive = path.join(out, "src.glint.tar.gz");
   await g("backup", "src", "-o", archive, "--with-disk");
 }, 120_000);
@@ -100,6 +102,7 @@ describe("glint backup", () => {
       "tpm/tpm2-00.permall",
       "shared/identity.env",
       "shared/set_identifiers.sh",
+      "shared/empty",
       "seed.iso",
       "base.qcow2",
     ]) {
