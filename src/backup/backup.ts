@@ -15,7 +15,6 @@ import path from "node:path";
 import { GlintError } from "../errors.js";
 import { SCHEMA_VERSION } from "../identity/model.js";
 import { QmpClient } from "../qemu/qmp-client.js";
-import type { VmConfig } from "../vm/config.js";
 import { TEMP_FILE_RE, VM_FILES, type VmPaths } from "../vm/layout.js";
 import { runningQemuPid } from "../vm/running.js";
 import { readConfigOrDefault } from "../vm/store.js";
@@ -88,7 +87,8 @@ export async function archiveVm(
   options: BackupOptions,
   live: boolean,
 ): Promise<Manifest> {
-  const config: VmConfig = await readConfigOrDefault(paths);
+  // A config.json that does not parse is refused before anything is written.
+  await readConfigOrDefault(paths);
   if (!(await fs.stat(paths.identifiers).catch(() => undefined))) {
     throw new GlintError(`VM "${paths.name}" has no identifiers to back up`, {
       code: "not-found",
@@ -96,7 +96,6 @@ export async function archiveVm(
     });
   }
   const { sources, links } = await collectSources(paths, Boolean(options.withDisk));
-  void config;
   return writeArchive(target, sources, {
     format: ARCHIVE_FORMAT,
     format_version: ARCHIVE_FORMAT_VERSION,

@@ -10,10 +10,11 @@ import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { readEkFingerprint } from "../../src/firmware/index.js";
 import { IDENTIFIER_FIELDS } from "../../src/identity/model.js";
-import { readIds, runCliOk } from "../support/cli.js";
+import { readIds, runCli, runCliOk } from "../support/cli.js";
+import { connectQmp } from "../support/qemu.js";
 import { tempDir } from "../support/tmp.js";
 import { type TinyGuest, tinyGuest } from "./guest/fixture.js";
-import { bootWithGlint, type Markers, markerValue } from "./guest/runner.js";
+import { bootWithGlint, type Markers, markerValue, startGlintRun } from "./guest/runner.js";
 
 let guest: TinyGuest;
 let home: string;
@@ -76,4 +77,39 @@ describe("glint backup → rm → glint restore, booted before and after", () =>
     // The clone's UEFI variables are fresh (nuke policy): the original's variable is not there.
     expect(markerValue(clone.markers, "efivar")).toBe("none");
   }, 900_000);
+});
+
+describe("glint backup of a running VM", () => {
+  it("is refused without --live; with --live the VM is paused through QMP, archived and resumed", async () => {
+    const g = (...args: string[]) => runCliOk([...args, "--home", home]);
+    // UEFI with a blank disk: the firmware waits in its boot manager, so the VM keeps running.
+    await g("create", "busy", "--firmware", "uefi", "--tpm", "--disk-size", "16M");
+    const qmpSocket = path.join(home, "busy", "qmp.sock");
+    const running = startGlintRun(home, "busy", ["-qmp", `unix:${qmpSocket},server=on,wait=off`]);
+    try {
+      for (let i = 0; i < 300 && !(await fs.stat(qmpSocket).catch(() => undefined)); i++) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const archive = path.join(home, "busy.glint.tar.gz");
+      const refused = await runCli(["backup", "busy", "-o", archive, "--home", home]);
+      expect(refused.code, running.stderr()).toBe(1);
+      expect(refused.stderr).toMatch(/is running; stop it, or give --live/);
+      expect(refused.stderr.trim().split("\n")).toHaveLength(1);
+      expect(await fs.stat(archive).catch(() => undefined)).toBeUndefined();
+
+      const out = JSON.parse(await g("backup", "busy", "-o", archive, "--live", "--json"));
+      expect(out).toMatchObject({ live: true, with_disk: false });
+      const qmp = await connectQmp(qmpSocket);
+      try {
+        expect(await qmp.execute("query-status")).toMatchObject({ status: "running" });
+      } finally {
+        qmp.close();
+      }
+    } finally {
+      await running.stop();
+    }
+    // The live archive restores (as a clone beside the original).
+    await g("restore", path.join(home, "busy.glint.tar.gz"), "--as", "busy2", "--as-clone");
+    expect((await readIds(home, "busy2")).vm_uuid).not.toBe((await readIds(home, "busy")).vm_uuid);
+  }, 300_000);
 });
