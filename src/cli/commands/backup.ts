@@ -52,30 +52,33 @@ export function addBackupCommands(program: Command, { io, manager }: CliEnv): vo
     .option("--live", "back up a running VM, paused through QMP meanwhile")
     .action(async (names: string[], opts: BackupCliOptions) => {
       const m = manager(opts.home);
-      const { vms } = await selectVms(m, names, opts);
+      const { vms, bulk } = await selectVms(m, names, opts);
       const where = await targets(vms, opts.output);
-      await forEachVm(
-        io,
-        vms,
-        opts,
-        async (vm) => {
-          const file = where.get(vm) ?? "";
-          const manifest = await m.backup(vm, file, {
-            withDisk: Boolean(opts.withDisk),
-            live: Boolean(opts.live),
-          });
-          const bytes = manifest.members.reduce((n, x) => n + x.size, 0);
-          return {
-            file,
-            members: manifest.members.length,
-            bytes,
-            live: manifest.live,
-            with_disk: manifest.with_disk,
-          };
-        },
-        (vm, r) =>
-          `${vm}: backed up to ${r.file} (${r.members} files, ${r.bytes} bytes before compression)`,
-      );
+      const task = async (vm: string) => {
+        const file = where.get(vm) ?? "";
+        const manifest = await m.backup(vm, file, {
+          withDisk: Boolean(opts.withDisk),
+          live: Boolean(opts.live),
+        });
+        const bytes = manifest.members.reduce((n, x) => n + x.size, 0);
+        return {
+          file,
+          members: manifest.members.length,
+          bytes,
+          live: manifest.live,
+          with_disk: manifest.with_disk,
+        };
+      };
+      const line = (vm: string, r: Awaited<ReturnType<typeof task>>) =>
+        `${vm}: backed up to ${r.file} (${r.members} files, ${r.bytes} bytes before compression)`;
+      const [only] = vms;
+      if (!bulk && only !== undefined) {
+        // One VM named: its result alone (errors as for any single-VM command).
+        const r = await task(only);
+        io.stdout(opts.json ? JSON.stringify({ vm: only, ...r }, null, 2) : line(only, r));
+        return;
+      }
+      await forEachVm(io, vms, opts, task, line);
     });
 
   common(program.command("restore"))
