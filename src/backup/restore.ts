@@ -85,6 +85,13 @@ export async function restoreArchive(
     await stagedConfig(file, staging);
     const target = options.as ?? manifest.vm;
     assertVmName(target);
+    if (options.asClone && !manifest.with_disk) {
+      throw glintError(
+        "unsupported",
+        `${file} holds no disks (made without --with-disk): a clone restores the disks, so it needs them`,
+        { file, reason: "archive-no-disk" },
+      );
+    }
     return options.asClone
       ? await restoreClone(deps, file, staging, target)
       : await restoreSame(deps, file, staging, manifest, target, ids, Boolean(options.force));

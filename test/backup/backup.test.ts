@@ -254,6 +254,10 @@ describe("glint restore", () => {
     }
     const usage = await glint("restore", archive, "--as-clone");
     expect(usage.code).toBe(2);
+    // A clone restores the disks: an archive without them is refused, nothing written.
+    const noDisk = path.join(out, "no-disk.glint.tar.gz");
+    await g("backup", "src", "-o", noDisk);
+    await expectRefused(noDisk, /holds no disks/, "--as", "clone2", "--as-clone");
   });
 
   it("backup and restore are in the audit log", async () => {

@@ -97,8 +97,10 @@ describe("glint backup of a running VM", () => {
       expect(refused.stderr.trim().split("\n")).toHaveLength(1);
       expect(await fs.stat(archive).catch(() => undefined)).toBeUndefined();
 
-      const out = JSON.parse(await g("backup", "busy", "-o", archive, "--live", "--json"));
-      expect(out).toMatchObject({ live: true, with_disk: false });
+      const out = JSON.parse(
+        await g("backup", "busy", "-o", archive, "--live", "--with-disk", "--json"),
+      );
+      expect(out).toMatchObject({ vm: "busy", live: true, with_disk: true });
       const qmp = await connectQmp(qmpSocket);
       try {
         expect(await qmp.execute("query-status")).toMatchObject({ status: "running" });
