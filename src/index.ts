@@ -4,6 +4,22 @@
  *     import { getUuidManager, SystemIdentifiers } from "glint";
  */
 export {
+  type AuditChange,
+  type AuditEntry,
+  type AuditRecord,
+  type AuditValue,
+  appendAudit,
+  auditedChange,
+  canonicalJson,
+  currentActor,
+  HomeAudit,
+  newEntry,
+  readAudit,
+  type VerifyResult,
+  verifyAudit,
+  type Witness,
+} from "./audit/index.js";
+export {
   BusyError,
   ERROR_CODES,
   type ErrorCode,

@@ -1,3 +1,8 @@
+import { contentWitness, currentActor, HomeAudit, mtimeOf } from "./audit/index.js";
+import type { Manifest } from "./backup/archive.js";
+import { archiveLive, archiveVm, type BackupOptions, isRunning } from "./backup/backup.js";
+import { type RestoreOptions, type RestoreResult, restoreArchive } from "./backup/restore.js";
+import { GlintError } from "./errors.js";
 import { readEkFingerprint } from "./firmware/index.js";
 import {
   renderPostInstallScript,
@@ -28,11 +33,18 @@ import { type SysprepOptions, type SysprepReport, sysprepImage } from "./sysprep
 import { Engine, type OperationOptions, type OperationResult } from "./txn/engine.js";
 import type { ResetSteps } from "./txn/steps.js";
 import type { VmConfig } from "./vm/config.js";
-import { resolveHome, type VmPaths, vmPaths } from "./vm/layout.js";
+import { resolveHome, tpmStateFile, type VmPaths, vmPaths } from "./vm/layout.js";
 import { type Duplicate, UsedValues } from "./vm/registry.js";
 import { type HistoryEntry, listVmNames } from "./vm/store.js";
 
-export type { CreateVmOptions, OperationOptions, OperationResult };
+export type {
+  BackupOptions,
+  CreateVmOptions,
+  OperationOptions,
+  OperationResult,
+  RestoreOptions,
+  RestoreResult,
+};
 
 export interface UuidManagerOptions {
   /** VM home; defaults to `$GLINT_HOME` or `./vms_linux`. */
@@ -52,11 +64,15 @@ export interface UuidManagerOptions {
    * `<home>/.glint/registry.db`.
    */
   registry?: string;
+  /** The command line audit records name (default: this process's argv). */
+  command?: string;
 }
 
 export class UuidManager {
   readonly home: string;
   private readonly env: NodeJS.ProcessEnv;
+  /** The home's audit log; every state change appends to it (src/audit/). */
+  readonly audit: HomeAudit;
   private readonly engine: Engine;
   private opened: Promise<Registry> | undefined;
 
@@ -64,7 +80,16 @@ export class UuidManager {
     this.env = options.env ?? process.env;
     this.home = resolveHome(options.home, this.env);
     const notify = options.onNotice ?? (() => {});
+    const actor = currentActor(options.command);
+    const sink = async () => (await this.registry()).auditSink();
+    this.audit = new HomeAudit(this.home, {
+      actor,
+      sink,
+      waitMs: options.storeLockWaitMs ?? 30_000,
+      notify,
+    });
     this.engine = new Engine({
+      audit: { actor, sink },
       home: this.home,
       env: this.env,
       steps: options.steps ?? DEFAULT_STEPS,
@@ -192,8 +217,55 @@ export class UuidManager {
     options: Pick<OperationOptions, "onProgress"> = {},
   ): Promise<void> {
     const paths = this.paths(vm);
-    await this.engine.withVm(paths, `glint reset ${step}`, () =>
-      resetOne(this.engine, paths, step, options),
+    const file = step === "uefi" ? paths.uefiInstance : tpmStateFile(paths);
+    await this.engine.withVm(paths, `glint reset ${step}`, async () =>
+      this.audit.change(
+        vm,
+        `reset-${step}`,
+        {},
+        await contentWitness(file, step === "uefi" ? "uefi_vars_sha256" : "tpm_state_sha256"),
+        () => resetOne(this.engine, paths, step, options),
+      ),
+    );
+  }
+
+  /**
+   * Archive the VM to `target` (see src/backup/): refused while it runs,
+   * unless `live` (QMP pauses it meanwhile). Written atomically; audited.
+   */
+  async backup(vm: string, target: string, options: BackupOptions = {}): Promise<Manifest> {
+    const paths = this.paths(vm);
+    await this.assertExists(vm);
+    let manifest: Manifest;
+    if (await isRunning(paths)) {
+      if (!options.live) {
+        throw new GlintError(
+          `VM "${vm}" is running; stop it, or give --live to pause it meanwhile`,
+          {
+            code: "busy",
+            details: { vm, reason: "backup-running" },
+          },
+        );
+      }
+      manifest = await archiveLive(paths, target, options);
+    } else {
+      manifest = await this.engine.withVm(paths, "glint backup", () =>
+        archiveVm(paths, target, options, false),
+      );
+    }
+    await this.audit.append(vm, "backup", {
+      archive: { old: null, new: target },
+      members: { old: null, new: manifest.members.length },
+    });
+    return manifest;
+  }
+
+  /** Restore a VM from a backup archive (see src/backup/restore.ts). */
+  async restore(file: string, options: RestoreOptions = {}): Promise<RestoreResult> {
+    return restoreArchive(
+      { home: this.home, engine: this.engine, registry: () => this.registry(), audit: this.audit },
+      file,
+      options,
     );
   }
 
@@ -271,7 +343,15 @@ export class UuidManager {
       return sysprepImage(image, sysprepInputFor(vm, ids, config), { ...options, env: this.env });
     };
     if (options.dryRun) return apply();
-    return this.engine.withVm(this.paths(vm), "glint sysprep", apply);
+    return this.engine.withVm(this.paths(vm), "glint sysprep", async () =>
+      this.audit.change(
+        vm,
+        "sysprep",
+        { image: { old: null, new: image } },
+        { kind: "mtime", path: image, before: await mtimeOf(image) },
+        apply,
+      ),
+    );
   }
 
   /** Every value that two VMs of the home hold (a scan of the files). */

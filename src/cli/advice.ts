@@ -21,6 +21,7 @@ export function adviceFor(error: GlintError): string | undefined {
       if (d.reason === "overlay") return `recreate it (e.g. \`glint regen disk ${vm}\`)`;
       return undefined;
     case "busy":
+      if (d.reason === "backup-running") return undefined;
       if (d.reason === "running")
         return `stop the VM first (its QEMU runs as process ${d.pid ?? "?"})`;
       return "wait for it to finish (or stop it) and try again";

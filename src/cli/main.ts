@@ -14,7 +14,7 @@ import { printable } from "./printable.js";
 import { buildProgram } from "./program.js";
 
 /** Commands that change a VM. */
-const MUTATING = new Set(["create", "regen", "nuke", "reset", "script", "seed"]);
+const MUTATING = new Set(["create", "regen", "nuke", "reset", "script", "seed", "restore"]);
 
 /**
  * Ctrl-C or SIGTERM while an operation commits must not leave it half-done:

@@ -10,6 +10,8 @@
 import { Command } from "commander";
 import { UsageError } from "../errors.js";
 import { UuidManager } from "../manager.js";
+import { addAuditCommand } from "./commands/audit.js";
+import { addBackupCommands } from "./commands/backup.js";
 import { addCompletionCommands } from "./commands/completion.js";
 import { addCreateCommand } from "./commands/create.js";
 import { addDoctorCommand } from "./commands/doctor.js";
@@ -53,6 +55,7 @@ export const defaultContext: ProgramContext = {
       home ?? (process.env.GLINT_HOME === undefined ? configuredHome(process.env) : undefined);
     return new UuidManager({
       ...(chosen === undefined ? {} : { home: chosen }),
+      command: ["glint", ...process.argv.slice(2)].join(" "),
       onNotice: (message) => processIo.stderr(printable(`glint: note: ${message}`)),
     });
   },
@@ -82,6 +85,8 @@ const COMMANDS: readonly ((program: Command, env: CliEnv) => void)[] = [
   addSeedCommand,
   addLifecycleCommands,
   addEditCommand,
+  addAuditCommand,
+  addBackupCommands,
   addCompletionCommands,
   addMenuCommand,
 ];

@@ -101,5 +101,21 @@ export interface RegistryStore {
   /** Whether `home` was imported; `markImported` records that it was. */
   imported(home: string): Promise<boolean>;
   markImported(home: string, path: string): Promise<void>;
+  /** The audit table (PostgreSQL only): the highest seq stored for `home`. */
+  auditLastSeq?(home: string): Promise<number>;
+  /** Store audit records of `home` (already stored seqs are ignored). */
+  auditPut?(home: string, records: readonly AuditRow[]): Promise<void>;
   close(): Promise<void>;
+}
+
+/** An audit record as the registry stores it. */
+export interface AuditRow {
+  readonly seq: number;
+  readonly op_id: string;
+  readonly vm: string | null;
+  readonly operation: string;
+  readonly time: string;
+  readonly hash: string;
+  /** The record's canonical JSON. */
+  readonly record: string;
 }

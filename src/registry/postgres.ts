@@ -8,7 +8,7 @@
 import { createRequire } from "node:module";
 import type { IdentifierField } from "../identity/model.js";
 import type { RegistryRow, RegistryStore, RegistryValue, RowState, ValueClass } from "./model.js";
-import { COLUMNS, SCHEMA } from "./sql.js";
+import { AUDIT_SCHEMA, COLUMNS, SCHEMA } from "./sql.js";
 
 interface QueryResult {
   rows: Record<string, unknown>[];
@@ -86,7 +86,7 @@ export async function openPostgres(url: string): Promise<RegistryStore> {
   };
   await tx(async () => {
     await client.query("SELECT pg_advisory_xact_lock($1)", [SCHEMA_LOCK]);
-    for (const sql of SCHEMA) await client.query(sql);
+    for (const sql of [...SCHEMA, ...AUDIT_SCHEMA]) await client.query(sql);
   });
   const now = () => new Date().toISOString();
   const findAll = async (values: readonly Pick<RegistryValue, "cls" | "key">[]) => {
@@ -190,6 +190,19 @@ export async function openPostgres(url: string): Promise<RegistryStore> {
         [home, path, now()],
       );
     },
+    auditLastSeq: async (home) =>
+      Number(
+        (await client.query("SELECT max(seq) AS n FROM glint_audit WHERE home = $1", [home]))
+          .rows[0]?.n ?? 0,
+      ),
+    auditPut: (home, records) =>
+      tx(async () => {
+        for (const r of records)
+          await client.query(
+            "INSERT INTO glint_audit (home, seq, op_id, vm, operation, time, hash, record) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+            [home, r.seq, r.op_id, r.vm, r.operation, r.time, r.hash, r.record],
+          );
+      }),
     close: () => client.end(),
   };
 }

@@ -8,6 +8,8 @@
  */
 import { randomBytes } from "node:crypto";
 import { promises as fs } from "node:fs";
+import type { AuditSink } from "../audit/log.js";
+import { canonicalJson } from "../audit/record.js";
 import { GlintError, messageOf } from "../errors.js";
 import type { IdentifierField, SystemIdentifiers } from "../identity/model.js";
 import { tempPathFor } from "../vm/atomic.js";
@@ -241,6 +243,30 @@ export class Registry {
 
   replaceRows(rows: readonly RegistryRow[]): Promise<void> {
     return this.call("rebuilding", () => this.store.replaceHome(this.homeId, rows));
+  }
+
+  /** Where audit records also go: the PostgreSQL registry's `glint_audit` table (SQLite: none). */
+  auditSink(): AuditSink | undefined {
+    const { auditLastSeq, auditPut } = this.store;
+    if (!auditLastSeq || !auditPut) return undefined;
+    return {
+      lastSeq: () => this.call("reading the audit table", () => auditLastSeq(this.homeId)),
+      put: (records) =>
+        this.call("writing the audit table", () =>
+          auditPut(
+            this.homeId,
+            records.map((r) => ({
+              seq: r.seq,
+              op_id: r.op_id,
+              vm: r.vm,
+              operation: r.operation,
+              time: r.time,
+              hash: r.hash,
+              record: canonicalJson(r),
+            })),
+          ),
+        ),
+    };
   }
 
   close(): Promise<void> {

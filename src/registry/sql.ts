@@ -28,3 +28,21 @@ export const SCHEMA = [
 /** The columns of a row, in the order the INSERTs use. */
 export const COLUMNS =
   "cls, key, field, value, home, vm, generation, state, created_at, updated_at";
+
+/**
+ * PostgreSQL only: the audit records of every home sharing the registry
+ * (a fleet's one trail), each as its canonical line (see src/audit/).
+ */
+export const AUDIT_SCHEMA = [
+  `CREATE TABLE IF NOT EXISTS glint_audit (
+    home TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    op_id TEXT NOT NULL,
+    vm TEXT,
+    operation TEXT NOT NULL,
+    time TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (home, seq)
+  )`,
+];

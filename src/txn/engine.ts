@@ -17,7 +17,8 @@
  * A single reset (`reset uefi`, `reset tpm`) runs the same steps, prepared
  * then committed, with no identity change.
  */
-import { existsSync, promises as fs } from "node:fs";
+import { promises as fs } from "node:fs";
+import { recoverIntents } from "../audit/intent.js";
 import { GlintError, glintError, messageOf } from "../errors.js";
 import type { RandomSource } from "../identity/generate.js";
 import { parseIdentifiers, type SystemIdentifiers } from "../identity/model.js";
@@ -25,22 +26,23 @@ import { POLICIES, type Policy, type PolicyName, type ResetStep } from "../ident
 import type { Registry } from "../registry/registry.js";
 import { removeStaleTemps } from "../vm/atomic.js";
 import type { VmConfig } from "../vm/config.js";
-import { readFileIfExists, stripBom } from "../vm/fsutil.js";
+import { readFileIfExists } from "../vm/fsutil.js";
 import { historyPath, storePaths, type VmPaths } from "../vm/layout.js";
 import { withLock } from "../vm/lock.js";
 import { assertNotRunning } from "../vm/running.js";
 import { assertNoForeignSymlinks } from "../vm/safety.js";
 import {
   archiveFileTo,
-  invalidJson,
   readConfigOrDefault,
   readIdentifiers,
   writeIdentifiers,
 } from "../vm/store.js";
+import { appendOperationAudit, type EngineAudit, policyEntry } from "./audit.js";
 import type { PreparedChange } from "./change.js";
 import { critical } from "./critical.js";
 import { type PendingOperation, readJournal, removeJournal, writeJournal } from "./journal.js";
 import { drawAndReserve, journalConflict, markIssued } from "./reserve.js";
+import { noIdentifiers, type OperationResult, parseJson, resultOf } from "./result.js";
 import type { ResetSteps, StepContext, StepOutcome } from "./steps.js";
 
 export interface EngineOptions {
@@ -56,6 +58,8 @@ export interface EngineOptions {
   readonly registry: () => Promise<Registry>;
   /** A MAC prefix check before drawing (see src/registry/mac.ts). */
   readonly macPrefix?: (registry: Registry) => Promise<string | undefined>;
+  /** The audit log's writer; without it no records are written. */
+  readonly audit?: EngineAudit;
 }
 
 export interface OperationOptions {
@@ -65,16 +69,6 @@ export interface OperationOptions {
   discardOverlay?: boolean;
   /** Called before each visible step (for spinners). */
   onProgress?: (message: string) => void;
-}
-
-export interface OperationResult {
-  readonly vm: string;
-  readonly policy: PolicyName;
-  readonly previous: SystemIdentifiers | undefined;
-  readonly identifiers: SystemIdentifiers;
-  /** The history/ copy of the previous identifiers.json, if there was one. */
-  readonly archived: string | undefined;
-  readonly steps: Readonly<Partial<Record<ResetStep, StepOutcome>>>;
 }
 
 export class Engine {
@@ -103,6 +97,10 @@ export class Engine {
       await assertNotRunning(paths);
       await Promise.all([paths.dir, paths.shared, paths.history].map((d) => removeStaleTemps(d)));
       const recovered = await this.recover(paths);
+      await recoverIntents(this.options.home, {
+        waitMs: this.options.storeLockWaitMs,
+        notify: this.options.notify,
+      });
       await (await this.registry()).reconcile(paths.name);
       return fn(recovered);
     });
@@ -130,6 +128,7 @@ export class Engine {
     }
     const previous = await readIdentifiers(paths).catch(() => undefined);
     try {
+      await this.audit(op, true);
       const config = await readConfigOrDefault(paths);
       const prepared = await this.prepare(this.context(paths, config, op, {}), op);
       const steps = await critical(() => this.commit(paths, op, prepared));
@@ -204,6 +203,9 @@ export class Engine {
               previousRaw === undefined ? null : historyPath(paths, paths.identifiers, policy.name),
             done: [],
             pid: process.pid,
+            audit:
+              this.options.audit &&
+              policyEntry(this.options.audit.actor, paths.name, policy.name, previous, identifiers),
           }),
         }),
     );
@@ -220,6 +222,7 @@ export class Engine {
       const committing: PendingOperation = { ...op, stage: "committing" };
       try {
         await writeJournal(paths, committing);
+        await this.audit(committing, false);
       } catch (error) {
         await Promise.allSettled(prepared.map(([, p]) => p.abort()));
         await this.release(paths, op);
@@ -228,6 +231,15 @@ export class Engine {
       return this.commit(paths, committing, prepared);
     });
     return resultOf(paths, op, previous, steps);
+  }
+
+  /** Append the audit record an operation's journal carries. */
+  private audit(op: PendingOperation, idempotent: boolean): Promise<void> {
+    return appendOperationAudit(this.options.home, this.options.audit, op.audit, {
+      idempotent,
+      waitMs: this.options.storeLockWaitMs,
+      notify: this.options.notify,
+    });
   }
 
   /** Run single reset steps (`reset uefi`, `reset tpm`) on a VM whose lock the caller holds. */
@@ -368,33 +380,4 @@ export class Engine {
   }
 }
 
-function resultOf(
-  paths: VmPaths,
-  op: PendingOperation,
-  previous: SystemIdentifiers | undefined,
-  steps: Partial<Record<ResetStep, StepOutcome>>,
-): OperationResult {
-  return {
-    vm: paths.name,
-    policy: op.policy,
-    previous,
-    identifiers: op.identifiers,
-    archived: op.archived !== null && existsSync(op.archived) ? op.archived : undefined,
-    steps,
-  };
-}
-
-export function noIdentifiers(paths: VmPaths): GlintError {
-  return glintError("not-found", `VM "${paths.name}" has no identifiers in ${paths.home}`, {
-    vm: paths.name,
-    reason: "no-identifiers",
-  });
-}
-
-function parseJson(raw: string, paths: VmPaths): unknown {
-  try {
-    return JSON.parse(stripBom(raw));
-  } catch (error) {
-    throw invalidJson(paths.identifiers, error, paths.name);
-  }
-}
+export { noIdentifiers, type OperationResult };

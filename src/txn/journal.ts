@@ -15,6 +15,7 @@
  */
 import { promises as fs } from "node:fs";
 import * as z from "zod";
+import { type AuditEntry, entrySchema } from "../audit/record.js";
 import { GlintError } from "../errors.js";
 import { identifiersToDict, parseIdentifiers, type SystemIdentifiers } from "../identity/model.js";
 import type { PolicyName, ResetStep } from "../identity/policies.js";
@@ -35,6 +36,8 @@ export interface PendingOperation {
   readonly done: readonly ResetStep[];
   /** The process that wrote the journal. */
   readonly pid: number;
+  /** The audit record the operation appends when it commits (once, by its op_id). */
+  readonly audit?: AuditEntry | undefined;
 }
 
 const journalSchema = z.strictObject({
@@ -46,6 +49,7 @@ const journalSchema = z.strictObject({
   archived: z.string().nullable(),
   done: z.array(z.enum(["uefi", "tpm", "overlay", "disk-identity", "guest-files"])).default([]),
   pid: z.number().int().nonnegative().default(0),
+  audit: entrySchema.optional(),
 });
 
 export async function writeJournal(paths: VmPaths, op: PendingOperation): Promise<void> {
@@ -57,6 +61,7 @@ export async function writeJournal(paths: VmPaths, op: PendingOperation): Promis
     archived: op.archived,
     done: op.done,
     pid: op.pid,
+    ...(op.audit ? { audit: op.audit } : {}),
   };
   await writeFileAtomic(paths.journal, `${JSON.stringify(body, null, 2)}\n`);
 }
@@ -86,6 +91,7 @@ export async function readJournal(paths: VmPaths): Promise<PendingOperation | un
     archived: parsed.archived,
     done: parsed.done,
     pid: parsed.pid,
+    audit: parsed.audit,
   };
 }
 

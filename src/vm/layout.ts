@@ -155,6 +155,16 @@ export interface StorePaths {
   readonly homeId: string;
   /** Per-home settings: registry, MAC prefix (src/registry/config.ts). */
   readonly config: string;
+  /** The hash-chained audit log, one JSON record a line (src/audit/). */
+  readonly audit: string;
+  /** The last record's seq and hash, which anchors the log's tail. */
+  readonly auditHead: string;
+  /** Held while a record is appended. */
+  readonly auditLock: string;
+  /** Audit intents of changes in progress outside the journal (src/audit/intent.ts). */
+  readonly auditPending: string;
+  /** Where `glint rm --keep-history` moves VM directories. */
+  readonly archive: string;
 }
 
 /** Store-wide files. */
@@ -168,6 +178,11 @@ export function storePaths(home: string): StorePaths {
     registryDb: path.join(dir, "registry.db"),
     homeId: path.join(dir, "home-id"),
     config: path.join(dir, "config.json"),
+    audit: path.join(dir, "audit.jsonl"),
+    auditHead: path.join(dir, "audit.head"),
+    auditLock: path.join(dir, "audit.lock"),
+    auditPending: path.join(dir, "audit-pending"),
+    archive: path.join(dir, "archive"),
   };
 }
 

@@ -10,14 +10,16 @@ import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import { promisify } from "node:util";
 import type { Command } from "commander";
+import { type AuditChange, contentWitness, mtimeOf, type Witness } from "../../audit/index.js";
 import { GlintError, UsageError } from "../../errors.js";
 import { requireTool } from "../../host/tools.js";
-import { DISK_SIZE_RE } from "../../vm/config.js";
+import { DISK_SIZE_RE, type VmConfig } from "../../vm/config.js";
+import type { VmPaths } from "../../vm/layout.js";
 import { withLock } from "../../vm/lock.js";
 import { assertNotRunning } from "../../vm/running.js";
 import { assertNoForeignSymlinks } from "../../vm/safety.js";
 import { readConfigOrDefault, writeConfig } from "../../vm/store.js";
-import { type CliEnv, type CommonOptions, common, parseInteger } from "../common.js";
+import { type CliEnv, type CommonOptions, common, definedOnly, parseInteger } from "../common.js";
 import { confirmYesNo } from "../io.js";
 
 const run = promisify(execFile);
@@ -74,39 +76,63 @@ export function addEditCommand(program: Command, { io, manager }: CliEnv): void 
         await assertNoForeignSymlinks(paths);
         await assertNotRunning(paths);
         const config = await readConfigOrDefault(paths);
-        if (opts.diskSize !== undefined) {
-          if (!existsSync(disk))
-            throw new GlintError(`VM "${vm}" has no disk to grow (${disk})`, {
-              code: "unsupported",
-            });
-          if (!config.overlay && config.base?.linked)
-            throw new GlintError(
-              `VM "${vm}" uses a linked base and no overlay; its disk is shared`,
-              {
-                code: "unsupported",
-              },
-            );
-          const qemuImg = await requireTool("qemu-img");
-          const { stdout } = await run(qemuImg, ["info", "--output=json", "-U", disk]);
-          const current = Number(
-            (JSON.parse(stdout) as { "virtual-size"?: number })["virtual-size"],
-          );
-          const wanted = bytes(opts.diskSize);
-          if (wanted < current)
-            throw new UsageError(
-              `--disk-size: ${opts.diskSize} is smaller than the disk (${current} bytes); glint never shrinks a disk`,
-            );
-          if (wanted > current) await run(qemuImg, ["resize", "-q", disk, String(wanted)]);
-        }
-        await writeConfig(paths, {
-          ...config,
-          ...(opts.memory !== undefined ? { memory_mb: opts.memory } : {}),
-          ...(opts.cpus !== undefined ? { cpus: opts.cpus } : {}),
-          ...(opts.diskSize !== undefined && !config.base ? { disk_size: opts.diskSize } : {}),
+        const audited = definedOnly({
+          memory_mb:
+            opts.memory === undefined ? undefined : { old: config.memory_mb, new: opts.memory },
+          cpus: opts.cpus === undefined ? undefined : { old: config.cpus, new: opts.cpus },
+          disk_size:
+            opts.diskSize === undefined
+              ? undefined
+              : { old: config.disk_size ?? null, new: opts.diskSize },
         });
+        // A grown disk shows in its mtime; everything else in config.json.
+        const witness: Witness =
+          opts.diskSize !== undefined
+            ? { kind: "mtime", path: disk, before: await mtimeOf(disk) }
+            : await contentWitness(paths.config);
+        await m.audit.change(vm, "edit", audited as Record<string, AuditChange>, witness, () =>
+          applyEdit(paths, config, disk, opts),
+        );
       });
       io.stdout(
         opts.json ? JSON.stringify({ vm, changed: changes }) : `"${vm}": ${changes.join(", ")}`,
       );
     });
+}
+
+/** Grow the disk and write config.json (the caller holds the VM's lock). */
+async function applyEdit(
+  paths: VmPaths,
+  config: VmConfig,
+  disk: string,
+  opts: EditOptions,
+): Promise<void> {
+  if (opts.diskSize !== undefined) {
+    if (!existsSync(disk))
+      throw new GlintError(`VM "${paths.name}" has no disk to grow (${disk})`, {
+        code: "unsupported",
+      });
+    if (!config.overlay && config.base?.linked)
+      throw new GlintError(
+        `VM "${paths.name}" uses a linked base and no overlay; its disk is shared`,
+        {
+          code: "unsupported",
+        },
+      );
+    const qemuImg = await requireTool("qemu-img");
+    const { stdout } = await run(qemuImg, ["info", "--output=json", "-U", disk]);
+    const current = Number((JSON.parse(stdout) as { "virtual-size"?: number })["virtual-size"]);
+    const wanted = bytes(opts.diskSize);
+    if (wanted < current)
+      throw new UsageError(
+        `--disk-size: ${opts.diskSize} is smaller than the disk (${current} bytes); glint never shrinks a disk`,
+      );
+    if (wanted > current) await run(qemuImg, ["resize", "-q", disk, String(wanted)]);
+  }
+  await writeConfig(paths, {
+    ...config,
+    ...(opts.memory !== undefined ? { memory_mb: opts.memory } : {}),
+    ...(opts.cpus !== undefined ? { cpus: opts.cpus } : {}),
+    ...(opts.diskSize !== undefined && !config.base ? { disk_size: opts.diskSize } : {}),
+  });
 }

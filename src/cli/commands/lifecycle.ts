@@ -257,7 +257,7 @@ export function addLifecycleCommands(program: Command, { io, manager }: CliEnv):
         { ...opts, typed: true },
         "rm",
       );
-      const archive = path.join(storePaths(m.home).dir, "archive");
+      const archive = storePaths(m.home).archive;
       await forEachVm(
         io,
         vms,
@@ -273,7 +273,20 @@ export function addLifecycleCommands(program: Command, { io, manager }: CliEnv):
             const stamp = new Date().toISOString().replaceAll(":", "-");
             await fs.mkdir(archive, { recursive: true, mode: 0o700 });
             const moved = path.join(archive, `${vm}-${stamp}`);
-            await fs.rename(paths.dir, moved);
+            const vmUuid = await m.getIdentifiers(vm).then(
+              (ids) => ids.vm_uuid,
+              () => null,
+            );
+            await m.audit.change(
+              vm,
+              "rm",
+              {
+                vm_uuid: { old: vmUuid, new: null },
+                directory: { old: paths.dir, new: opts.keepHistory ? moved : null },
+              },
+              { kind: "absent", path: paths.dir },
+              () => fs.rename(paths.dir, moved),
+            );
             if (!opts.keepHistory) await fs.rm(moved, { recursive: true, force: true });
             return { removed: true, archived: opts.keepHistory ? moved : null };
           });

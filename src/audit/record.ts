@@ -1,0 +1,156 @@
+/**
+ * The audit record: what one state change of a home looks like in
+ * `<home>/.glint/audit.jsonl`, its canonical JSON and its hash.
+ *
+ * A line is the canonical JSON (keys sorted at every level, no spaces) of a
+ * record. `hash` is the sha256 (hex) of the canonical JSON of the record
+ * without `hash`; `prev` is the previous record's `hash` (64 zeros for the
+ * first), so that editing, deleting or reordering a record breaks the chain.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import os from "node:os";
+import * as z from "zod";
+
+/** `prev` of the first record. */
+export const GENESIS = "0".repeat(64);
+
+/** A value in a change: what identifiers, config fields and states are made of. */
+export type AuditValue = string | number | boolean | null;
+
+/** One changed field, old → new (null: absent). */
+export interface AuditChange {
+  readonly old: AuditValue;
+  readonly new: AuditValue;
+}
+
+/** What a caller says about a change; the log adds seq, prev and hash. */
+export interface AuditEntry {
+  /** Unique per operation: an operation recovered after a crash is recorded once. */
+  readonly op_id: string;
+  readonly time: string;
+  readonly host: string;
+  readonly uid: number;
+  readonly user: string;
+  readonly pid: number;
+  /** The command line (`glint nuke web-1 --yes`) or library call that made the change. */
+  readonly command: string;
+  /** The VM changed, or null for a change of the home (e.g. a template). */
+  readonly vm: string | null;
+  /** create, regen-disk, regen-base, nuke, reset-uefi, reset-tpm, sysprep, edit, rm, restore, backup, template-… */
+  readonly operation: string;
+  readonly changes: Readonly<Record<string, AuditChange>>;
+}
+
+export interface AuditRecord extends AuditEntry {
+  readonly seq: number;
+  readonly prev: string;
+  readonly hash: string;
+}
+
+const value = z.union([z.string(), z.number(), z.boolean(), z.null()]);
+const HEX64 = /^[0-9a-f]{64}$/;
+
+export const entrySchema = z.strictObject({
+  op_id: z.string().regex(/^[0-9a-f]{32}$/),
+  time: z.string().min(1),
+  host: z.string(),
+  uid: z.number().int(),
+  user: z.string(),
+  pid: z.number().int().nonnegative(),
+  command: z.string(),
+  vm: z.string().nullable(),
+  operation: z.string().regex(/^[a-z][a-z0-9-]*$/),
+  changes: z.record(z.string(), z.strictObject({ old: value, new: value })),
+});
+
+export const recordSchema = entrySchema.extend({
+  seq: z.number().int().positive(),
+  prev: z.string().regex(HEX64),
+  hash: z.string().regex(HEX64),
+});
+
+/** Keys sorted at every level, no whitespace: one text per value. */
+export function canonicalJson(v: unknown): string {
+  if (v === null || typeof v !== "object") return JSON.stringify(v);
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(",")}]`;
+  const entries = Object.entries(v as Record<string, unknown>)
+    .filter(([, x]) => x !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `{${entries.map(([k, x]) => `${JSON.stringify(k)}:${canonicalJson(x)}`).join(",")}}`;
+}
+
+/** sha256 (hex) of the canonical JSON of `record` without its `hash`. */
+export function hashOf(record: Omit<AuditRecord, "hash"> | AuditRecord): string {
+  const { hash: _ignored, ...rest } = record as AuditRecord;
+  return createHash("sha256").update(canonicalJson(rest)).digest("hex");
+}
+
+/** Chain `entry` after the record whose hash is `prev`. */
+export function sealRecord(entry: AuditEntry, seq: number, prev: string): AuditRecord {
+  const unsealed = { ...entry, seq, prev };
+  return { ...unsealed, hash: hashOf(unsealed) };
+}
+
+/** A fresh operation id (32 hex digits). */
+export function newOpId(): string {
+  return randomBytes(16).toString("hex");
+}
+
+/** Who and where: the process-level facts of a record. */
+export interface AuditActor {
+  readonly host: string;
+  readonly uid: number;
+  readonly user: string;
+  readonly pid: number;
+  readonly command: string;
+}
+
+/** The facts of this process; `command` defaults to its argv. */
+export function currentActor(command?: string): AuditActor {
+  let user = "";
+  try {
+    user = os.userInfo().username;
+  } catch {
+    user = process.env.USER ?? "";
+  }
+  return {
+    host: os.hostname(),
+    uid: process.getuid?.() ?? -1,
+    user,
+    pid: process.pid,
+    command: command ?? process.argv.slice(1).join(" "),
+  };
+}
+
+/** A new entry for `operation` on `vm` by this process. */
+export function newEntry(
+  actor: AuditActor,
+  vm: string | null,
+  operation: string,
+  changes: Readonly<Record<string, AuditChange>>,
+): AuditEntry {
+  return {
+    op_id: newOpId(),
+    time: new Date().toISOString(),
+    ...actor,
+    pid: process.pid,
+    vm,
+    operation,
+    changes,
+  };
+}
+
+/** The fields that differ between two flat records, old → new (absent: null). */
+export function diffFields(
+  before: Readonly<Record<string, AuditValue>> | undefined,
+  after: Readonly<Record<string, AuditValue>> | undefined,
+): Record<string, AuditChange> {
+  const out: Record<string, AuditChange> = {};
+  const keys = new Set([...Object.keys(before ?? {}), ...Object.keys(after ?? {})]);
+  for (const k of keys) {
+    const o = before?.[k] ?? null;
+    const n = after?.[k] ?? null;
+    if (o !== n) out[k] = { old: o, new: n };
+  }
+  return out;
+}
