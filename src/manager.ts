@@ -7,7 +7,7 @@ import {
 } from "./guest/index.js";
 import { requireTool } from "./host/tools.js";
 import type { RandomSource } from "./identity/generate.js";
-import type { SystemIdentifiers } from "./identity/model.js";
+import { extraMacsOf, type SystemIdentifiers } from "./identity/model.js";
 import { POLICIES, type PolicyName } from "./identity/policies.js";
 import { type CreateVmOptions, createVm } from "./ops/create.js";
 import {
@@ -19,6 +19,7 @@ import {
   readVmConfig,
   type UsableVm,
 } from "./ops/inspect.js";
+import { assertOwnMacs, ensureExtraMacs, extraMacsNeeded, runNicMacs } from "./ops/nics.js";
 import { DEFAULT_STEPS, resetOne } from "./ops/reset-steps.js";
 import { type RunOptions, type RunResult, runVm, vmArgv } from "./ops/run.js";
 import { applyIdentifiersToQemuCommand } from "./qemu/index.js";
@@ -203,10 +204,40 @@ export class UuidManager {
     return config.tpm ? readEkFingerprint(this.paths(vm).tpm) : undefined;
   }
 
-  /** The QEMU arguments (without the binary) for the VM. Reads only; takes no lock. */
+  /**
+   * The QEMU arguments (without the binary) for the VM. Reads only, unless a
+   * NIC in `extra` needs an extra MAC the VM has not been given yet: then it
+   * draws one under the VM's lock and keeps it in identifiers.json.
+   */
   async qemuArgs(vm: string, extra: readonly string[] = []): Promise<string[]> {
-    const { paths, ids, config } = await this.usable(vm);
+    const { paths, ids, config } = await this.withNicMacs(vm, extra, false);
     return vmArgv({ paths, config, ids, extra, env: this.env });
+  }
+
+  /**
+   * The VM, with an extra MAC for every NIC in `extra` (after the first)
+   * that has none; a NIC MAC in `extra` that another VM holds is refused.
+   */
+  private async withNicMacs(vm: string, extra: readonly string[], locked: boolean) {
+    const usable = await this.usable(vm);
+    const macs = runNicMacs(usable.config, extra);
+    const registry = await this.registry();
+    await assertOwnMacs(registry, vm, macs);
+    const needed = extraMacsNeeded(macs);
+    if (extraMacsOf(usable.ids).length >= needed) return usable;
+    const draw = async (u: UsableVm): Promise<UsableVm> => {
+      const deps = {
+        registry,
+        macPrefix: await checkedMacPrefix(this.home, registry, this.options.onNotice ?? (() => {})),
+        random: this.options.random,
+        storeLockWaitMs: this.options.storeLockWaitMs ?? 30_000,
+      };
+      return { ...u, ids: await ensureExtraMacs(deps, u.paths, u.ids, needed) };
+    };
+    if (locked) return draw(usable);
+    return this.engine.withVm(usable.paths, "glint qemu-args", async () =>
+      draw(await this.usable(vm)),
+    );
   }
 
   /** The whole QEMU command line, binary first. */
@@ -250,7 +281,11 @@ export class UuidManager {
    */
   async run(vm: string, options: RunOptions = {}): Promise<RunResult> {
     const go = async () => {
-      const { paths, ids, config } = await this.usable(vm);
+      const { paths, ids, config } = await this.withNicMacs(
+        vm,
+        options.extra ?? [],
+        !options.dryRun,
+      );
       return runVm(paths, config, ids, options, this.env);
     };
     if (options.dryRun) return go();

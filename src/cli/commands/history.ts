@@ -5,6 +5,8 @@
  */
 import type { Command } from "commander";
 import {
+  EXTRA_MACS,
+  extraMacsOf,
   IDENTIFIER_FIELDS,
   identifiersToDict,
   type SystemIdentifiers,
@@ -20,11 +22,14 @@ interface Change {
 /** The identifier fields that differ between two identities. */
 function changes(before: SystemIdentifiers, after: SystemIdentifiers | undefined): Change[] {
   if (after === undefined) return [];
-  return IDENTIFIER_FIELDS.filter((f) => before[f] !== after[f]).map((f) => ({
+  const out: Change[] = IDENTIFIER_FIELDS.filter((f) => before[f] !== after[f]).map((f) => ({
     field: f,
     old: String(before[f]),
     new: String(after[f]),
   }));
+  const [a, b] = [extraMacsOf(before).join(" "), extraMacsOf(after).join(" ")];
+  if (a !== b) out.push({ field: EXTRA_MACS, old: a || "none", new: b || "none" });
+  return out;
 }
 
 export function addHistoryCommand(program: Command, { io, manager }: CliEnv): void {
