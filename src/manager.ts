@@ -10,6 +10,7 @@ import type { RandomSource } from "./identity/generate.js";
 import { extraMacsOf, type SystemIdentifiers } from "./identity/model.js";
 import { POLICIES, type PolicyName } from "./identity/policies.js";
 import { type CreateVmOptions, createVm } from "./ops/create.js";
+import { checkEdit, type EditChanges, editVm } from "./ops/edit.js";
 import {
   assertHasIdentity,
   assertNotBusy,
@@ -33,7 +34,7 @@ import { resolveHome, type VmPaths, vmPaths } from "./vm/layout.js";
 import { type Duplicate, UsedValues } from "./vm/registry.js";
 import { type HistoryEntry, listVmNames } from "./vm/store.js";
 
-export type { CreateVmOptions, OperationOptions, OperationResult };
+export type { CreateVmOptions, EditChanges, OperationOptions, OperationResult };
 
 export interface UuidManagerOptions {
   /** VM home; defaults to `$GLINT_HOME` or `./vms_linux`. */
@@ -215,6 +216,38 @@ export class UuidManager {
   }
 
   /**
+   * Change a stopped VM's memory, CPUs, NICs, disk size, firmware or TPM
+   * (see src/ops/edit.ts), under its lock; resolves to what changed.
+   */
+  async editVm(
+    vm: string,
+    changes: EditChanges,
+    onProgress?: (message: string) => void,
+  ): Promise<string[]> {
+    checkEdit(changes);
+    const paths = this.paths(vm);
+    return this.engine.withVm(paths, "glint edit", async () => {
+      const registry = await this.registry();
+      return editVm(paths, changes, {
+        env: this.env,
+        onProgress,
+        identity: async () => (await this.usable(vm)).ids,
+        extraMacs: async (ids, count) =>
+          ensureExtraMacs(await this.macDeps(registry), paths, ids, count),
+      });
+    });
+  }
+
+  private async macDeps(registry: Registry) {
+    return {
+      registry,
+      macPrefix: await checkedMacPrefix(this.home, registry, this.options.onNotice ?? (() => {})),
+      random: this.options.random,
+      storeLockWaitMs: this.options.storeLockWaitMs ?? 30_000,
+    };
+  }
+
+  /**
    * The VM, with an extra MAC for every NIC in `extra` (after the first)
    * that has none; a NIC MAC in `extra` that another VM holds is refused.
    */
@@ -225,15 +258,10 @@ export class UuidManager {
     await assertOwnMacs(registry, vm, macs);
     const needed = extraMacsNeeded(macs);
     if (extraMacsOf(usable.ids).length >= needed) return usable;
-    const draw = async (u: UsableVm): Promise<UsableVm> => {
-      const deps = {
-        registry,
-        macPrefix: await checkedMacPrefix(this.home, registry, this.options.onNotice ?? (() => {})),
-        random: this.options.random,
-        storeLockWaitMs: this.options.storeLockWaitMs ?? 30_000,
-      };
-      return { ...u, ids: await ensureExtraMacs(deps, u.paths, u.ids, needed) };
-    };
+    const draw = async (u: UsableVm): Promise<UsableVm> => ({
+      ...u,
+      ids: await ensureExtraMacs(await this.macDeps(registry), u.paths, u.ids, needed),
+    });
     if (locked) return draw(usable);
     return this.engine.withVm(usable.paths, "glint qemu-args", async () =>
       draw(await this.usable(vm)),
