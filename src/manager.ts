@@ -30,6 +30,12 @@ import { type SysprepOptions, type SysprepReport, sysprepImage } from "./sysprep
 import { Engine, type OperationOptions, type OperationResult } from "./txn/engine.js";
 import type { ResetSteps } from "./txn/steps.js";
 import type { VmConfig } from "./vm/config.js";
+import {
+  type ArchivedFile,
+  type HistoryGeneration,
+  historyGenerations,
+  pruneHistory,
+} from "./vm/history.js";
 import { resolveHome, type VmPaths, vmPaths } from "./vm/layout.js";
 import { type Duplicate, UsedValues } from "./vm/registry.js";
 import { type HistoryEntry, listVmNames } from "./vm/store.js";
@@ -135,6 +141,19 @@ export class UuidManager {
   /** Past identities of a VM, oldest first. */
   async history(vm: string): Promise<HistoryEntry[]> {
     return readHistory(this.paths(vm));
+  }
+
+  /** The VM's history/ as generations (identity, NVRAM, TPM state, overlays), oldest first. */
+  async historyGenerations(vm: string): Promise<HistoryGeneration[]> {
+    await readHistory(this.paths(vm));
+    return historyGenerations(this.paths(vm));
+  }
+
+  /** Remove all but the `keep` newest archived generations of a VM, under its lock. */
+  async pruneHistory(vm: string, keep: number): Promise<ArchivedFile[]> {
+    const paths = this.paths(vm);
+    await readHistory(paths);
+    return this.engine.withVm(paths, "glint history prune", () => pruneHistory(paths, keep));
   }
 
   /** The "fresh" policy: refuses if the VM has identifiers unless `forceRegenerate`. */
