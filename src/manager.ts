@@ -11,10 +11,11 @@ import {
 } from "./guest/index.js";
 import { requireTool } from "./host/tools.js";
 import type { RandomSource } from "./identity/generate.js";
-import type { SystemIdentifiers } from "./identity/model.js";
+import { extraMacsOf, type SystemIdentifiers } from "./identity/model.js";
 import { POLICIES, type PolicyName } from "./identity/policies.js";
 import { type CreateVmOptions, createVm } from "./ops/create.js";
 import { sysprepInputFor } from "./ops/disk-identity.js";
+import { checkEdit, type EditChanges, editVm } from "./ops/edit.js";
 import {
   assertHasIdentity,
   assertNotBusy,
@@ -24,6 +25,7 @@ import {
   readVmConfig,
   type UsableVm,
 } from "./ops/inspect.js";
+import { assertOwnMacs, ensureExtraMacs, extraMacsNeeded, runNicMacs } from "./ops/nics.js";
 import { DEFAULT_STEPS, resetOne } from "./ops/reset-steps.js";
 import { type RunOptions, type RunResult, runVm, vmArgv } from "./ops/run.js";
 import { applyIdentifiersToQemuCommand } from "./qemu/index.js";
@@ -33,6 +35,12 @@ import { type SysprepOptions, type SysprepReport, sysprepImage } from "./sysprep
 import { Engine, type OperationOptions, type OperationResult } from "./txn/engine.js";
 import type { ResetSteps } from "./txn/steps.js";
 import type { VmConfig } from "./vm/config.js";
+import {
+  type ArchivedFile,
+  type HistoryGeneration,
+  historyGenerations,
+  pruneHistory,
+} from "./vm/history.js";
 import { resolveHome, tpmStateFile, type VmPaths, vmPaths } from "./vm/layout.js";
 import { type Duplicate, UsedValues } from "./vm/registry.js";
 import { type HistoryEntry, listVmNames } from "./vm/store.js";
@@ -40,6 +48,7 @@ import { type HistoryEntry, listVmNames } from "./vm/store.js";
 export type {
   BackupOptions,
   CreateVmOptions,
+  EditChanges,
   OperationOptions,
   OperationResult,
   RestoreOptions,
@@ -160,6 +169,19 @@ export class UuidManager {
     return readHistory(this.paths(vm));
   }
 
+  /** The VM's history/ as generations (identity, NVRAM, TPM state, overlays), oldest first. */
+  async historyGenerations(vm: string): Promise<HistoryGeneration[]> {
+    await readHistory(this.paths(vm));
+    return historyGenerations(this.paths(vm));
+  }
+
+  /** Remove all but the `keep` newest archived generations of a VM, under its lock. */
+  async pruneHistory(vm: string, keep: number): Promise<ArchivedFile[]> {
+    const paths = this.paths(vm);
+    await readHistory(paths);
+    return this.engine.withVm(paths, "glint history prune", () => pruneHistory(paths, keep));
+  }
+
   /** The "fresh" policy: refuses if the VM has identifiers unless `forceRegenerate`. */
   async generateFreshIdentifiers(vm: string, options: OperationOptions = {}) {
     return this.regenerate(vm, "fresh", options);
@@ -275,10 +297,67 @@ export class UuidManager {
     return config.tpm ? readEkFingerprint(this.paths(vm).tpm) : undefined;
   }
 
-  /** The QEMU arguments (without the binary) for the VM. Reads only; takes no lock. */
+  /**
+   * The QEMU arguments (without the binary) for the VM. Reads only, unless a
+   * NIC in `extra` needs an extra MAC the VM has not been given yet: then it
+   * draws one under the VM's lock and keeps it in identifiers.json.
+   */
   async qemuArgs(vm: string, extra: readonly string[] = []): Promise<string[]> {
-    const { paths, ids, config } = await this.usable(vm);
+    const { paths, ids, config } = await this.withNicMacs(vm, extra, false);
     return vmArgv({ paths, config, ids, extra, env: this.env });
+  }
+
+  /**
+   * Change a stopped VM's memory, CPUs, NICs, disk size, firmware or TPM
+   * (see src/ops/edit.ts), under its lock; resolves to what changed.
+   */
+  async editVm(
+    vm: string,
+    changes: EditChanges,
+    onProgress?: (message: string) => void,
+  ): Promise<string[]> {
+    checkEdit(changes);
+    const paths = this.paths(vm);
+    return this.engine.withVm(paths, "glint edit", async () => {
+      const registry = await this.registry();
+      return editVm(paths, changes, {
+        env: this.env,
+        onProgress,
+        identity: async () => (await this.usable(vm)).ids,
+        extraMacs: async (ids, count) =>
+          ensureExtraMacs(await this.macDeps(registry), paths, ids, count),
+      });
+    });
+  }
+
+  private async macDeps(registry: Registry) {
+    return {
+      registry,
+      macPrefix: await checkedMacPrefix(this.home, registry, this.options.onNotice ?? (() => {})),
+      random: this.options.random,
+      storeLockWaitMs: this.options.storeLockWaitMs ?? 30_000,
+    };
+  }
+
+  /**
+   * The VM, with an extra MAC for every NIC in `extra` (after the first)
+   * that has none; a NIC MAC in `extra` that another VM holds is refused.
+   */
+  private async withNicMacs(vm: string, extra: readonly string[], locked: boolean) {
+    const usable = await this.usable(vm);
+    const macs = runNicMacs(usable.config, extra);
+    const registry = await this.registry();
+    await assertOwnMacs(registry, vm, macs);
+    const needed = extraMacsNeeded(macs);
+    if (extraMacsOf(usable.ids).length >= needed) return usable;
+    const draw = async (u: UsableVm): Promise<UsableVm> => ({
+      ...u,
+      ids: await ensureExtraMacs(await this.macDeps(registry), u.paths, u.ids, needed),
+    });
+    if (locked) return draw(usable);
+    return this.engine.withVm(usable.paths, "glint qemu-args", async () =>
+      draw(await this.usable(vm)),
+    );
   }
 
   /** The whole QEMU command line, binary first. */
@@ -322,7 +401,11 @@ export class UuidManager {
    */
   async run(vm: string, options: RunOptions = {}): Promise<RunResult> {
     const go = async () => {
-      const { paths, ids, config } = await this.usable(vm);
+      const { paths, ids, config } = await this.withNicMacs(
+        vm,
+        options.extra ?? [],
+        !options.dryRun,
+      );
       return runVm(paths, config, ids, options, this.env);
     };
     if (options.dryRun) return go();

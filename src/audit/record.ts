@@ -140,16 +140,22 @@ export function newEntry(
   };
 }
 
+/** A field of a flat record: a list (e.g. `extra_macs`) is recorded comma-joined. */
+export type FlatValue = AuditValue | readonly string[];
+
+const flat = (v: FlatValue | undefined): AuditValue =>
+  v === undefined ? null : Array.isArray(v) ? v.join(",") : (v as AuditValue);
+
 /** The fields that differ between two flat records, old → new (absent: null). */
 export function diffFields(
-  before: Readonly<Record<string, AuditValue>> | undefined,
-  after: Readonly<Record<string, AuditValue>> | undefined,
+  before: Readonly<Record<string, FlatValue>> | undefined,
+  after: Readonly<Record<string, FlatValue>> | undefined,
 ): Record<string, AuditChange> {
   const out: Record<string, AuditChange> = {};
   const keys = new Set([...Object.keys(before ?? {}), ...Object.keys(after ?? {})]);
   for (const k of keys) {
-    const o = before?.[k] ?? null;
-    const n = after?.[k] ?? null;
+    const o = flat(before?.[k]);
+    const n = flat(after?.[k]);
     if (o !== n) out[k] = { old: o, new: n };
   }
   return out;

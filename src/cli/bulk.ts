@@ -4,7 +4,8 @@
  * `--yes` is required), each VM is done in turn (or `--jobs N` at a time),
  * a failure does not stop the others, and the output is one line per VM
  * (text) or one array of `{vm, ok, result | error: {code, message}}`
- * (`--json`). The command exits 1 if any VM failed.
+ * (`--json`). On a terminal a progress bar (src/cli/progress.ts) runs under
+ * the lines. The command exits 1 if any VM failed.
  *
  * A command given exactly one VM name (no `--all`, no `--match`) prints what
  * it always printed, so that scripts written for one VM keep working.
@@ -16,6 +17,7 @@ import { systemError } from "../vm/syserror.js";
 import { errorLine } from "./advice.js";
 import { type CommonOptions, operationJson, parseInteger } from "./common.js";
 import { confirmByTyping, confirmYesNo, type Io } from "./io.js";
+import { bulkProgress } from "./progress.js";
 
 export interface BulkOptions extends CommonOptions {
   all?: boolean;
@@ -144,6 +146,7 @@ export async function forEachVm<T>(
   toJson: (result: T) => unknown = (r) => r,
 ): Promise<void> {
   const outcomes: Outcome<T>[] = new Array(vms.length);
+  const bar = bulkProgress(vms.length, io.barStream, opts.json);
   let next = 0;
   const worker = async () => {
     while (next < vms.length) {
@@ -151,17 +154,23 @@ export async function forEachVm<T>(
       const vm = vms[i] ?? "";
       let outcome: Outcome<T>;
       try {
-        outcome = { vm, ok: true, result: await task(vm) };
-        if (!opts.json) io.stdout(line(vm, outcome.result as T));
+        const result = await task(vm);
+        outcome = { vm, ok: true, result };
+        if (!opts.json) bar.line(() => io.stdout(line(vm, result)));
       } catch (error) {
         outcome = { vm, ok: false, error: describeError(error) };
-        if (!opts.json) io.stdout(`${vm}: FAILED: ${outcome.error?.message}`);
+        if (!opts.json) bar.line(() => io.stdout(`${vm}: FAILED: ${outcome.error?.message}`));
       }
       outcomes[i] = outcome;
+      bar.tick(!outcome.ok);
     }
   };
   const jobs = Math.max(1, Math.min(opts.jobs ?? 1, vms.length));
-  await Promise.all(Array.from({ length: jobs }, worker));
+  try {
+    await Promise.all(Array.from({ length: jobs }, worker));
+  } finally {
+    bar.stop();
+  }
   if (opts.json)
     io.stdout(
       JSON.stringify(

@@ -1,5 +1,5 @@
 /** Human-readable renderings shared by the CLI commands and the menu. */
-import { IDENTIFIER_FIELDS, type SystemIdentifiers } from "../identity/model.js";
+import { extraMacsOf, IDENTIFIER_FIELDS, type SystemIdentifiers } from "../identity/model.js";
 
 const LABELS: Record<string, string> = {
   vm_uuid: "VM UUID",
@@ -16,6 +16,7 @@ const LABELS: Record<string, string> = {
   motherboard_serial: "Motherboard serial",
   bios_uuid: "BIOS UUID",
   vm_generation_id: "VM generation ID",
+  extra_macs: "Extra NIC MACs",
   generation: "Generation",
   created_at: "Created",
   updated_at: "Updated",
@@ -25,12 +26,25 @@ export function label(field: string): string {
   return LABELS[field] ?? field;
 }
 
-const ROWS = [...IDENTIFIER_FIELDS, "generation", "created_at", "updated_at"] as const;
+const BASE_ROWS = [...IDENTIFIER_FIELDS, "generation", "created_at", "updated_at"] as const;
+type Row = (typeof BASE_ROWS)[number] | "extra_macs";
+
+/** The rows shown: the extra NIC MACs after the MAC, when either identity has some. */
+function rowsFor(...ids: (SystemIdentifiers | undefined)[]): Row[] {
+  if (!ids.some((i) => i !== undefined && extraMacsOf(i).length > 0)) return [...BASE_ROWS];
+  const at = BASE_ROWS.indexOf("mac_address") + 1;
+  return [...BASE_ROWS.slice(0, at), "extra_macs", ...BASE_ROWS.slice(at)];
+}
+
+function cell(ids: SystemIdentifiers, r: Row): string {
+  return r === "extra_macs" ? extraMacsOf(ids).join(" ") || "none" : String(ids[r]);
+}
 
 /** `Label  value` lines for one identity. */
 export function formatIdentity(ids: SystemIdentifiers, indent = ""): string {
-  const width = Math.max(...ROWS.map((r) => label(r).length));
-  return ROWS.map((r) => `${indent}${label(r).padEnd(width)}  ${String(ids[r])}`).join("\n");
+  const rows = rowsFor(ids);
+  const width = Math.max(...rows.map((r) => label(r).length));
+  return rows.map((r) => `${indent}${label(r).padEnd(width)}  ${cell(ids, r)}`).join("\n");
 }
 
 /** Old and new side by side, marking what changed. */
@@ -38,12 +52,13 @@ export function formatComparison(
   before: SystemIdentifiers | undefined,
   after: SystemIdentifiers,
 ): string {
-  const width = Math.max(...ROWS.map((r) => label(r).length));
+  const rows = rowsFor(before, after);
+  const width = Math.max(...rows.map((r) => label(r).length));
   const w2 = 36;
   const lines = [`${"".padEnd(width)}  ${"before".padEnd(w2)}  after`];
-  for (const r of ROWS) {
-    const a = before ? String(before[r]) : "-";
-    const b = String(after[r]);
+  for (const r of rows) {
+    const a = before ? cell(before, r) : "-";
+    const b = cell(after, r);
     lines.push(`${label(r).padEnd(width)}  ${a.padEnd(w2)}  ${b}${a === b ? "  (kept)" : ""}`);
   }
   return lines.join("\n");

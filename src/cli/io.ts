@@ -5,6 +5,8 @@ export interface Io {
   readonly stdout: (text: string) => void;
   readonly stderr: (text: string) => void;
   readonly isTTY: boolean;
+  /** Where a progress bar may go: stderr, when stdout and stderr are both terminals. */
+  readonly barStream?: NodeJS.WriteStream | undefined;
 }
 
 export const processIo: Io = {
@@ -12,6 +14,9 @@ export const processIo: Io = {
   stderr: (t) => process.stderr.write(t.endsWith("\n") ? t : `${t}\n`),
   get isTTY() {
     return Boolean(process.stdin.isTTY && process.stdout.isTTY);
+  },
+  get barStream() {
+    return process.stdout.isTTY && process.stderr.isTTY ? process.stderr : undefined;
   },
 };
 

@@ -48,5 +48,8 @@ export function printableIo(io: Io): Io {
     get isTTY() {
       return io.isTTY;
     },
+    get barStream() {
+      return io.barStream;
+    },
   };
 }

@@ -52,7 +52,10 @@ export async function vmBlock(
     ["Overlay", config.overlay ? "yes (overlay.qcow2)" : "no"],
     ["Memory", `${config.memory_mb} MiB`],
     ["CPUs", String(config.cpus)],
-    ["Network", config.net_ifname ? `${config.net} (${config.net_ifname})` : config.net],
+    [
+      "Network",
+      `${config.net_ifname ? `${config.net} (${config.net_ifname})` : config.net}${config.net !== "none" && config.nics > 1 ? `, ${config.nics} NICs` : ""}`,
+    ],
   ];
   const width = Math.max(...rows.map(([k]) => k.length));
   return [

@@ -42,6 +42,16 @@ export const IDENTIFIER_FIELDS = [
 
 export type IdentifierField = (typeof IDENTIFIER_FIELDS)[number];
 
+/**
+ * MACs of a VM's NICs after the first (`glint create --nics N`, extra `-nic`
+ * arguments), in NIC order. Optional: files without it still load.
+ */
+export const EXTRA_MACS = "extra_macs";
+/** At most this many extra NICs (QEMU's PCI slots are better spent otherwise). */
+export const MAX_EXTRA_MACS = 15;
+/** Every field that holds a unique value: the identifiers and the extra MACs. */
+export type ValueField = IdentifierField | typeof EXTRA_MACS;
+
 const identifierShape = {
   vm_uuid: uuidV4,
   machine_id: machineId,
@@ -67,6 +77,7 @@ export const systemIdentifiersSchema = z.strictObject({
   generation: z.number().int().min(1).max(MAX_GENERATION),
   created_at: timestamp,
   updated_at: timestamp,
+  [EXTRA_MACS]: z.array(macAddress).max(MAX_EXTRA_MACS).optional(),
 });
 
 declare const validated: unique symbol;
@@ -176,10 +187,39 @@ const KEY_ORDER = [
   "updated_at",
 ] as const satisfies readonly (keyof SystemIdentifiers)[];
 
-/** A plain object in file order (the seed's `to_dict`). */
-export function identifiersToDict(ids: SystemIdentifiers): Record<string, string | number> {
-  const out: Record<string, string | number> = {};
+/** A plain object in file order (the seed's `to_dict`); `extra_macs` last, when there are any. */
+export function identifiersToDict(
+  ids: SystemIdentifiers,
+): Record<string, string | number | string[]> {
+  const out: Record<string, string | number | string[]> = {};
   for (const k of KEY_ORDER) out[k] = ids[k];
+  const extra = ids[EXTRA_MACS];
+  if (extra !== undefined && extra.length > 0) out[EXTRA_MACS] = [...extra];
+  return out;
+}
+
+/** The extra NICs' MACs (none when the file has no `extra_macs`). */
+export function extraMacsOf(ids: SystemIdentifiers): readonly string[] {
+  return ids[EXTRA_MACS] ?? [];
+}
+
+/**
+ * Every unique value in a (possibly invalid) identifiers object, with its
+ * field: the identifiers, then each extra MAC. What the home scan and the
+ * registry count as held.
+ */
+export function valueEntries(data: unknown): [ValueField, string][] {
+  if (data === null || typeof data !== "object") return [];
+  const record = data as Record<string, unknown>;
+  const out: [ValueField, string][] = [];
+  for (const f of IDENTIFIER_FIELDS) {
+    const v = record[f];
+    if (typeof v === "string") out.push([f, v]);
+  }
+  const extra = record[EXTRA_MACS];
+  if (Array.isArray(extra)) {
+    for (const v of extra) if (typeof v === "string") out.push([EXTRA_MACS, v]);
+  }
   return out;
 }
 

@@ -5,12 +5,16 @@
 import { GlintError } from "../errors.js";
 import { cryptoRandom, drawIdentifier, type RandomSource } from "./generate.js";
 import {
+  EXTRA_MACS,
+  extraMacsOf,
   IDENTIFIER_FIELDS,
   type IdentifierField,
+  MAX_EXTRA_MACS,
   MAX_GENERATION,
   SCHEMA_VERSION,
   type SystemIdentifiers,
   sealIdentifiers,
+  type ValueField,
 } from "./model.js";
 import type { Policy } from "./policies.js";
 
@@ -27,7 +31,13 @@ export interface RegenerateOptions {
   /** Upper bound on draws per field before giving up (the space is exhausted). */
   maxAttempts?: number;
   /** Called for every value that was drawn and rejected as a duplicate (for tests and logs). */
-  onCollision?: (field: IdentifierField, value: string) => void;
+  onCollision?: (field: ValueField, value: string) => void;
+  /**
+   * How many extra NICs the VM has (`--nics N` means N - 1): the identity
+   * gets at least this many `extra_macs`. A policy that redraws the MAC
+   * redraws every extra MAC too; one that keeps it keeps them.
+   */
+  extraMacs?: number;
 }
 
 /**
@@ -39,7 +49,7 @@ function* draws(
   current: SystemIdentifiers | undefined,
   policy: Policy,
   options: RegenerateOptions,
-): Generator<[IdentifierField, string], SystemIdentifiers, boolean> {
+): Generator<[ValueField, string], SystemIdentifiers, boolean> {
   if (current && current.generation >= MAX_GENERATION) {
     throw new GlintError(
       `generation ${current.generation} is the last one Glint can number; replace the identity with \`glint create <vm> --force\` (it starts again at 1)`,
@@ -56,19 +66,21 @@ function* draws(
       if (!policy.regenerate.includes(field)) drawn.add(current[field].replaceAll("-", ""));
     }
   }
-  for (const field of IDENTIFIER_FIELDS) {
-    if (current && !policy.regenerate.includes(field)) {
-      values[field] = current[field];
-      continue;
-    }
+  const keepMacs = current !== undefined && !policy.regenerate.includes("mac_address");
+  const keptExtra = keepMacs ? extraMacsOf(current) : [];
+  for (const v of keptExtra) drawn.add(v);
+  function* drawOne(field: ValueField): Generator<[ValueField, string], string, boolean> {
     let attempt = 0;
     for (;;) {
-      const v = drawIdentifier(field, random, options.macPrefix);
+      const v = drawIdentifier(
+        field === EXTRA_MACS ? "mac_address" : field,
+        random,
+        options.macPrefix,
+      );
       const key = v.replaceAll("-", "");
       if (!drawn.has(key) && !(yield [field, v])) {
-        values[field] = v;
         drawn.add(key);
-        break;
+        return v;
       }
       options.onCollision?.(field, v);
       if (++attempt >= maxAttempts) {
@@ -78,12 +90,23 @@ function* draws(
       }
     }
   }
+  for (const field of IDENTIFIER_FIELDS) {
+    values[field] =
+      current && !policy.regenerate.includes(field) ? current[field] : yield* drawOne(field);
+  }
+  const extraCount = Math.min(
+    MAX_EXTRA_MACS,
+    Math.max(options.extraMacs ?? 0, current ? extraMacsOf(current).length : 0),
+  );
+  const extra = [...keptExtra];
+  while (extra.length < extraCount) extra.push(yield* drawOne(EXTRA_MACS));
   return sealIdentifiers({
     schema_version: SCHEMA_VERSION,
     ...values,
     generation: current ? current.generation + 1 : 1,
     created_at: current && policy.name === "disk" ? current.created_at : now,
     updated_at: now,
+    ...(extra.length > 0 ? { [EXTRA_MACS]: extra } : {}),
   });
 }
 
@@ -108,7 +131,7 @@ export function applyPolicy(
 export async function applyPolicyAsync(
   current: SystemIdentifiers | undefined,
   policy: Policy,
-  taken: (field: IdentifierField, value: string) => Promise<boolean>,
+  taken: (field: ValueField, value: string) => Promise<boolean>,
   options: RegenerateOptions = {},
 ): Promise<SystemIdentifiers> {
   const gen = draws(current, policy, options);

@@ -54,6 +54,8 @@ export interface DiskAndFirmwareOptions {
   netIfname?: string;
   memoryMb?: number;
   cpus?: number;
+  /** NICs on the `net` backend (1 by default); each after the first gets an extra MAC. */
+  nics?: number;
   hostnameFrom?: HostnameFrom;
   /** `false`: never write the identity into the VM's disk offline (`--no-sysprep`). */
   sysprep?: boolean;
@@ -74,6 +76,7 @@ export function hasProvisioningOptions(o: DiskAndFirmwareOptions): boolean {
     o.netIfname !== undefined ||
     o.memoryMb !== undefined ||
     o.cpus !== undefined ||
+    o.nics !== undefined ||
     o.hostnameFrom !== undefined ||
     o.sysprep !== undefined
   );
@@ -117,6 +120,7 @@ export async function planVm(o: DiskAndFirmwareOptions, env: NodeJS.ProcessEnv):
     net_ifname: o.netIfname ?? null,
     memory_mb: o.memoryMb,
     cpus: o.cpus,
+    nics: o.nics,
     hostname_from: o.hostnameFrom,
     sysprep: o.sysprep,
     created_at: new Date().toISOString(),
@@ -127,6 +131,11 @@ export async function planVm(o: DiskAndFirmwareOptions, env: NodeJS.ProcessEnv):
   const config = parsed.data;
   if ((config.net === "bridge" || config.net === "tap") && config.net_ifname === null) {
     throw new UsageError(`--net ${config.net} needs --net-ifname NAME`);
+  }
+  if ((config.net === "none" || config.net === "tap") && config.nics > 1) {
+    throw new UsageError(
+      `--nics ${config.nics} cannot be combined with --net ${config.net} (${config.net === "tap" ? "one tap interface serves one NIC" : "no NIC"}); use --net user or bridge`,
+    );
   }
   let base: string | undefined;
   let flattenBase = false;

@@ -16,8 +16,9 @@
  *   `io.systemd.credential:system.hostname=` (and their `.binary:` forms); other
  *   OEM strings and `path=` entries are kept (an option left with none is dropped);
  * - `mac=` on the first NIC (`-nic <type>` other than `none`, `-device` of a
- *   network driver, or `macaddr=` on `-net nic`); later NICs are left alone,
- *   and no NIC is added when there is none;
+ *   network driver, or `macaddr=` on `-net nic`); a later NIC without a MAC
+ *   gets the `extra_macs` entry of its position (the second NIC the first
+ *   one), and one with a MAC is left alone; no NIC is added when there is none;
  * - `serial=` on the first `-device virtio-blk-*` (the system disk); none is added;
  * - `-device vmgenid`: one is appended with `guid=` (keeping the other
  *   properties, such as `id=`, of the first existing one); all others are removed.
@@ -28,22 +29,24 @@
  */
 import { GlintError } from "../errors.js";
 import {
+  extraMacsOf,
   IDENTIFIER_FIELDS,
   type IdentifierField,
   type SystemIdentifiers,
   systemIdentifiersSchema,
 } from "../identity/model.js";
 import { HOSTNAME_CREDENTIAL, IDENTITY_MAPPING, OWNED_OEM_PREFIXES } from "./mapping.js";
+import { nicOf, parseDevice, setDeviceProperty } from "./nics.js";
 import {
   type ArgvToken,
   formatOptionList,
   joinArgv,
   type OptionItem,
-  optionHead,
   parseOptionList,
   splitArgv,
 } from "./options.js";
 
+export { NIC_DRIVER_RE, nicMacs } from "./nics.js";
 export {
   escapeOptionValue,
   formatOptionList,
@@ -55,9 +58,6 @@ export {
 export const HOSTNAME_RE =
   /^(?=.{1,253}$)[A-Za-z0-9][A-Za-z0-9-]{0,62}(?:\.[A-Za-z0-9][A-Za-z0-9-]{0,62})*$/;
 
-/** Drivers treated as network cards (for `mac=`). */
-export const NIC_DRIVER_RE =
-  /^(virtio-net|e1000|rtl8139|ne2k|pcnet|vmxnet|i825|i8280|usb-net|tulip|igb|sungem|lan9118|smc91c111)/;
 /** Drivers treated as the system disk (for `serial=`). */
 export const DISK_DRIVER_RE = /^virtio-blk(-pci|-pci-transitional|-pci-non-transitional|-device)?$/;
 
@@ -191,54 +191,6 @@ function stripSmbios(arg: string): string | null {
   return kept.length === items.length ? arg : formatOptionList(kept);
 }
 
-/** Set `key` to `value` (first occurrence kept in place, others removed, else appended). */
-function setItem(arg: string, items: readonly OptionItem[], key: string, value: string): string {
-  const out: OptionItem[] = [];
-  let done = false;
-  for (const item of items) {
-    if (item.key !== key) out.push(item);
-    else if (!done) {
-      out.push({ key, value });
-      done = true;
-    }
-  }
-  if (!done) out.push({ key, value });
-  const unchanged =
-    out.length === items.length &&
-    out.every((o, i) => o.key === items[i]?.key && o.value === items[i]?.value);
-  return unchanged ? arg : formatOptionList(out);
-}
-
-type DeviceForm =
-  | { readonly form: "json"; readonly object: Record<string, unknown>; readonly driver: string }
-  | { readonly form: "opts"; readonly items: OptionItem[]; readonly driver: string };
-
-function parseDevice(arg: string): DeviceForm | undefined {
-  if (arg.trimStart().startsWith("{")) {
-    try {
-      const object: unknown = JSON.parse(arg);
-      if (object !== null && typeof object === "object" && !Array.isArray(object)) {
-        const driver = (object as Record<string, unknown>).driver;
-        if (typeof driver === "string") {
-          return { form: "json", object: object as Record<string, unknown>, driver };
-        }
-      }
-    } catch {
-      // not JSON QEMU would accept either; leave it alone
-    }
-    return undefined;
-  }
-  const items = parseOptionList(arg);
-  const driver = optionHead(items, "driver");
-  return driver === undefined ? undefined : { form: "opts", items, driver };
-}
-
-function setDeviceProperty(arg: string, dev: DeviceForm, key: string, value: string): string {
-  if (dev.form === "opts") return setItem(arg, dev.items, key, value);
-  if (dev.object[key] === value) return arg;
-  return JSON.stringify({ ...dev.object, [key]: value });
-}
-
 export interface ApplyIdentifiersOptions {
   /** Adds the `io.systemd.credential:system.hostname=` OEM string. */
   readonly hostname?: string;
@@ -269,7 +221,8 @@ export function placeIdentity(
 ): string[] {
   const plan = planPlacement(ids, options.hostname);
   const out: ArgvToken[] = [];
-  let nicDone = false;
+  const extraMacs = extraMacsOf(ids);
+  let nics = 0;
   let diskDone = false;
   let vmgenid: string | undefined;
   for (const token of splitArgv(baseArgv)) {
@@ -279,6 +232,14 @@ export function placeIdentity(
     }
     const arg = token.arg;
     const withArg = (next: string): ArgvToken => ({ ...token, arg: next });
+    const nic = nicOf(token);
+    if (nic !== undefined) {
+      // The first NIC gets the VM's MAC; a later one without a MAC its extra MAC.
+      const mac = nics === 0 ? plan.mac : nic.mac === undefined ? extraMacs[nics - 1] : undefined;
+      out.push(mac === undefined ? token : withArg(nic.withMac(mac)));
+      nics++;
+      continue;
+    }
     switch (token.name) {
       case "uuid":
         break;
@@ -287,32 +248,12 @@ export function placeIdentity(
         if (kept !== null) out.push(withArg(kept));
         break;
       }
-      case "nic": {
-        const items = parseOptionList(arg);
-        const type = optionHead(items, "type");
-        if (!nicDone && type !== undefined && type !== "none" && type !== "help") {
-          out.push(withArg(setItem(arg, items, "mac", plan.mac)));
-          nicDone = true;
-        } else out.push(token);
-        break;
-      }
-      case "net": {
-        const items = parseOptionList(arg);
-        if (!nicDone && optionHead(items, "type") === "nic") {
-          out.push(withArg(setItem(arg, items, "macaddr", plan.mac)));
-          nicDone = true;
-        } else out.push(token);
-        break;
-      }
       case "device": {
         const dev = parseDevice(arg);
         if (dev === undefined) out.push(token);
         else if (dev.driver === "vmgenid") {
           // Moved to the end (with its other properties) like the rest of the identity.
           vmgenid ??= setDeviceProperty(arg, dev, "guid", plan.vmgenid);
-        } else if (!nicDone && NIC_DRIVER_RE.test(dev.driver)) {
-          out.push(withArg(setDeviceProperty(arg, dev, "mac", plan.mac)));
-          nicDone = true;
         } else if (!diskDone && DISK_DRIVER_RE.test(dev.driver)) {
           out.push(withArg(setDeviceProperty(arg, dev, "serial", plan.diskSerial)));
           diskDone = true;

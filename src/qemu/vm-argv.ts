@@ -95,18 +95,24 @@ function nicArgs(config: VmConfig, name: string): string[] {
     }
     return ifname;
   };
+  let nic: string;
   switch (config.net) {
     case "user":
-      return ["-nic", "user,model=virtio-net-pci"];
+      nic = "user,model=virtio-net-pci";
+      break;
     case "bridge":
-      return ["-nic", `bridge,br=${needIf()},model=virtio-net-pci`];
+      nic = `bridge,br=${needIf()},model=virtio-net-pci`;
+      break;
     case "tap":
-      return ["-nic", `tap,ifname=${needIf()},script=no,downscript=no,model=virtio-net-pci`];
+      nic = `tap,ifname=${needIf()},script=no,downscript=no,model=virtio-net-pci`;
+      break;
     case "none":
       return ["-nic", "none"];
     default:
       throw new GlintError(`VM ${name}: unknown net mode ${shown(config.net)}`);
   }
+  // Every NIC gets its own MAC when the identity is placed (extra_macs).
+  return Array.from({ length: config.nics ?? 1 }, () => ["-nic", nic]).flat();
 }
 
 /**

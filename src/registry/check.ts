@@ -18,7 +18,7 @@
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { GlintError } from "../errors.js";
-import type { IdentifierField } from "../identity/model.js";
+import type { ValueField } from "../identity/model.js";
 import type { RegistryRow } from "./model.js";
 import { slotOf } from "./model.js";
 import { type Registry, rowsFromFiles } from "./registry.js";
@@ -28,7 +28,7 @@ export type DriftKind = "missing" | "duplicate" | "orphan" | "unknown";
 
 export interface Drift {
   readonly kind: DriftKind;
-  readonly field: IdentifierField;
+  readonly field: ValueField;
   readonly value: string;
   /** The VMs involved, sorted (`<home id>/<vm>` for another home's). */
   readonly vms: readonly string[];

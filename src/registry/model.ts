@@ -10,27 +10,27 @@
  * is given back only when that operation is rolled back; an issued row is
  * never removed, so no value is ever issued twice.
  */
-import { IDENTIFIER_FIELDS, type IdentifierField } from "../identity/model.js";
+import { type ValueField, valueEntries } from "../identity/model.js";
 import { valueKey } from "../vm/registry.js";
 
 export type ValueClass = "hex128" | "mac" | "serial";
 
-export function classOf(field: IdentifierField): ValueClass {
-  if (field === "mac_address") return "mac";
+export function classOf(field: ValueField): ValueClass {
+  if (field === "mac_address" || field === "extra_macs") return "mac";
   if (field === "cpu_serial" || field === "motherboard_serial") return "serial";
   return "hex128";
 }
 
 /** One value as the registry stores it. */
 export interface RegistryValue {
-  readonly field: IdentifierField;
+  readonly field: ValueField;
   readonly value: string;
   readonly cls: ValueClass;
   /** The comparison key: `valueKey(value)`. */
   readonly key: string;
 }
 
-export function registryValue(field: IdentifierField, value: string): RegistryValue {
+export function registryValue(field: ValueField, value: string): RegistryValue {
   return { field, value, cls: classOf(field), key: valueKey(value) };
 }
 
@@ -39,15 +39,9 @@ export function slotOf(v: Pick<RegistryValue, "cls" | "key">): string {
   return `${v.cls}|${v.key}`;
 }
 
-/** Every (field, string value) pair of a (possibly invalid) identifiers object. */
+/** Every (field, string value) pair of a (possibly invalid) identifiers object, extra MACs included. */
 export function valuesOf(data: unknown): RegistryValue[] {
-  if (data === null || typeof data !== "object") return [];
-  const out: RegistryValue[] = [];
-  for (const f of IDENTIFIER_FIELDS) {
-    const v = (data as Record<string, unknown>)[f];
-    if (typeof v === "string") out.push(registryValue(f, v));
-  }
-  return out;
+  return valueEntries(data).map(([f, v]) => registryValue(f, v));
 }
 
 export type RowState = "reserved" | "issued";

@@ -6,7 +6,7 @@
  * a taken value (the engine draws again).
  */
 import { createRequire } from "node:module";
-import type { IdentifierField } from "../identity/model.js";
+import type { ValueField } from "../identity/model.js";
 import type { RegistryRow, RegistryStore, RegistryValue, RowState, ValueClass } from "./model.js";
 import { AUDIT_SCHEMA, COLUMNS, SCHEMA } from "./sql.js";
 
@@ -34,7 +34,7 @@ function toRow(r: Record<string, unknown>): RegistryRow {
   return {
     cls: r.cls as ValueClass,
     key: r.key as string,
-    field: r.field as IdentifierField,
+    field: r.field as ValueField,
     value: r.value as string,
     home: r.home as string,
     vm: r.vm as string,

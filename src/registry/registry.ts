@@ -11,7 +11,7 @@ import { promises as fs } from "node:fs";
 import type { AuditSink } from "../audit/log.js";
 import { canonicalJson } from "../audit/record.js";
 import { GlintError, messageOf } from "../errors.js";
-import type { IdentifierField, SystemIdentifiers } from "../identity/model.js";
+import type { SystemIdentifiers, ValueField } from "../identity/model.js";
 import { tempPathFor } from "../vm/atomic.js";
 import { readFileIfExists } from "../vm/fsutil.js";
 import { storePaths } from "../vm/layout.js";
@@ -72,7 +72,7 @@ export async function homeIdOf(home: string): Promise<string> {
 
 /** A value another VM (of this home or another) holds. */
 export interface Conflict {
-  readonly field: IdentifierField;
+  readonly field: ValueField;
   readonly value: string;
   /** The VM holding it; `<home id>/<vm>` when it is another home's. */
   readonly vm: string;

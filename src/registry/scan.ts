@@ -5,10 +5,12 @@
  */
 import { promises as fs } from "node:fs";
 import path from "node:path";
+import { EXTRA_MACS, IDENTIFIER_FIELDS, type ValueField } from "../identity/model.js";
 import { readFileIfExists, stripBom } from "../vm/fsutil.js";
-import { HISTORY_IDENTIFIERS_RE, VM_FILES } from "../vm/layout.js";
+import { readPrunedValues } from "../vm/history.js";
+import { HISTORY_IDENTIFIERS_RE, HISTORY_PRUNED, VM_FILES } from "../vm/layout.js";
 import { listVmNames } from "../vm/store.js";
-import { type RegistryValue, valuesOf } from "./model.js";
+import { type RegistryValue, registryValue, valuesOf } from "./model.js";
 
 /** Where a value was found. */
 export type Source = "current" | "history" | "journal";
@@ -57,6 +59,19 @@ export async function scanVm(home: string, vm: string): Promise<FileValue[]> {
   for (const name of names.filter((n) => HISTORY_IDENTIFIERS_RE.test(n)).sort()) {
     const file = path.join(historyDir, name);
     add(await readJson(file), "history", file);
+  }
+  // Identities removed by `glint history prune`: their values stay issued.
+  const prunedFile = path.join(historyDir, HISTORY_PRUNED);
+  for (const p of await readPrunedValues(historyDir)) {
+    const field = p.field as ValueField;
+    if (!(IDENTIFIER_FIELDS as readonly string[]).includes(field) && field !== EXTRA_MACS) continue;
+    out.push({
+      ...registryValue(field, p.value),
+      vm,
+      generation: p.generation,
+      source: "history",
+      file: prunedFile,
+    });
   }
   return out;
 }

@@ -7,7 +7,7 @@
 import { statfsSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
-import type { IdentifierField } from "../identity/model.js";
+import type { ValueField } from "../identity/model.js";
 import { systemError } from "../vm/syserror.js";
 import type {
   Owner,
@@ -36,7 +36,7 @@ type DatabaseCtor = new (file: string, options?: { timeout?: number }) => Databa
 interface DbRow {
   cls: ValueClass;
   key: string;
-  field: IdentifierField;
+  field: ValueField;
   value: string;
   home: string;
   vm: string;

@@ -25,8 +25,8 @@ import { parseIdentifiers, type SystemIdentifiers } from "../identity/model.js";
 import { POLICIES, type Policy, type PolicyName, type ResetStep } from "../identity/policies.js";
 import type { Registry } from "../registry/registry.js";
 import { removeStaleTemps } from "../vm/atomic.js";
-import type { VmConfig } from "../vm/config.js";
-import { readFileIfExists } from "../vm/fsutil.js";
+import { extraNicCount, type VmConfig } from "../vm/config.js";
+import { readFileIfExists, stripBom } from "../vm/fsutil.js";
 import { historyPath, storePaths, type VmPaths } from "../vm/layout.js";
 import { withLock } from "../vm/lock.js";
 import { assertNotRunning } from "../vm/running.js";
@@ -179,8 +179,7 @@ export class Engine {
     const config = await readConfigOrDefault(paths);
     await fs.mkdir(paths.dir, { recursive: true });
 
-    // Phase 1: draw values, record them in the journal, then reserve them in
-    // the registry (which refuses any value issued before, by any host).
+    // Phase 1: draw, journal, then reserve in the registry (which refuses any value issued before).
     const registry = await this.registry();
     const macPrefix = await this.options.macPrefix?.(registry);
     const op = await withLock(
@@ -194,6 +193,7 @@ export class Engine {
           registry,
           random: this.options.random,
           macPrefix,
+          extraMacs: extraNicCount(config),
           pending: (identifiers) => ({
             policy: policy.name,
             stage: "reserved",

@@ -62,6 +62,8 @@ export interface DrawOptions {
   readonly registry: Registry;
   readonly random?: RandomSource | undefined;
   readonly macPrefix?: string | undefined;
+  /** How many extra NICs the VM's config has (see RegenerateOptions.extraMacs). */
+  readonly extraMacs?: number | undefined;
   /** The journal entry for a drawn identity. */
   readonly pending: (identifiers: SystemIdentifiers) => PendingOperation;
 }
@@ -90,6 +92,7 @@ export async function drawAndReserve(o: DrawOptions): Promise<PendingOperation> 
       {
         ...(o.random ? { random: o.random } : {}),
         ...(o.macPrefix ? { macPrefix: o.macPrefix } : {}),
+        ...(o.extraMacs ? { extraMacs: o.extraMacs } : {}),
       },
     );
     const fresh = newValues(identifiers, o.previous);

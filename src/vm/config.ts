@@ -44,6 +44,8 @@ export const vmConfigSchema = z.looseObject({
     .regex(IFNAME_RE, "must be a Linux interface name")
     .nullable()
     .default(null),
+  /** NICs on the `net` backend (`glint create --nics N`); each after the first gets an extra MAC. */
+  nics: z.number().int().min(1).max(16).default(1),
   memory_mb: z.number().int().min(16).max(1048576).default(512),
   cpus: z.number().int().min(1).max(255).default(1),
   hostname_from: z.enum(HOSTNAME_SOURCES).default("name"),
@@ -68,4 +70,9 @@ export type VmConfigInput = z.input<typeof vmConfigSchema>;
 /** Defaults for a VM created with no options. */
 export function defaultConfig(): VmConfig {
   return vmConfigSchema.parse({});
+}
+
+/** How many of the VM's own NICs come after the first (none with net=none). */
+export function extraNicCount(config: Pick<VmConfig, "net" | "nics">): number {
+  return config.net === "none" ? 0 : config.nics - 1;
 }

@@ -246,6 +246,17 @@ export const HISTORY_IDENTIFIERS_RE = /_identifiers-[0-9a-f]{6}\.json$/;
 /** Archived overlays in history/. */
 export const HISTORY_OVERLAY_RE = /_overlay-[0-9a-f]{6}\.qcow2$/;
 
+/** Archived UEFI variables and TPM state in history/. */
+export const HISTORY_NVRAM_RE = /_uefi-instance-[0-9a-f]{6}\.fd$/;
+export const HISTORY_TPM_RE = /_tpm2-00-[0-9a-f]{6}\.permall$/;
+
+/**
+ * `history/pruned-values.json`: the values of identities that
+ * `glint history prune` removed. They stay issued (the registry never gives
+ * a value out twice), and the registry scan reads them from here.
+ */
+export const HISTORY_PRUNED = "pruned-values.json";
+
 /** When and why a history/ entry was archived, from its name. */
 export function parseHistoryName(name: string): { archivedAt: string; reason: string } {
   const [ts = "", reason = ""] = name.split("_");

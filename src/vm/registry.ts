@@ -1,10 +1,6 @@
 import path from "node:path";
 import { canonicalHex } from "../identity/formats.js";
-import {
-  IDENTIFIER_FIELDS,
-  type IdentifierField,
-  type SystemIdentifiers,
-} from "../identity/model.js";
+import { type SystemIdentifiers, type ValueField, valueEntries } from "../identity/model.js";
 import { readFileIfExists, stripBom } from "./fsutil.js";
 import { VM_FILES } from "./layout.js";
 import { listVmNames } from "./store.js";
@@ -14,20 +10,12 @@ export function valueKey(value: string): string {
   return /^[0-9a-fA-F-]{32,36}$/.test(value) ? canonicalHex(value) : value.toLowerCase();
 }
 
-/** Every (field, string value) pair in a (possibly invalid) identifiers object. */
-function entriesOf(data: unknown): [IdentifierField, string][] {
-  if (data === null || typeof data !== "object") return [];
-  const out: [IdentifierField, string][] = [];
-  for (const f of IDENTIFIER_FIELDS) {
-    const v = (data as Record<string, unknown>)[f];
-    if (typeof v === "string") out.push([f, v]);
-  }
-  return out;
-}
+/** Every (field, string value) pair in a (possibly invalid) identifiers object, extra MACs included. */
+const entriesOf = valueEntries;
 
 /** A value that two VMs hold. */
 export interface Duplicate {
-  readonly field: IdentifierField;
+  readonly field: ValueField;
   readonly value: string;
   /** Every VM holding it, sorted. */
   readonly vms: readonly string[];
@@ -49,7 +37,7 @@ export class UsedValues {
   /** value key → names of the VMs holding it */
   private readonly owners = new Map<string, Set<string>>();
   /** value key → the field and value it was first seen as */
-  private readonly seen = new Map<string, { field: IdentifierField; value: string }>();
+  private readonly seen = new Map<string, { field: ValueField; value: string }>();
   constructor(readonly home: string) {}
 
   /** Scan the home (`force` is accepted for callers of the cached version: every refresh scans). */
@@ -81,7 +69,7 @@ export class UsedValues {
     }
   }
 
-  private add(field: IdentifierField, value: string, vm: string): void {
+  private add(field: ValueField, value: string, vm: string): void {
     const k = valueKey(value);
     let set = this.owners.get(k);
     if (!set) {
@@ -106,8 +94,8 @@ export class UsedValues {
   conflictsOf(
     vm: string,
     ids: SystemIdentifiers,
-  ): { field: IdentifierField; value: string; vm: string }[] {
-    const out: { field: IdentifierField; value: string; vm: string }[] = [];
+  ): { field: ValueField; value: string; vm: string }[] {
+    const out: { field: ValueField; value: string; vm: string }[] = [];
     for (const [field, value] of entriesOf(ids)) {
       const other = [...(this.owners.get(valueKey(value)) ?? [])].filter((o) => o !== vm).sort();
       if (other[0] !== undefined) out.push({ field, value, vm: other[0] });

@@ -11,10 +11,10 @@ import { canonicalHex } from "../../src/identity/formats.js";
 import { newSerial, newUuidV4, SERIAL_LENGTH } from "../../src/identity/generate.js";
 import {
   IDENTIFIER_FIELDS,
-  type IdentifierField,
   parseIdentifiers,
   type SystemIdentifiers,
   uuidV4FromBytes,
+  type ValueField,
 } from "../../src/identity/model.js";
 import { POLICIES } from "../../src/identity/policies.js";
 import { applyPolicy, type ValueSet } from "../../src/identity/regenerate.js";
@@ -50,10 +50,10 @@ const serialBytes = (seed: number) =>
   Uint8Array.from({ length: SERIAL_LENGTH }, (_, i) => (seed * 31 + i * 7) % 252);
 
 function collisions(): {
-  log: [IdentifierField, string][];
-  onCollision: (f: IdentifierField, v: string) => void;
+  log: [ValueField, string][];
+  onCollision: (f: ValueField, v: string) => void;
 } {
-  const log: [IdentifierField, string][] = [];
+  const log: [ValueField, string][] = [];
   return { log, onCollision: (f, v) => log.push([f, v]) };
 }
 

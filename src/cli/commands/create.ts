@@ -38,6 +38,11 @@ export function addCreateCommand(program: Command, { io, manager }: CliEnv): voi
     .option("--net-ifname <name>", "bridge (--net bridge) or tap interface (--net tap)")
     .option("--memory <mib>", "guest memory in MiB", parseInteger)
     .option("--cpus <n>", "virtual CPUs", parseInteger)
+    .option(
+      "--nics <n>",
+      "NICs on the --net backend (1 to 16), each with its own unique MAC",
+      parseInteger,
+    )
     .addOption(
       new Option(
         "--hostname-from <source>",
@@ -66,6 +71,7 @@ export function addCreateCommand(program: Command, { io, manager }: CliEnv): voi
           netIfname: opts.netIfname,
           memoryMb: opts.memory,
           cpus: opts.cpus,
+          nics: opts.nics,
           hostnameFrom: opts.hostnameFrom,
           // commander sets `sysprep: true` unless --no-sysprep is given.
           sysprep: opts.sysprep === false ? false : undefined,

@@ -15,7 +15,7 @@ import {
 import { type CliEnv, common, printResult, progress } from "../common.js";
 
 export function addNukeCommand(program: Command, { io, manager }: CliEnv): void {
-  bulkOperands(common(program.command("nuke")))
+  bulkOperands(common(program.command("nuke")), true)
     .description("NUKE: regenerate every identifier and reset UEFI, Secure Boot, TPM and overlay")
     .option("--yes", "do not ask for the VM name (or the number of VMs) to be typed back")
     .option("--discard-overlay", "delete the old overlay instead of keeping it in history/")

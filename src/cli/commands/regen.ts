@@ -32,7 +32,7 @@ export function addRegenCommand(program: Command, { io, manager }: CliEnv): void
       .description(`${POLICIES[policy].description} (one VM, several, --all or --match)`)
       // The parent accepts any operands (to name a bad policy); this one takes VM names.
       .allowExcessArguments(false);
-    bulkOperands(cmd).option("--yes", "do not ask for confirmation");
+    bulkOperands(cmd, true).option("--yes", "do not ask for confirmation");
     // Only `disk` replaces the overlay: `base` keeps it, so the option would mean nothing.
     if (policy === "disk")
       cmd.option("--discard-overlay", "delete the old overlay instead of keeping it in history/");

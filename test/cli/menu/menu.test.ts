@@ -647,3 +647,62 @@ describe("colour", () => {
     expect(colorAllowed(true, { TERM: "dumb" })).toBe(false);
   });
 });
+
+describe("confirmations follow the CLI's rules", () => {
+  it("every option that changes a VM asks first: no, Esc or a wrong name calls nothing", async () => {
+    const api = new FakeApi();
+    api.add("vm", { firmware: "uefi", tpm: true, overlay: true });
+    const fake = await run(api, [
+      sel("regen-disk"),
+      sel("vm"),
+      no,
+      sel("regen-base"),
+      sel("vm"),
+      no,
+      sel("reset-uefi"),
+      sel("vm"),
+      no,
+      sel("reset-tpm"),
+      sel("vm"),
+      esc("confirm"),
+      sel("nuke"),
+      sel("vm"),
+      typed("vx"),
+      sel("exit"),
+    ]);
+    expect(api.mutations()).toEqual([]);
+    // Each question was asked (yes/no for regen and reset, the typed name for NUKE, as the CLI does).
+    expect(fake.prompts.log.filter((p) => p.kind === "confirm")).toHaveLength(4);
+    expect(fake.prompts.log.filter((p) => p.kind === "input")).toHaveLength(1);
+  });
+
+  it("yes to each question runs exactly the option chosen", async () => {
+    const api = new FakeApi();
+    api.add("vm", { firmware: "uefi", tpm: true, overlay: true });
+    await run(api, [
+      sel("regen-disk"),
+      sel("vm"),
+      yes,
+      sel("regen-base"),
+      sel("vm"),
+      yes,
+      sel("reset-uefi"),
+      sel("vm"),
+      yes,
+      sel("reset-tpm"),
+      sel("vm"),
+      yes,
+      sel("nuke"),
+      sel("vm"),
+      typed("vm"),
+      sel("exit"),
+    ]);
+    expect(api.mutations().map((m) => m.method)).toEqual([
+      "regenerateDiskIdentifiers",
+      "regenerateBaseIdentifiers",
+      "resetUefiVariables",
+      "resetTpm",
+      "nukeAndRegenerateAll",
+    ]);
+  });
+});
