@@ -28,6 +28,13 @@ export interface RegenerateOptions {
   maxAttempts?: number;
   /** Called for every value that was drawn and rejected as a duplicate (for tests and logs). */
   onCollision?: (field: IdentifierField, value: string) => void;
+  /**
+   * Values to take instead of drawing (an adopted identity, e.g. a libvirt
+   * domain's): each is offered first, and one that is held already is
+   * reported to `onPresetTaken` and drawn fresh instead.
+   */
+  preset?: Readonly<Partial<Record<IdentifierField, string>>>;
+  onPresetTaken?: (field: IdentifierField, value: string) => void;
 }
 
 /**
@@ -60,6 +67,16 @@ function* draws(
     if (current && !policy.regenerate.includes(field)) {
       values[field] = current[field];
       continue;
+    }
+    const preset = options.preset?.[field];
+    if (preset !== undefined) {
+      const key = preset.replaceAll("-", "");
+      if (!drawn.has(key) && !(yield [field, preset])) {
+        values[field] = preset;
+        drawn.add(key);
+        continue;
+      }
+      options.onPresetTaken?.(field, preset);
     }
     let attempt = 0;
     for (;;) {
