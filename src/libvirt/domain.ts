@@ -123,7 +123,9 @@ export function buildDomain(input: DomainInput): XmlElement {
   const sysinfo = el(
     "sysinfo",
     { type: "smbios" },
-    el("system", {}, entry("serial", smbios(1)), entry("uuid", p.uuid)),
+    // No `uuid` entry: libvirt gives SMBIOS type 1 the domain's <uuid> (QEMU's -uuid), and an
+    // explicit one would make virt-clone, which changes <uuid> only, refuse the clone.
+    el("system", {}, entry("serial", smbios(1))),
     el("baseBoard", {}, entry("serial", smbios(2))),
     el("chassis", {}, entry("serial", smbios(3)), entry("asset", ids.dmi_uuid)),
     el("oemStrings", {}, ...p.oem.map((s) => el("entry", {}, s))),
