@@ -11,10 +11,10 @@ import { vmFirmware } from "../ops/run.js";
 import { writeFileAtomic } from "../vm/atomic.js";
 import { libvirtBackupPath } from "../vm/layout.js";
 import { writeConfig } from "../vm/store.js";
-import { buildDomain, type DomainInput, type DomainType } from "./domain.js";
+import { assertDomainName, buildDomain, type DomainInput, type DomainType } from "./domain.js";
 import { patchDomain } from "./patch.js";
 import { readDomain } from "./read.js";
-import { placeTpmState, removeTpmState, swtpmDir } from "./state.js";
+import { libvirtTpmState, placeTpmState, removeTpmState, swtpmDir } from "./state.js";
 import {
   defineXml,
   domainExists,
@@ -126,6 +126,7 @@ export async function defineDomain(
 ): Promise<DefineResult> {
   return manager.withUsableVm(vm, "glint libvirt define", async (usable) => {
     const domain = options.name ?? usable.config.libvirt?.domain ?? vm;
+    assertDomainName(domain);
     const uri = options.uri ?? usable.config.libvirt?.uri ?? undefined;
     const virshOpts = virshOptions(uri, env);
     if (await domainExists(domain, virshOpts)) {
@@ -138,13 +139,16 @@ export async function defineDomain(
       throw missingNvram(usable);
     }
     const input = await domainInputOf(usable, domain, chooseDomainType(options.type), env);
+    // Everything that can fail before a change comes first.
+    const xml = renderXml(buildDomain(input));
     const root = swtpmDir(options.swtpmDir, env);
     const uuid = usable.ids.vm_uuid;
+    const hadState = libvirtTpmState(root, uuid) !== undefined;
     const tpmState = usable.config.tpm ? await placeTpmState(usable.paths.tpm, root, uuid) : null;
     try {
-      await defineXml(renderXml(buildDomain(input)), virshOpts);
+      await defineXml(xml, virshOpts);
     } catch (error) {
-      if (tpmState !== null) await removeTpmState(root, uuid);
+      if (tpmState !== null && !hadState) await removeTpmState(root, uuid);
       throw error;
     }
     await writeConfig(usable.paths, {
@@ -174,6 +178,7 @@ export async function syncDomain(
 ): Promise<SyncResult> {
   return manager.withUsableVm(vm, "glint libvirt sync", async (usable) => {
     const domain = options.name ?? usable.config.libvirt?.domain ?? vm;
+    assertDomainName(domain);
     const uri = options.uri ?? usable.config.libvirt?.uri ?? undefined;
     const virshOpts = virshOptions(uri, env);
     const state = await domainState(domain, virshOpts);
