@@ -1,6 +1,5 @@
 import { readEkFingerprint } from "./firmware/index.js";
 import {
-  hostnameFor,
   renderPostInstallScript,
   createPostInstallScript as writeScriptFile,
   writeSeed,
@@ -10,6 +9,7 @@ import type { RandomSource } from "./identity/generate.js";
 import type { IdentifierField, SystemIdentifiers } from "./identity/model.js";
 import { POLICIES, type PolicyName } from "./identity/policies.js";
 import { adoptVm, type CreateVmOptions, createVm } from "./ops/create.js";
+import { sysprepInputFor } from "./ops/disk-identity.js";
 import {
   assertHasIdentity,
   assertNotBusy,
@@ -307,12 +307,7 @@ export class UuidManager {
   async sysprep(vm: string, image: string, options: SysprepOptions = {}): Promise<SysprepReport> {
     const apply = async () => {
       const { ids, config } = await this.usable(vm);
-      const hostname = hostnameFor(vm, ids, config.hostname_from);
-      return sysprepImage(
-        image,
-        { vmName: vm, identifiers: ids, hostname },
-        { ...options, env: this.env },
-      );
+      return sysprepImage(image, sysprepInputFor(vm, ids, config), { ...options, env: this.env });
     };
     if (options.dryRun) return apply();
     return this.engine.withVm(this.paths(vm), "glint sysprep", apply);
