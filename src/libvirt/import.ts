@@ -64,8 +64,7 @@ function configOf(facts: DomainFacts, uri: string | null): VmConfig {
           ? "tap"
           : "user";
   const disk = facts.disks.find((d) => d.device === "disk" && d.path !== undefined);
-  const firmware =
-    facts.loader === undefined ? "bios" : facts.loader.secure ? "uefi-secure" : "uefi";
+  const firmware = facts.efi === undefined ? "bios" : facts.efi.secure ? "uefi-secure" : "uefi";
   const parsed = vmConfigSchema.safeParse({
     firmware,
     firmware_code: facts.loader?.path ?? null,

@@ -36,6 +36,8 @@ export interface DomainFacts {
   readonly nics: readonly DomainNic[];
   readonly disks: readonly DomainDisk[];
   readonly loader: { readonly path: string; readonly secure: boolean } | undefined;
+  /** UEFI firmware: an explicit loader, or `<os firmware='efi'>` (libvirt picks the loader). */
+  readonly efi: { readonly secure: boolean } | undefined;
   readonly nvram: { readonly path: string; readonly template: string | undefined } | undefined;
   readonly tpm: { readonly model: string; readonly backend: string } | undefined;
   readonly memoryMb: number | undefined;
@@ -141,6 +143,13 @@ export function readDomain(xml: string, what: string): DomainFacts {
   const nvramEl = childOf(os, "nvram");
   const nvramPath = textOf(nvramEl);
   const tpmEl = childOf(devices, "tpm");
+  const secureFeature = childrenOf(childOf(os, "firmware"), "feature").some(
+    (f) => f.attrs.name === "secure-boot" && f.attrs.enabled === "yes",
+  );
+  const efi =
+    loaderPath || os?.attrs.firmware === "efi"
+      ? { secure: loaderEl?.attrs.secure === "yes" || secureFeature }
+      : undefined;
   const vcpus = Number(textOf(childOf(domain, "vcpu")));
   return {
     name,
@@ -150,6 +159,7 @@ export function readDomain(xml: string, what: string): DomainFacts {
     nics,
     disks,
     loader: loaderPath ? { path: loaderPath, secure: loaderEl?.attrs.secure === "yes" } : undefined,
+    efi,
     nvram: nvramPath ? { path: nvramPath, template: nvramEl?.attrs.template } : undefined,
     tpm: tpmEl
       ? {

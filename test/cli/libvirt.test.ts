@@ -115,6 +115,7 @@ describe("glint libvirt: bad input", () => {
     const xml = path.join(dir, "d.xml");
     await fs.writeFile(xml, "<domain type='kvm'><name>Web_Server</name></domain>");
     await fails(["libvirt", "import", xml], 2, /is not a valid VM name: give one with --as NAME/);
+    await fails(["libvirt", "import", xml, "--as", "vm1"], 1, /VM "vm1" already exists/);
     await fails(["libvirt"], 2, /libvirt needs an action/);
     await fails(["libvirt", "frob"], 2, /unknown libvirt action 'frob'/);
     await fails(["libvirt", "export", "vm1", "--validate"], 2, /--validate needs -o FILE/);

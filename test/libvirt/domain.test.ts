@@ -148,6 +148,7 @@ describe("readDomain", () => {
     }
     expect(Object.keys(preset).sort()).toHaveLength(14);
     expect(facts.loader).toEqual({ path: "/c.fd", secure: false });
+    expect(facts.efi).toEqual({ secure: false });
     expect(facts.nvram?.path).toBe("/v/nv.fd");
     expect(facts.tpm).toEqual({ model: "tpm-crb", backend: "emulator" });
     expect(facts.memoryMb).toBe(768);
@@ -171,6 +172,17 @@ describe("readDomain", () => {
     const { preset, rejected } = adoptable(readDomain(xml, "d").found);
     expect(preset).toEqual({ mac_address: "52:54:00:12:34:56" });
     expect(rejected.map((r) => r.field).sort()).toEqual(["motherboard_serial", "vm_uuid"]);
+  });
+
+  it("reads UEFI from <os firmware='efi'> with Secure Boot, without an explicit loader", () => {
+    const xml = `<domain type='kvm'><name>d</name><os firmware='efi'><type>hvm</type>
+      <firmware><feature enabled='yes' name='secure-boot'/></firmware></os></domain>`;
+    const facts = readDomain(xml, "d");
+    expect(facts.loader).toBeUndefined();
+    expect(facts.efi).toEqual({ secure: true });
+    expect(readDomain("<domain><name>b</name><os><type>hvm</type></os></domain>", "b").efi).toBe(
+      undefined,
+    );
   });
 });
 
