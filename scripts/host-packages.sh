@@ -7,8 +7,10 @@
 # images), the registry's (python3, make and g++ build better-sqlite3's
 # native module at `npm ci`; postgresql runs the shared-registry tests),
 # mmdebstrap and GRUB's EFI modules for the Debian guest images of
-# test/e2e/debian, and qemu-ga for the guest agent client tests, only those
-# that are missing.
+# test/e2e/debian, qemu-ga for the guest agent client tests, and libvirt
+# (the daemon, virsh and virt-xml-validate, and virtinst's virt-clone and
+# virt-xml) for `glint libvirt` and its tests, only those that are missing.
+# The libvirt tests start their own libvirtd; no service needs to run.
 set -euo pipefail
 PACKAGES=(
   qemu-system-x86 qemu-utils ovmf swtpm swtpm-tools genisoimage
@@ -17,6 +19,7 @@ PACKAGES=(
   qemu-system-common fuse3 gdisk fdisk dosfstools mtools xfsprogs cryptsetup-bin
   python3 make g++ postgresql
   mmdebstrap grub-efi-amd64-bin qemu-guest-agent
+  libvirt-daemon-system libvirt-clients virtinst
 )
 missing=()
 for pkg in "${PACKAGES[@]}"; do

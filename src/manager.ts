@@ -11,9 +11,9 @@ import {
 } from "./guest/index.js";
 import { requireTool } from "./host/tools.js";
 import type { RandomSource } from "./identity/generate.js";
-import { extraMacsOf, type SystemIdentifiers } from "./identity/model.js";
+import { extraMacsOf, type IdentifierField, type SystemIdentifiers } from "./identity/model.js";
 import { POLICIES, type PolicyName } from "./identity/policies.js";
-import { type CreateVmOptions, createVm } from "./ops/create.js";
+import { adoptVm, type CreateVmOptions, createVm } from "./ops/create.js";
 import { sysprepInputFor } from "./ops/disk-identity.js";
 import { checkEdit, type EditChanges, editVm } from "./ops/edit.js";
 import {
@@ -30,6 +30,7 @@ import { DEFAULT_STEPS, resetOne } from "./ops/reset-steps.js";
 import { type RunOptions, type RunResult, runVm, vmArgv } from "./ops/run.js";
 import { applyIdentifiersToQemuCommand } from "./qemu/index.js";
 import { checkedMacPrefix } from "./registry/mac.js";
+import { registryValue } from "./registry/model.js";
 import { Registry } from "./registry/registry.js";
 import { type SysprepOptions, type SysprepReport, sysprepImage } from "./sysprep/index.js";
 import { Engine, type OperationOptions, type OperationResult } from "./txn/engine.js";
@@ -53,6 +54,7 @@ export type {
   OperationResult,
   RestoreOptions,
   RestoreResult,
+  UsableVm,
 };
 
 export interface UuidManagerOptions {
@@ -412,8 +414,46 @@ export class UuidManager {
     return this.engine.withVm(this.paths(vm), "glint run", go);
   }
 
-  private usable(vm: string): Promise<UsableVm> {
+  /** The identity and config of a VM about to be used (checked against every other VM). Reads only. */
+  usable(vm: string): Promise<UsableVm> {
     return readUsable(this.paths(vm), () => this.registry());
+  }
+
+  /** Run `fn` on the usable VM holding its lock (refused while its QEMU runs). */
+  async withUsableVm<T>(vm: string, purpose: string, fn: (vm: UsableVm) => Promise<T>): Promise<T> {
+    return this.engine.withVm(this.paths(vm), purpose, async () => fn(await this.usable(vm)));
+  }
+
+  /**
+   * Adopt an identity into a new VM (`glint libvirt import`): under the VM's
+   * lock, `setup` writes its config and files, then the values of `preset`
+   * are taken where no VM holds them and every other value is drawn, through
+   * the engine like a create. Resolves to the result and the preset values
+   * another VM holds (drawn fresh instead).
+   */
+  async adoptVm(
+    vm: string,
+    setup: (paths: VmPaths) => Promise<void>,
+    preset: NonNullable<OperationOptions["preset"]>,
+    options: Pick<OperationOptions, "onProgress"> = {},
+  ): Promise<{ result: OperationResult; collisions: Duplicate[] }> {
+    const paths = this.paths(vm);
+    return this.engine.withVm(paths, "glint libvirt import", async () => {
+      const taken = new Map<IdentifierField, string>();
+      const result = await adoptVm(this.engine, paths, setup, {
+        ...options,
+        preset,
+        onPresetTaken: (field, value) => taken.set(field, value),
+      });
+      const registry = await this.registry();
+      const collisions: Duplicate[] = [];
+      for (const [field, value] of taken) {
+        const rows = await registry.ownersOf([registryValue(field, value)]);
+        const owners = rows.map((r) => r.vm).filter((o) => o !== vm);
+        collisions.push({ field, value, vms: owners });
+      }
+      return { result, collisions };
+    });
   }
 
   /**

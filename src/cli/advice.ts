@@ -19,11 +19,15 @@ export function adviceFor(error: GlintError): string | undefined {
         return `create it with \`glint create ${vm}\``;
       if (d.reason === "uefi-seed") return `recreate them with \`glint nuke ${vm}\``;
       if (d.reason === "overlay") return `recreate it (e.g. \`glint regen disk ${vm}\`)`;
+      if (d.reason === "no-domain")
+        return "list the domains with `virsh list --all` (with the same --connect URI)";
       return undefined;
     case "busy":
       if (d.reason === "backup-running") return undefined;
       if (d.reason === "running")
         return `stop the VM first (its QEMU runs as process ${d.pid ?? "?"})`;
+      if (d.reason === "domain-running")
+        return "shut the domain down first (`virsh shutdown <domain>`), then sync again";
       return "wait for it to finish (or stop it) and try again";
     case "invalid-file":
       if (d.reason === "identifiers")
@@ -46,6 +50,8 @@ export function adviceFor(error: GlintError): string | undefined {
         return `use \`glint create ${vm} --force\` to replace them (the old ones are kept in history/)`;
       if (d.reason === "exists")
         return `disk and firmware options only apply to a new VM: use another name, or \`glint nuke ${vm}\` to reset it`;
+      if (d.reason === "domain-exists")
+        return `update it with \`glint libvirt sync ${vm}\`, or choose another name with --name`;
       if (d.reason === "duplicate" || d.reason === "journal-duplicate")
         return `give one of them a new identity with \`glint regen base ${vm}\`, and run \`glint doctor\` to list every duplicate`;
       return undefined;
@@ -57,6 +63,10 @@ export function adviceFor(error: GlintError): string | undefined {
       if (d.reason === "drift" || d.reason === "duplicates-found")
         return "give one of each pair a new identity with `glint regen base <vm>`, then run `glint registry rebuild`";
       return "check that the registry is reachable (--registry, GLINT_REGISTRY or .glint/config.json) and run the command again; nothing was changed";
+    case "tool-failed":
+      if (d.reason === "libvirt-unreachable")
+        return "check that the libvirt daemon (libvirtd or virtqemud) runs and that --connect names its URI";
+      return undefined;
     case "unsupported":
       if (d.reason === "no-tpm") return "it was created without --tpm";
       return undefined;

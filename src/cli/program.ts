@@ -17,6 +17,7 @@ import { addCreateCommand } from "./commands/create.js";
 import { addDoctorCommand } from "./commands/doctor.js";
 import { addEditCommand } from "./commands/edit.js";
 import { addHistoryCommand } from "./commands/history.js";
+import { addLibvirtCommands } from "./commands/libvirt.js";
 import { addLifecycleCommands } from "./commands/lifecycle.js";
 import { addListCommand } from "./commands/list.js";
 import { addMenuCommand } from "./commands/menu.js";
@@ -79,6 +80,7 @@ const COMMANDS: readonly ((program: Command, env: CliEnv) => void)[] = [
   addRunCommand,
   addSysprepCommand,
   addVerifyCommand,
+  addLibvirtCommands,
   (program, env) => addRegistryCommands(program, env.io, env.manager),
   addScriptCommand,
   addDoctorCommand,

@@ -40,6 +40,9 @@ export const TOOLS = {
   cryptsetup: { debianPackage: "cryptsetup-bin", envVar: "GLINT_CRYPTSETUP" },
   "ssh-keygen": { debianPackage: "openssh-client", envVar: "GLINT_SSH_KEYGEN" },
   cp: { debianPackage: "coreutils", envVar: "GLINT_CP" },
+  // libvirt integration (src/libvirt/).
+  virsh: { debianPackage: "libvirt-clients", envVar: "GLINT_VIRSH" },
+  "virt-xml-validate": { debianPackage: "libvirt-clients", envVar: "GLINT_VIRT_XML_VALIDATE" },
 } as const satisfies Readonly<Record<string, ToolInfo>>;
 
 export type ToolName = keyof typeof TOOLS;

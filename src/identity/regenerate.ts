@@ -38,6 +38,13 @@ export interface RegenerateOptions {
    * redraws every extra MAC too; one that keeps it keeps them.
    */
   extraMacs?: number;
+  /**
+   * Values to take instead of drawing (an adopted identity, e.g. a libvirt
+   * domain's): each is offered first, and one that is held already is
+   * reported to `onPresetTaken` and drawn fresh instead.
+   */
+  preset?: Readonly<Partial<Record<IdentifierField, string>>>;
+  onPresetTaken?: (field: IdentifierField, value: string) => void;
 }
 
 /**
@@ -91,8 +98,21 @@ function* draws(
     }
   }
   for (const field of IDENTIFIER_FIELDS) {
-    values[field] =
-      current && !policy.regenerate.includes(field) ? current[field] : yield* drawOne(field);
+    if (current && !policy.regenerate.includes(field)) {
+      values[field] = current[field];
+      continue;
+    }
+    const preset = options.preset?.[field];
+    if (preset !== undefined) {
+      const key = preset.replaceAll("-", "");
+      if (!drawn.has(key) && !(yield [field, preset])) {
+        values[field] = preset;
+        drawn.add(key);
+        continue;
+      }
+      options.onPresetTaken?.(field, preset);
+    }
+    values[field] = yield* drawOne(field);
   }
   const extraCount = Math.min(
     MAX_EXTRA_MACS,

@@ -91,3 +91,28 @@ export async function createVm(
     throw error;
   }
 }
+
+/**
+ * A new VM with an adopted identity (`glint libvirt import`): `setup` writes
+ * its config and files, then the engine gives it its identity (`options.preset`
+ * where free). Refused if the VM exists; on failure nothing of it is left.
+ */
+export async function adoptVm(
+  engine: Engine,
+  paths: VmPaths,
+  setup: (paths: VmPaths) => Promise<void>,
+  options: OperationOptions,
+): Promise<OperationResult> {
+  if (existsSync(paths.identifiers) || (await nonEmpty(paths.dir))) throw alreadyExists(paths);
+  await fs.mkdir(paths.dir, { recursive: true });
+  await writeFileAtomic(paths.creating, `${process.pid}\n`);
+  try {
+    await setup(paths);
+    return await engine.runPolicy(paths, POLICIES.fresh, options);
+  } catch (error) {
+    if (!existsSync(paths.journal) && !existsSync(paths.identifiers)) {
+      await fs.rm(paths.dir, { recursive: true, force: true });
+    }
+    throw error;
+  }
+}

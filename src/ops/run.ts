@@ -20,8 +20,8 @@ import type { VmConfig } from "../vm/config.js";
 import { VM_FILES, type VmPaths } from "../vm/layout.js";
 import { watchKvmStart } from "./kvm-watch.js";
 
-/** The firmware files QEMU maps for this VM, or undefined for BIOS. Reads only. */
-async function vmFirmware(
+/** The firmware files QEMU (or libvirt) maps for this VM, or undefined for BIOS. Reads only. */
+export async function vmFirmware(
   config: VmConfig,
   paths: VmPaths,
   env: NodeJS.ProcessEnv,

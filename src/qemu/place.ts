@@ -98,7 +98,8 @@ function assertHostname(hostname: string): void {
 /** Printable ASCII without spaces or commas: what every placed value must be after validation. */
 const PLACED_RE = /^[\x21-\x2b\x2d-\x7e]+$/;
 
-interface Placement {
+/** Every value of an identity as QEMU receives it (also what the libvirt domain XML carries). */
+export interface Placement {
   uuid: string;
   mac: string;
   diskSerial: string;
@@ -152,6 +153,15 @@ function planPlacement(ids: SystemIdentifiers, hostname: string | undefined): Pl
     }
   }
   return plan;
+}
+
+/**
+ * The identity's values as placed (validated, derived: serials, disk serial,
+ * OEM strings in order, with the hostname credential when given).
+ */
+export function identityPlacement(ids: SystemIdentifiers, hostname?: string): Placement {
+  assertPlaceableIdentifiers(ids);
+  return planPlacement(ids, hostname);
 }
 
 /** QEMU's number syntax for option values (strtoull with base 0). */

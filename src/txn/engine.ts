@@ -23,6 +23,7 @@ import { GlintError, glintError, messageOf } from "../errors.js";
 import type { RandomSource } from "../identity/generate.js";
 import { parseIdentifiers, type SystemIdentifiers } from "../identity/model.js";
 import { POLICIES, type Policy, type PolicyName, type ResetStep } from "../identity/policies.js";
+import type { RegenerateOptions } from "../identity/regenerate.js";
 import type { Registry } from "../registry/registry.js";
 import { removeStaleTemps } from "../vm/atomic.js";
 import { extraNicCount, type VmConfig } from "../vm/config.js";
@@ -69,6 +70,10 @@ export interface OperationOptions {
   discardOverlay?: boolean;
   /** Called before each visible step (for spinners). */
   onProgress?: (message: string) => void;
+  /** Values to adopt instead of drawing (`glint libvirt import`); a held one is drawn fresh. */
+  preset?: RegenerateOptions["preset"];
+  /** Told of each preset value that another VM holds. */
+  onPresetTaken?: RegenerateOptions["onPresetTaken"];
 }
 
 export class Engine {
@@ -194,6 +199,8 @@ export class Engine {
           random: this.options.random,
           macPrefix,
           extraMacs: extraNicCount(config),
+          preset: options.preset,
+          onPresetTaken: options.onPresetTaken,
           pending: (identifiers) => ({
             policy: policy.name,
             stage: "reserved",

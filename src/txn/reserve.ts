@@ -12,7 +12,7 @@ import { glintError, messageOf } from "../errors.js";
 import type { RandomSource } from "../identity/generate.js";
 import type { SystemIdentifiers } from "../identity/model.js";
 import type { Policy } from "../identity/policies.js";
-import { applyPolicyAsync } from "../identity/regenerate.js";
+import { applyPolicyAsync, type RegenerateOptions } from "../identity/regenerate.js";
 import { type RegistryValue, registryValue, slotOf, valuesOf } from "../registry/model.js";
 import type { Conflict, Registry } from "../registry/registry.js";
 import type { VmPaths } from "../vm/layout.js";
@@ -64,6 +64,9 @@ export interface DrawOptions {
   readonly macPrefix?: string | undefined;
   /** How many extra NICs the VM's config has (see RegenerateOptions.extraMacs). */
   readonly extraMacs?: number | undefined;
+  /** Values to offer before drawing (see RegenerateOptions.preset). */
+  readonly preset?: RegenerateOptions["preset"];
+  readonly onPresetTaken?: RegenerateOptions["onPresetTaken"];
   /** The journal entry for a drawn identity. */
   readonly pending: (identifiers: SystemIdentifiers) => PendingOperation;
 }
@@ -93,6 +96,8 @@ export async function drawAndReserve(o: DrawOptions): Promise<PendingOperation> 
         ...(o.random ? { random: o.random } : {}),
         ...(o.macPrefix ? { macPrefix: o.macPrefix } : {}),
         ...(o.extraMacs ? { extraMacs: o.extraMacs } : {}),
+        ...(o.preset ? { preset: o.preset } : {}),
+        ...(o.onPresetTaken ? { onPresetTaken: o.onPresetTaken } : {}),
       },
     );
     const fresh = newValues(identifiers, o.previous);

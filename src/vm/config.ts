@@ -62,6 +62,18 @@ export const vmConfigSchema = z.looseObject({
    */
   firmware_code: z.string().min(1).nullable().default(null),
   created_at: timestamp.optional(),
+  /**
+   * The libvirt domain this VM was defined as or imported from
+   * (`glint libvirt define|import`), and the daemon's URI (null: virsh's default).
+   */
+  libvirt: z
+    .strictObject({
+      domain: z.string().min(1),
+      uri: z.string().min(1).nullable(),
+      /** The domain's disks when it was imported (they stay where they are). */
+      disks: z.array(z.string().min(1)).optional(),
+    })
+    .optional(),
 });
 
 export type VmConfig = z.infer<typeof vmConfigSchema>;

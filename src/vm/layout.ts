@@ -240,6 +240,25 @@ export function historyPath(paths: VmPaths, file: string, label: string): string
   );
 }
 
+/**
+ * Where a privileged libvirt keeps an emulated TPM's state
+ * (`<dir>/<domain uuid>/tpm2/`); `$GLINT_LIBVIRT_SWTPM_DIR` overrides it.
+ */
+export const LIBVIRT_SWTPM_DIR = "/var/lib/libvirt/swtpm";
+
+/** The TPM 2.0 state directory libvirt uses for domain `uuid`. */
+export function libvirtTpmStateDir(swtpmDir: string, uuid: string): string {
+  return path.join(swtpmDir, uuid, "tpm2");
+}
+
+/** A copy of a libvirt domain's XML kept in history/ before `glint libvirt sync` replaces it. */
+export function libvirtBackupPath(paths: VmPaths, domain: string): string {
+  return path.join(
+    paths.history,
+    `${stamp()}_libvirt_${domain}-${randomBytes(3).toString("hex")}.xml`,
+  );
+}
+
 /** Archived identities in history/. */
 export const HISTORY_IDENTIFIERS_RE = /_identifiers-[0-9a-f]{6}\.json$/;
 
