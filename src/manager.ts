@@ -1,5 +1,6 @@
 import { readEkFingerprint } from "./firmware/index.js";
 import {
+  guestOptionsOf,
   hostnameFor,
   renderPostInstallScript,
   createPostInstallScript as writeScriptFile,
@@ -21,10 +22,18 @@ import {
 } from "./ops/inspect.js";
 import { DEFAULT_STEPS, resetOne } from "./ops/reset-steps.js";
 import { type RunOptions, type RunResult, runVm, vmArgv } from "./ops/run.js";
+import { templateFromConfig } from "./ops/template.js";
 import { applyIdentifiersToQemuCommand } from "./qemu/index.js";
 import { checkedMacPrefix } from "./registry/mac.js";
 import { Registry } from "./registry/registry.js";
 import { type SysprepOptions, type SysprepReport, sysprepImage } from "./sysprep/index.js";
+import {
+  listTemplates,
+  readTemplate,
+  removeTemplate,
+  saveTemplate,
+  type TemplateEntry,
+} from "./templates/index.js";
 import { Engine, type OperationOptions, type OperationResult } from "./txn/engine.js";
 import type { ResetSteps } from "./txn/steps.js";
 import type { VmConfig } from "./vm/config.js";
@@ -72,7 +81,7 @@ export class UuidManager {
       storeLockWaitMs: options.storeLockWaitMs ?? 30_000,
       notify,
       registry: () => this.registry(),
-      macPrefix: (registry) => checkedMacPrefix(this.home, registry, notify),
+      macPrefix: (registry, prefix) => checkedMacPrefix(this.home, registry, notify, prefix),
     });
   }
 
@@ -225,14 +234,14 @@ export class UuidManager {
     const paths = this.paths(vm);
     return this.engine.withVm(paths, "glint script", async () => {
       const { ids, config } = await this.usable(vm);
-      return writeScriptFile(paths, identifiers ?? ids, { hostnameFrom: config.hostname_from });
+      return writeScriptFile(paths, identifiers ?? ids, guestOptionsOf(config));
     });
   }
 
   /** The post-install script's text for the current identity. */
   async renderPostInstallScript(vm: string): Promise<string> {
     const { ids, config } = await this.usable(vm);
-    return renderPostInstallScript(vm, ids, { hostnameFrom: config.hostname_from });
+    return renderPostInstallScript(vm, ids, guestOptionsOf(config));
   }
 
   /** Rebuild `<vm>/seed.iso` (cloud-init NoCloud, label cidata); returns its path. */
@@ -240,7 +249,7 @@ export class UuidManager {
     const paths = this.paths(vm);
     return this.engine.withVm(paths, "glint seed", async () => {
       const { ids, config } = await this.usable(vm);
-      return writeSeed(paths, ids, { hostnameFrom: config.hostname_from, env: this.env });
+      return writeSeed(paths, ids, { ...guestOptionsOf(config), env: this.env });
     });
   }
 
@@ -268,7 +277,7 @@ export class UuidManager {
   async sysprep(vm: string, image: string, options: SysprepOptions = {}): Promise<SysprepReport> {
     const apply = async () => {
       const { ids, config } = await this.usable(vm);
-      const hostname = hostnameFor(vm, ids, config.hostname_from);
+      const hostname = hostnameFor(vm, ids, config.hostname_from, config.hostname_pattern);
       return sysprepImage(
         image,
         { vmName: vm, identifiers: ids, hostname },
@@ -277,6 +286,41 @@ export class UuidManager {
     };
     if (options.dryRun) return apply();
     return this.engine.withVm(this.paths(vm), "glint sysprep", apply);
+  }
+
+  /** The predefined templates and the home's (`<home>/.glint/templates/`). */
+  async listTemplates(): Promise<TemplateEntry[]> {
+    return listTemplates(this.home);
+  }
+
+  /** Template `name` (predefined, else the home's). */
+  async getTemplate(name: string): Promise<TemplateEntry> {
+    return readTemplate(this.home, name);
+  }
+
+  /** Validate and save template `name` (its base must exist); `force` replaces one. */
+  async saveTemplate(
+    name: string,
+    data: unknown,
+    options: { force?: boolean } = {},
+  ): Promise<TemplateEntry> {
+    return saveTemplate(this.home, name, data, options);
+  }
+
+  /** Save a template that makes VMs like `vm` (its config, not its identity). */
+  async saveTemplateFromVm(
+    name: string,
+    vm: string,
+    options: { force?: boolean; description?: string } = {},
+  ): Promise<TemplateEntry> {
+    await this.assertExists(vm);
+    const config = await this.getConfig(vm);
+    return saveTemplate(this.home, name, templateFromConfig(config, options.description), options);
+  }
+
+  /** Remove the home's template `name`; returns the file removed. */
+  async removeTemplate(name: string): Promise<string> {
+    return removeTemplate(this.home, name);
   }
 
   /** Every value that two VMs of the home hold (a scan of the files). */

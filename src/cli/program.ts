@@ -27,6 +27,7 @@ import { addScriptCommand } from "./commands/script.js";
 import { addSeedCommand } from "./commands/seed.js";
 import { addShowCommand } from "./commands/show.js";
 import { addSysprepCommand } from "./commands/sysprep.js";
+import { addTemplateCommands } from "./commands/template.js";
 import { addVerifyCommand } from "./commands/verify.js";
 import type { CliEnv } from "./common.js";
 import { configuredHome } from "./config.js";
@@ -82,6 +83,7 @@ const COMMANDS: readonly ((program: Command, env: CliEnv) => void)[] = [
   addSeedCommand,
   addLifecycleCommands,
   addEditCommand,
+  addTemplateCommands,
   addCompletionCommands,
   addMenuCommand,
 ];

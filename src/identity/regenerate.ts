@@ -3,7 +3,7 @@
  * until it is unique in the store.
  */
 import { GlintError } from "../errors.js";
-import { cryptoRandom, drawIdentifier, type RandomSource } from "./generate.js";
+import { cryptoRandom, drawIdentifier, type RandomSource, type SerialFormats } from "./generate.js";
 import {
   IDENTIFIER_FIELDS,
   type IdentifierField,
@@ -23,6 +23,8 @@ export interface RegenerateOptions {
   random?: RandomSource;
   /** The home's MAC prefix (52:54:00 by default). */
   macPrefix?: string;
+  /** The VM's serial formats (from its template). */
+  serialFormats?: SerialFormats;
   now?: Date;
   /** Upper bound on draws per field before giving up (the space is exhausted). */
   maxAttempts?: number;
@@ -63,7 +65,7 @@ function* draws(
     }
     let attempt = 0;
     for (;;) {
-      const v = drawIdentifier(field, random, options.macPrefix);
+      const v = drawIdentifier(field, random, options.macPrefix, options.serialFormats);
       const key = v.replaceAll("-", "");
       if (!drawn.has(key) && !(yield [field, v])) {
         values[field] = v;

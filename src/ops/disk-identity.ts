@@ -43,7 +43,12 @@ export async function identifyDisk(
     {
       vmName: ctx.paths.name,
       identifiers: ctx.identifiers,
-      hostname: hostnameFor(ctx.paths.name, ctx.identifiers, ctx.config.hostname_from),
+      hostname: hostnameFor(
+        ctx.paths.name,
+        ctx.identifiers,
+        ctx.config.hostname_from,
+        ctx.config.hostname_pattern,
+      ),
       previousMap: ctx.config.sysprep_values,
     },
     { env: ctx.env },

@@ -55,6 +55,8 @@ export {
 export const HOSTNAME_RE =
   /^(?=.{1,253}$)[A-Za-z0-9][A-Za-z0-9-]{0,62}(?:\.[A-Za-z0-9][A-Za-z0-9-]{0,62})*$/;
 
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
 /** Drivers treated as network cards (for `mac=`). */
 export const NIC_DRIVER_RE =
   /^(virtio-net|e1000|rtl8139|ne2k|pcnet|vmxnet|i825|i8280|usb-net|tulip|igb|sungem|lan9118|smc91c111)/;
@@ -242,6 +244,11 @@ function setDeviceProperty(arg: string, dev: DeviceForm, key: string, value: str
 export interface ApplyIdentifiersOptions {
   /** Adds the `io.systemd.credential:system.hostname=` OEM string. */
   readonly hostname?: string;
+  /**
+   * The SMBIOS system serial (type 1) instead of `GLINT-<smbios_uuid>`: the
+   * OpenStack profile gives the VM UUID, as Nova does. Must be a UUID.
+   */
+  readonly systemSerial?: string;
 }
 
 /**
@@ -268,6 +275,12 @@ export function placeIdentity(
   options: ApplyIdentifiersOptions = {},
 ): string[] {
   const plan = planPlacement(ids, options.hostname);
+  if (options.systemSerial !== undefined) {
+    if (!UUID_RE.test(options.systemSerial)) {
+      throw new GlintError(`refusing to pass system serial ${shown(options.systemSerial)} to QEMU`);
+    }
+    plan.smbios.set(1, options.systemSerial);
+  }
   const out: ArgvToken[] = [];
   let nicDone = false;
   let diskDone = false;

@@ -55,7 +55,7 @@ export interface EngineOptions {
   /** The registry of issued values (see src/registry/); opened on first use. */
   readonly registry: () => Promise<Registry>;
   /** A MAC prefix check before drawing (see src/registry/mac.ts). */
-  readonly macPrefix?: (registry: Registry) => Promise<string | undefined>;
+  readonly macPrefix?: (registry: Registry, prefix?: string) => Promise<string | undefined>;
 }
 
 export interface OperationOptions {
@@ -183,7 +183,7 @@ export class Engine {
     // Phase 1: draw values, record them in the journal, then reserve them in
     // the registry (which refuses any value issued before, by any host).
     const registry = await this.registry();
-    const macPrefix = await this.options.macPrefix?.(registry);
+    const macPrefix = await this.options.macPrefix?.(registry, config.mac_prefix ?? undefined);
     const op = await withLock(
       storePaths(this.options.home).lock,
       { purpose: "drawing identifiers", waitMs: this.options.storeLockWaitMs },
@@ -193,8 +193,8 @@ export class Engine {
           policy,
           previous,
           registry,
-          random: this.options.random,
-          macPrefix,
+          ...{ random: this.options.random, macPrefix },
+          serialFormats: config.serial_formats ?? undefined, // a template's (config.json)
           pending: (identifiers) => ({
             policy: policy.name,
             stage: "reserved",

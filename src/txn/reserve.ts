@@ -9,7 +9,7 @@
  * the journal is removed: nothing is left.
  */
 import { glintError, messageOf } from "../errors.js";
-import type { RandomSource } from "../identity/generate.js";
+import type { RandomSource, SerialFormats } from "../identity/generate.js";
 import type { SystemIdentifiers } from "../identity/model.js";
 import type { Policy } from "../identity/policies.js";
 import { applyPolicyAsync } from "../identity/regenerate.js";
@@ -62,6 +62,7 @@ export interface DrawOptions {
   readonly registry: Registry;
   readonly random?: RandomSource | undefined;
   readonly macPrefix?: string | undefined;
+  readonly serialFormats?: SerialFormats | undefined;
   /** The journal entry for a drawn identity. */
   readonly pending: (identifiers: SystemIdentifiers) => PendingOperation;
 }
@@ -90,6 +91,7 @@ export async function drawAndReserve(o: DrawOptions): Promise<PendingOperation> 
       {
         ...(o.random ? { random: o.random } : {}),
         ...(o.macPrefix ? { macPrefix: o.macPrefix } : {}),
+        ...(o.serialFormats ? { serialFormats: o.serialFormats } : {}),
       },
     );
     const fresh = newValues(identifiers, o.previous);
