@@ -18,7 +18,6 @@ beforeAll(async () => {
   templates = path.join(home, ".glint", "templates");
 });
 
-const glint = (...args: string[]) => runCli([...args, "--home", home]);
 const glintOk = (...args: string[]) => runCliOk([...args, "--home", home]);
 
 async function snapshot(): Promise<string[]> {
