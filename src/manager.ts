@@ -244,7 +244,7 @@ export class UuidManager {
     return renderPostInstallScript(vm, ids, guestOptionsOf(config));
   }
 
-  /** Rebuild `<vm>/seed.iso` (cloud-init NoCloud, label cidata); returns its path. */
+  /** Rebuild `<vm>/seed.iso` (NoCloud, label cidata) or `config-drive.iso` (OpenStack); returns its path. */
   async writeSeedIso(vm: string): Promise<string> {
     const paths = this.paths(vm);
     return this.engine.withVm(paths, "glint seed", async () => {
