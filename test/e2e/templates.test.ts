@@ -113,5 +113,13 @@ describe("a guest booted from each predefined template", () => {
     expect(net.links[0].ethernet_mac_address).toBe(ids.mac_address);
     expect(markerValue(markers, `mac:eth0`)).toBe(ids.mac_address);
     expect(markers.config2_version).toEqual(["2012-08-10", "2015-10-15", "latest"]);
-  }, 300_000);
+    // After nuke the rebuilt drive carries the new instance-id (uuid), and the SMBIOS serial follows.
+    await runCliOk(["nuke", "tpl-os-1", "--yes", "--home", home]);
+    const next = await readIds(home, "tpl-os-1");
+    const again = (await bootWithGlint(home, "tpl-os-1", guest)).markers;
+    const meta2 = JSON.parse(markerValue(again, "config2:latest/meta_data.json"));
+    expect(meta2.uuid).toBe(next.vm_uuid);
+    expect(meta2.uuid).not.toBe(meta.uuid);
+    expect(markerValue(again, "product_serial")).toBe(next.vm_uuid);
+  }, 400_000);
 });
