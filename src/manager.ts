@@ -1,7 +1,6 @@
 import { readEkFingerprint } from "./firmware/index.js";
 import {
   guestOptionsOf,
-  hostnameFor,
   renderPostInstallScript,
   createPostInstallScript as writeScriptFile,
   writeSeed,
@@ -11,6 +10,7 @@ import type { RandomSource } from "./identity/generate.js";
 import type { SystemIdentifiers } from "./identity/model.js";
 import { POLICIES, type PolicyName } from "./identity/policies.js";
 import { type CreateVmOptions, createVm } from "./ops/create.js";
+import { sysprepInputFor } from "./ops/disk-identity.js";
 import {
   assertHasIdentity,
   assertNotBusy,
@@ -277,12 +277,7 @@ export class UuidManager {
   async sysprep(vm: string, image: string, options: SysprepOptions = {}): Promise<SysprepReport> {
     const apply = async () => {
       const { ids, config } = await this.usable(vm);
-      const hostname = hostnameFor(vm, ids, config.hostname_from, config.hostname_pattern);
-      return sysprepImage(
-        image,
-        { vmName: vm, identifiers: ids, hostname },
-        { ...options, env: this.env },
-      );
+      return sysprepImage(image, sysprepInputFor(vm, ids, config), { ...options, env: this.env });
     };
     if (options.dryRun) return apply();
     return this.engine.withVm(this.paths(vm), "glint sysprep", apply);
