@@ -12,7 +12,7 @@ export {
   MissingToolError,
   UsageError,
 } from "./errors.js";
-export { renderPostInstallScript } from "./guest/index.js";
+export { buildConfigDrive, renderPostInstallScript } from "./guest/index.js";
 export {
   cryptoRandom,
   drawIdentifier,
@@ -52,5 +52,11 @@ export {
   sysprepImage,
   sysprepMappingMarkdown,
 } from "./sysprep/index.js";
+export {
+  parseTemplate,
+  type Template,
+  type TemplateEntry,
+  templateSchema,
+} from "./templates/index.js";
 export type { VmConfig } from "./vm/config.js";
 export { resolveHome, type VmPaths, vmPaths } from "./vm/layout.js";
