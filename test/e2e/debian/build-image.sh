@@ -57,10 +57,12 @@ ln -sf /etc/systemd/system/glint-report.service "$rootdir/etc/systemd/system/clo
 printf '%s\n' "$machine_id" >"$rootdir/etc/machine-id"
 echo debian-base >"$rootdir/etc/hostname"
 mkdir -p "$rootdir/boot/efi" "$rootdir/boot/grub"
+# Under TCG on a busy host, udev may take longer than systemd's default 90 s
+# to announce the ESP, which would end the boot in emergency mode.
 cat >"$rootdir/etc/fstab" <<FSTAB
 # <file system> <mount point> <type> <options> <dump> <pass>
 UUID=$root_uuid / ext4 errors=remount-ro 0 1
-UUID=$esp_id /boot/efi vfat umask=0077 0 1
+UUID=$esp_id /boot/efi vfat umask=0077,x-systemd.device-timeout=10min 0 1
 FSTAB
 kernel=$(find "$rootdir/boot" -maxdepth 1 -name 'vmlinuz-*' -printf '%f\n' | sort -V | tail -n1)
 initrd="initrd.img-${kernel#vmlinuz-}"

@@ -1,7 +1,7 @@
 /**
  * Offline edits of a test VM's overlay with the sysprep engine's own parts
- * (qemu-storage-daemon FUSE export + debugfs): here, emptying /etc/machine-id
- * as a sealed golden image has it.
+ * (qemu-storage-daemon FUSE export + debugfs): here, sealing it as a golden
+ * image is sealed, with an empty /etc/machine-id and no /etc/hostname.
  */
 import { promises as fs } from "node:fs";
 import { applyEdits, isReg, listDirs } from "../../../src/sysprep/ext4.js";
@@ -9,8 +9,12 @@ import { ImageExport } from "../../../src/sysprep/fuse-export.js";
 import { makeWorkDir } from "../../../src/sysprep/image.js";
 import { readLayout } from "../../../src/sysprep/layout.js";
 
-/** Make `/etc/machine-id` of the image's ext root an empty file (mode 0444). */
-export async function emptyMachineId(image: string): Promise<void> {
+/**
+ * Make `/etc/machine-id` of the image's ext root an empty file (mode 0444)
+ * and remove `/etc/hostname`, so that systemd looks for both in its
+ * credentials.
+ */
+export async function sealImage(image: string): Promise<void> {
   const workDir = await makeWorkDir();
   let ex: ImageExport | undefined;
   try {
@@ -23,6 +27,8 @@ export async function emptyMachineId(image: string): Promise<void> {
     const etc = (await listDirs(file, ["/etc"], { workDir })).get("/etc") ?? [];
     const entry = etc.find((e) => e.name === "machine-id");
     if (!entry || !isReg(entry)) throw new Error(`${image}: no /etc/machine-id`);
+    const hostname = etc.find((e) => e.name === "hostname");
+    if (!hostname || !isReg(hostname)) throw new Error(`${image}: no /etc/hostname`);
     await applyEdits(
       file,
       [
@@ -35,6 +41,7 @@ export async function emptyMachineId(image: string): Promise<void> {
           gid: 0,
           replace: true,
         },
+        { op: "rm", path: "/etc/hostname" },
       ],
       { workDir },
     );

@@ -13,7 +13,7 @@ import { vmPaths } from "../../../src/vm/layout.js";
 import { runCli as glint, runCliOk as glintOk, readIds } from "../../support/cli.js";
 import { tempDir as tempHome } from "../../support/tmp.js";
 import { bootDebian, type DebianBoot, STAY_UP, startDebian } from "./boot.js";
-import { emptyMachineId } from "./edit.js";
+import { sealImage } from "./edit.js";
 import { type DebianImage, type DebianSuite, debianImage } from "./image.js";
 import { type GuestReport, macs, sshFingerprints } from "./report.js";
 
@@ -206,7 +206,7 @@ export function debianScenario(suite: DebianSuite, options: ScenarioOptions = {}
       BOOTS_LIMIT_MS,
     );
 
-    /** c: not re-identified offline, with an empty /etc/machine-id (Debian 13). */
+    /** c: not re-identified offline, sealed: an empty /etc/machine-id, no /etc/hostname (Debian 13). */
     const bootCredentialOnly = async (): Promise<DebianBoot> => {
       await glintOk([
         "create",
@@ -222,7 +222,7 @@ export function debianScenario(suite: DebianSuite, options: ScenarioOptions = {}
         "--memory",
         "1024",
       ]);
-      await emptyMachineId(vmPaths(home, "c").overlay);
+      await sealImage(vmPaths(home, "c").overlay);
       return bootDebian(home, "c", path.join(home, "c-boot1.log"));
     };
     let cBoot: Promise<DebianBoot> | undefined;
@@ -251,7 +251,7 @@ export function debianScenario(suite: DebianSuite, options: ScenarioOptions = {}
 
     if (options.credentialOnly) {
       it(
-        "without sysprep and with an empty /etc/machine-id, systemd takes the machine-id from Glint's SMBIOS credential",
+        "without sysprep, sealed (empty /etc/machine-id, no /etc/hostname), systemd takes the machine-id and hostname from Glint's SMBIOS credentials",
         async () => {
           const boot = await (cBoot ?? bootCredentialOnly());
           process.stderr.write(`${suite} c (credential only): reported in ${boot.seconds} s\n`);
@@ -263,9 +263,18 @@ export function debianScenario(suite: DebianSuite, options: ScenarioOptions = {}
             source:
               /machine id from credential/i.test(boot.serial) ||
               /credential/i.test(boot.report.machine_id_log ?? ""),
+            // PID 1 names the host long before cloud-init runs: with no
+            // /etc/hostname, from the system.hostname credential.
+            pid1Hostname: /systemd\[1\]: Hostname set to <c>/.test(boot.serial),
             // The guest script found the machine-id right: no reboot was needed.
             reboot: boot.serial.includes("GLINT:state=reboot-pending"),
-          }).toEqual({ machine_id: ids.machine_id, hostname: "c", source: true, reboot: false });
+          }).toEqual({
+            machine_id: ids.machine_id,
+            hostname: "c",
+            source: true,
+            pid1Hostname: true,
+            reboot: false,
+          });
         },
         BOOTS_LIMIT_MS,
       );
