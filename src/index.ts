@@ -28,7 +28,7 @@ export {
   MissingToolError,
   UsageError,
 } from "./errors.js";
-export { renderPostInstallScript } from "./guest/index.js";
+export { buildConfigDrive, renderPostInstallScript } from "./guest/index.js";
 export {
   cryptoRandom,
   drawIdentifier,
@@ -68,5 +68,11 @@ export {
   sysprepImage,
   sysprepMappingMarkdown,
 } from "./sysprep/index.js";
+export {
+  parseTemplate,
+  type Template,
+  type TemplateEntry,
+  templateSchema,
+} from "./templates/index.js";
 export type { VmConfig } from "./vm/config.js";
 export { resolveHome, type VmPaths, vmPaths } from "./vm/layout.js";

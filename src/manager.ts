@@ -5,6 +5,7 @@ import { type RestoreOptions, type RestoreResult, restoreArchive } from "./backu
 import { GlintError } from "./errors.js";
 import { readEkFingerprint } from "./firmware/index.js";
 import {
+  guestOptionsOf,
   renderPostInstallScript,
   createPostInstallScript as writeScriptFile,
   writeSeed,
@@ -28,11 +29,19 @@ import {
 import { assertOwnMacs, ensureExtraMacs, extraMacsNeeded, runNicMacs } from "./ops/nics.js";
 import { DEFAULT_STEPS, resetOne } from "./ops/reset-steps.js";
 import { type RunOptions, type RunResult, runVm, vmArgv } from "./ops/run.js";
+import { templateFromConfig } from "./ops/template.js";
 import { applyIdentifiersToQemuCommand } from "./qemu/index.js";
 import { checkedMacPrefix } from "./registry/mac.js";
 import { registryValue } from "./registry/model.js";
 import { Registry } from "./registry/registry.js";
 import { type SysprepOptions, type SysprepReport, sysprepImage } from "./sysprep/index.js";
+import {
+  listTemplates,
+  readTemplate,
+  removeTemplate,
+  saveTemplate,
+  type TemplateEntry,
+} from "./templates/index.js";
 import { Engine, type OperationOptions, type OperationResult } from "./txn/engine.js";
 import type { ResetSteps } from "./txn/steps.js";
 import type { VmConfig } from "./vm/config.js";
@@ -108,7 +117,7 @@ export class UuidManager {
       storeLockWaitMs: options.storeLockWaitMs ?? 30_000,
       notify,
       registry: () => this.registry(),
-      macPrefix: (registry) => checkedMacPrefix(this.home, registry, notify),
+      macPrefix: (registry, prefix) => checkedMacPrefix(this.home, registry, notify, prefix),
     });
   }
 
@@ -378,22 +387,22 @@ export class UuidManager {
     const paths = this.paths(vm);
     return this.engine.withVm(paths, "glint script", async () => {
       const { ids, config } = await this.usable(vm);
-      return writeScriptFile(paths, identifiers ?? ids, { hostnameFrom: config.hostname_from });
+      return writeScriptFile(paths, identifiers ?? ids, guestOptionsOf(config));
     });
   }
 
   /** The post-install script's text for the current identity. */
   async renderPostInstallScript(vm: string): Promise<string> {
     const { ids, config } = await this.usable(vm);
-    return renderPostInstallScript(vm, ids, { hostnameFrom: config.hostname_from });
+    return renderPostInstallScript(vm, ids, guestOptionsOf(config));
   }
 
-  /** Rebuild `<vm>/seed.iso` (cloud-init NoCloud, label cidata); returns its path. */
+  /** Rebuild `<vm>/seed.iso` (NoCloud, label cidata) or `config-drive.iso` (OpenStack); returns its path. */
   async writeSeedIso(vm: string): Promise<string> {
     const paths = this.paths(vm);
     return this.engine.withVm(paths, "glint seed", async () => {
       const { ids, config } = await this.usable(vm);
-      return writeSeed(paths, ids, { hostnameFrom: config.hostname_from, env: this.env });
+      return writeSeed(paths, ids, { ...guestOptionsOf(config), env: this.env });
     });
   }
 
@@ -475,6 +484,41 @@ export class UuidManager {
         apply,
       ),
     );
+  }
+
+  /** The predefined templates and the home's (`<home>/.glint/templates/`). */
+  async listTemplates(): Promise<TemplateEntry[]> {
+    return listTemplates(this.home);
+  }
+
+  /** Template `name` (predefined, else the home's). */
+  async getTemplate(name: string): Promise<TemplateEntry> {
+    return readTemplate(this.home, name);
+  }
+
+  /** Validate and save template `name` (its base must exist); `force` replaces one. */
+  async saveTemplate(
+    name: string,
+    data: unknown,
+    options: { force?: boolean } = {},
+  ): Promise<TemplateEntry> {
+    return saveTemplate(this.home, name, data, options);
+  }
+
+  /** Save a template that makes VMs like `vm` (its config, not its identity). */
+  async saveTemplateFromVm(
+    name: string,
+    vm: string,
+    options: { force?: boolean; description?: string } = {},
+  ): Promise<TemplateEntry> {
+    await this.assertExists(vm);
+    const config = await this.getConfig(vm);
+    return saveTemplate(this.home, name, templateFromConfig(config, options.description), options);
+  }
+
+  /** Remove the home's template `name`; returns the file removed. */
+  async removeTemplate(name: string): Promise<string> {
+    return removeTemplate(this.home, name);
   }
 
   /** Every value that two VMs of the home hold (a scan of the files). */

@@ -36,6 +36,7 @@ export function adviceFor(error: GlintError): string | undefined {
       if (d.reason === "journal") return "delete it to keep the current identity";
       if (d.reason === "symlink")
         return "replace the link with the real file or directory and try again";
+      if (d.reason === "template") return "fix the template (see README, Identity templates)";
       return "fix it";
     case "interrupted":
       if (d.reason === "pending-create")

@@ -30,6 +30,7 @@ import { addScriptCommand } from "./commands/script.js";
 import { addSeedCommand } from "./commands/seed.js";
 import { addShowCommand } from "./commands/show.js";
 import { addSysprepCommand } from "./commands/sysprep.js";
+import { addTemplateCommands } from "./commands/template.js";
 import { addVerifyCommand } from "./commands/verify.js";
 import type { CliEnv } from "./common.js";
 import { configuredHome } from "./config.js";
@@ -89,6 +90,7 @@ const COMMANDS: readonly ((program: Command, env: CliEnv) => void)[] = [
   addEditCommand,
   addAuditCommand,
   addBackupCommands,
+  addTemplateCommands,
   addCompletionCommands,
   addMenuCommand,
 ];

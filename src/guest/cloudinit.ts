@@ -35,6 +35,10 @@ export interface GuestFiles {
   readonly script: string;
   readonly identityEnv: string;
   readonly seed: SeedFiles;
+  /** The guest hostname the files set. */
+  readonly hostname: string;
+  /** The validated identity the files were built from. */
+  readonly identity: SystemIdentifiers;
 }
 
 const BASE64_RE = /^[A-Za-z0-9+/]+={0,2}$/;
@@ -250,7 +254,7 @@ export function renderGuestFiles(
     userDataComment(vmName, values.GENERATION),
     "user-data",
   )}`;
-  return { script, identityEnv, seed: { metaData, userData } };
+  return { script, identityEnv, seed: { metaData, userData }, hostname, identity: ids };
 }
 
 /** meta-data and user-data for `vmName` with identity `ids`. */

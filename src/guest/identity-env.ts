@@ -102,7 +102,7 @@ export function identityEnvValues(
   const hostnameFrom = checkHostnameFrom(options.hostnameFrom);
   // A guest-facing edge: public callers may hand in any object.
   const valid = parseIdentifiers(ids as unknown, `identifiers of ${vmName}`);
-  const hostname = hostnameFor(vmName, valid, hostnameFrom);
+  const hostname = hostnameFor(vmName, valid, hostnameFrom, options.hostnamePattern ?? null);
   const out = {} as Record<IdentityEnvKey, string>;
   for (const key of IDENTITY_ENV_KEYS) {
     const value = envValue(key, vmName, hostname, valid);

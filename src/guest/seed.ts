@@ -11,8 +11,16 @@ import { runTool } from "../host/tools.js";
 import type { SystemIdentifiers } from "../identity/model.js";
 import { type PreparedChange, preparedChange } from "../txn/change.js";
 import { fsyncFile, renameIntoPlace, tempPathFor } from "../vm/atomic.js";
+import type { CloudProfile } from "../vm/config.js";
 import type { VmPaths } from "../vm/layout.js";
-import { CIDATA_LABEL, renderGuestFiles, type SeedFiles } from "./cloudinit.js";
+import { CIDATA_LABEL, type GuestFiles, renderGuestFiles, type SeedFiles } from "./cloudinit.js";
+import {
+  buildConfigDriveMetaData,
+  buildConfigDriveNetworkData,
+  CONFIG_DRIVE_LABEL,
+  configDriveFiles,
+  type IsoFile,
+} from "./configdrive.js";
 import type { GuestOptions } from "./hostname.js";
 import { writeShareTemps } from "./script.js";
 
@@ -30,8 +38,9 @@ export type SeedOptions = GuestOptions & SeedIsoOptions;
  * Build the ISO into a new fsynced temp file next to `isoPath` and return
  * its path (the caller renames it into place or removes it).
  */
-async function buildSeedIsoTemp(
-  files: SeedFiles,
+async function buildIsoTemp(
+  files: readonly IsoFile[],
+  label: string,
   isoPath: string,
   options: SeedIsoOptions = {},
 ): Promise<string> {
@@ -39,8 +48,13 @@ async function buildSeedIsoTemp(
   const tmp = tempPathFor(isoPath);
   await fs.mkdir(stage, { mode: 0o700 });
   try {
-    await fs.writeFile(path.join(stage, "meta-data"), files.metaData, { mode: 0o644 });
-    await fs.writeFile(path.join(stage, "user-data"), files.userData, { mode: 0o644 });
+    for (const file of files) {
+      // Paths are Glint's own constants (ISO_PATH_RE), never a value.
+      if (!ISO_PATH_RE.test(file.path)) throw new GlintError(`bad ISO path ${file.path}`);
+      const target = path.join(stage, ...file.path.split("/"));
+      await fs.mkdir(path.dirname(target), { recursive: true, mode: 0o755 });
+      await fs.writeFile(target, file.content, { mode: 0o644 });
+    }
     try {
       await runTool(
         "genisoimage",
@@ -51,7 +65,7 @@ async function buildSeedIsoTemp(
           "-output",
           tmp,
           "-volid",
-          CIDATA_LABEL,
+          label,
           "-joliet",
           "-rock",
           stage,
@@ -79,26 +93,71 @@ async function buildSeedIsoTemp(
   }
 }
 
+const ISO_PATH_RE = /^[a-z0-9_-]+(\/[a-z0-9_.-]+)*$/;
+
+/** The NoCloud seed's files. */
+function noCloudFiles(seed: SeedFiles): IsoFile[] {
+  return [
+    { path: "meta-data", content: seed.metaData },
+    { path: "user-data", content: seed.userData },
+  ];
+}
+
 /** Build a NoCloud seed ISO (label `cidata`) at `isoPath`, atomically (temp + rename). */
 export async function buildSeedIso(
   files: SeedFiles,
   isoPath: string,
   options: SeedIsoOptions = {},
 ): Promise<void> {
-  const tmp = await buildSeedIsoTemp(files, isoPath, options);
+  const tmp = await buildIsoTemp(noCloudFiles(files), CIDATA_LABEL, isoPath, options);
   await renameIntoPlace(tmp, isoPath);
 }
 
-/** Render and build `<vm>/seed.iso`. */
+/** The seed file a VM boots with: `seed.iso` (NoCloud) or `config-drive.iso` (OpenStack). */
+export function seedFileOf(paths: VmPaths, cloud: CloudProfile = "nocloud"): string {
+  return cloud === "openstack" ? paths.configDrive : paths.seedIso;
+}
+
+/** The files and label of the VM's seed for its cloud profile. */
+function seedVolume(
+  vmName: string,
+  files: GuestFiles,
+  cloud: CloudProfile,
+): { files: IsoFile[]; label: string } {
+  if (cloud !== "openstack") return { files: noCloudFiles(files.seed), label: CIDATA_LABEL };
+  const meta = buildConfigDriveMetaData(vmName, files.hostname, files.identity);
+  const net = buildConfigDriveNetworkData(files.identity);
+  return { files: configDriveFiles(meta, net, files.seed.userData), label: CONFIG_DRIVE_LABEL };
+}
+
+/**
+ * Build an OpenStack config drive (label `config-2`) for `vmName` with
+ * identity `ids` at `isoPath`, atomically.
+ */
+export async function buildConfigDrive(
+  vmName: string,
+  ids: SystemIdentifiers,
+  isoPath: string,
+  options: SeedOptions = {},
+): Promise<void> {
+  const volume = seedVolume(vmName, renderGuestFiles(vmName, ids, options), "openstack");
+  const tmp = await buildIsoTemp(volume.files, volume.label, isoPath, options);
+  await renameIntoPlace(tmp, isoPath);
+}
+
+/** Render and build the VM's seed: `<vm>/seed.iso`, or `<vm>/config-drive.iso` for OpenStack. */
 export async function writeSeed(
   paths: VmPaths,
   ids: SystemIdentifiers,
   options: SeedOptions = {},
 ): Promise<string> {
-  const { seed } = renderGuestFiles(paths.name, ids, options);
+  const cloud = options.cloud ?? "nocloud";
+  const volume = seedVolume(paths.name, renderGuestFiles(paths.name, ids, options), cloud);
+  const target = seedFileOf(paths, cloud);
   await fs.mkdir(paths.dir, { recursive: true });
-  await buildSeedIso(seed, paths.seedIso, options);
-  return paths.seedIso;
+  const tmp = await buildIsoTemp(volume.files, volume.label, target, options);
+  await renameIntoPlace(tmp, target);
+  return target;
 }
 
 /**
@@ -118,10 +177,13 @@ export async function prepareGuestFiles(
     throw new GlintError(`prepareGuestFiles: VM name ${vmName} does not match ${paths.name}`);
   }
   const files = renderGuestFiles(vmName, ids, options);
+  const cloud = options.cloud ?? "nocloud";
+  const seedFile = seedFileOf(paths, cloud);
+  const volume = seedVolume(vmName, files, cloud);
   const share = await writeShareTemps(paths, files);
   let isoTmp: string;
   try {
-    isoTmp = await buildSeedIsoTemp(files.seed, paths.seedIso, options);
+    isoTmp = await buildIsoTemp(volume.files, volume.label, seedFile, options);
   } catch (error) {
     await Promise.all([share.identityEnv, share.script].map((t) => fs.rm(t, { force: true })));
     throw error;
@@ -129,7 +191,7 @@ export async function prepareGuestFiles(
   const renames: [tmp: string, target: string][] = [
     [share.identityEnv, paths.identityEnv],
     [share.script, paths.script],
-    [isoTmp, paths.seedIso],
+    [isoTmp, seedFile],
   ];
   return preparedChange({
     what: "guest file update",

@@ -82,3 +82,67 @@ export function canonicalHex(value: string): string {
 export function machineIdToUuid(id: string): string {
   return `${id.slice(0, 8)}-${id.slice(8, 12)}-${id.slice(12, 16)}-${id.slice(16, 20)}-${id.slice(20)}`;
 }
+
+/** A locally administered unicast MAC prefix: 1 to 5 octets, the first with bit 1 set and bit 0 clear. */
+export const MAC_PREFIX_RE = /^[0-9a-f][26ae](:[0-9a-f]{2}){0,4}$/;
+
+export const macPrefix = z
+  .string()
+  .regex(
+    MAC_PREFIX_RE,
+    "must be 1–5 lowercase octets of a locally administered unicast MAC, e.g. 02 or 52:54:00",
+  );
+
+/**
+ * The characters of Glint's serials (SMBIOS strings): digits and uppercase
+ * letters, so that no value needs escaping anywhere.
+ */
+export const SERIAL_CHARS_RE = /^[0-9A-Z]*$/;
+
+/** The fewest random characters a serial format may leave (36^8 ≈ 2.8e12 values). */
+export const SERIAL_MIN_RANDOM = 8;
+
+/**
+ * A serial format of a template: the characters after Glint's fixed `CPU` /
+ * `MB` marker are `prefix` followed by random characters, `length` in all
+ * (4–32, as {@link CPU_SERIAL_RE} allows), leaving at least
+ * {@link SERIAL_MIN_RANDOM} random ones.
+ */
+export const serialFormat = z
+  .strictObject({
+    prefix: z
+      .string()
+      .max(24)
+      .regex(
+        SERIAL_CHARS_RE,
+        "must be uppercase letters and digits only (the SMBIOS-safe alphabet)",
+      ),
+    length: z.number().int().min(SERIAL_MIN_RANDOM).max(32),
+  })
+  .refine((f) => f.length - f.prefix.length >= SERIAL_MIN_RANDOM, {
+    message: `must leave at least ${SERIAL_MIN_RANDOM} random characters after the prefix (length − prefix length ≥ ${SERIAL_MIN_RANDOM})`,
+  });
+
+export type SerialFormat = z.infer<typeof serialFormat>;
+
+/**
+ * An SMBIOS string Glint places in a QEMU `-smbios` option: printable ASCII
+ * (no control characters, which SMBIOS strings cannot carry), 1–64
+ * characters (the SMBIOS specification's recommended limit), not starting or
+ * ending with a space. Commas are allowed: they are doubled for QEMU.
+ */
+export const SMBIOS_STRING_RE = /^[\x21-\x7e]([\x20-\x7e]{0,62}[\x21-\x7e])?$/;
+
+export const smbiosString = z
+  .string()
+  .regex(
+    SMBIOS_STRING_RE,
+    "must be 1–64 printable ASCII characters (no control characters, no leading or trailing space)",
+  );
+
+/** An extra OEM string (SMBIOS type 11): printable ASCII, 1–255 characters. */
+export const OEM_STRING_RE = /^[\x20-\x7e]{1,255}$/;
+
+export const oemString = z
+  .string()
+  .regex(OEM_STRING_RE, "must be 1–255 printable ASCII characters (no control characters)");

@@ -3,6 +3,7 @@
  * unless a test injects its own {@link RandomSource}.
  */
 import { randomBytes } from "node:crypto";
+import type { SerialFormat } from "./formats.js";
 import type { IdentifierField } from "./model.js";
 import { uuidV4FromBytes } from "./model.js";
 
@@ -46,17 +47,32 @@ export function newMacAddress(
   return `${prefix}:${Array.from(b.subarray(0, 6 - octets), (x) => x.toString(16).padStart(2, "0")).join(":")}`;
 }
 
-/** Prefix + {@link SERIAL_LENGTH} uniform base-36 characters (rejection sampling, no modulo bias). */
-export function newSerial(prefix: "CPU" | "MB", random: RandomSource = cryptoRandom): string {
-  let out = prefix;
-  while (out.length < prefix.length + SERIAL_LENGTH) {
-    for (const byte of need(random, SERIAL_LENGTH)) {
+/**
+ * The marker, then {@link SERIAL_LENGTH} uniform base-36 characters
+ * (rejection sampling, no modulo bias); with a template's `format`, the
+ * marker, the format's prefix, then random characters up to its length.
+ */
+export function newSerial(
+  marker: "CPU" | "MB",
+  random: RandomSource = cryptoRandom,
+  format?: SerialFormat,
+): string {
+  const head = `${marker}${format?.prefix ?? ""}`;
+  const total = marker.length + (format?.length ?? SERIAL_LENGTH);
+  let out = head;
+  while (out.length < total) {
+    for (const byte of need(random, total - head.length)) {
       // 252 = 7 * 36: values ≥ 252 are rejected to keep the distribution uniform.
-      if (byte < 252 && out.length < prefix.length + SERIAL_LENGTH)
-        out += SERIAL_ALPHABET[byte % 36];
+      if (byte < 252 && out.length < total) out += SERIAL_ALPHABET[byte % 36];
     }
   }
   return out;
+}
+
+/** A VM's serial formats (from its template); each missing one is the default. */
+export interface SerialFormats {
+  readonly cpu?: SerialFormat | undefined;
+  readonly motherboard?: SerialFormat | undefined;
 }
 
 /** Draw one new value for the given identifier field. */
@@ -64,6 +80,7 @@ export function drawIdentifier(
   field: IdentifierField,
   random: RandomSource = cryptoRandom,
   macPrefix: string = DEFAULT_MAC_PREFIX,
+  serials: SerialFormats = {},
 ): string {
   switch (field) {
     case "machine_id":
@@ -71,9 +88,9 @@ export function drawIdentifier(
     case "mac_address":
       return newMacAddress(random, macPrefix);
     case "cpu_serial":
-      return newSerial("CPU", random);
+      return newSerial("CPU", random, serials.cpu);
     case "motherboard_serial":
-      return newSerial("MB", random);
+      return newSerial("MB", random, serials.motherboard);
     default:
       return newUuidV4(random);
   }

@@ -3,7 +3,7 @@
  * until it is unique in the store.
  */
 import { GlintError } from "../errors.js";
-import { cryptoRandom, drawIdentifier, type RandomSource } from "./generate.js";
+import { cryptoRandom, drawIdentifier, type RandomSource, type SerialFormats } from "./generate.js";
 import {
   EXTRA_MACS,
   extraMacsOf,
@@ -27,6 +27,8 @@ export interface RegenerateOptions {
   random?: RandomSource;
   /** The home's MAC prefix (52:54:00 by default). */
   macPrefix?: string;
+  /** The VM's serial formats (from its template). */
+  serialFormats?: SerialFormats;
   now?: Date;
   /** Upper bound on draws per field before giving up (the space is exhausted). */
   maxAttempts?: number;
@@ -83,6 +85,7 @@ function* draws(
         field === EXTRA_MACS ? "mac_address" : field,
         random,
         options.macPrefix,
+        options.serialFormats,
       );
       const key = v.replaceAll("-", "");
       if (!drawn.has(key) && !(yield [field, v])) {

@@ -20,6 +20,7 @@ import {
   planVm,
   provisionVm,
 } from "./provision.js";
+import { applyTemplate } from "./template.js";
 
 export interface CreateVmOptions extends OperationOptions, DiskAndFirmwareOptions {}
 
@@ -76,7 +77,7 @@ export async function createVm(
     if (hasProvisioningOptions(options)) throw alreadyExists(paths);
     return engine.runPolicy(paths, POLICIES.fresh, options);
   }
-  const plan = await planVm(options, env);
+  const plan = await planVm(await applyTemplate(paths.home, paths.name, options), env);
   await fs.mkdir(paths.dir, { recursive: true });
   await writeFileAtomic(paths.creating, `${process.pid}\n`);
   try {

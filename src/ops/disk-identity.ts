@@ -37,15 +37,18 @@ function ownDisk(config: VmConfig): "overlay" | "base" | undefined {
 export function sysprepInputFor(
   vm: string,
   ids: SystemIdentifiers,
-  config: Pick<VmConfig, "hostname_from">,
+  config: Pick<VmConfig, "hostname_from"> & Partial<Pick<VmConfig, "hostname_pattern">>,
   previousMap?: Readonly<Record<string, string>>,
 ): SysprepInput {
   const hostnameFrom = config.hostname_from;
+  const hostnamePattern = config.hostname_pattern ?? null;
   return {
     vmName: vm,
     identifiers: ids,
-    hostname: hostnameFor(vm, ids, hostnameFrom),
-    appliedRecord: formatAppliedRecord(identityEnvValues(vm, ids, { hostnameFrom })),
+    hostname: hostnameFor(vm, ids, hostnameFrom, hostnamePattern),
+    appliedRecord: formatAppliedRecord(
+      identityEnvValues(vm, ids, { hostnameFrom, hostnamePattern }),
+    ),
     ...(previousMap ? { previousMap } : {}),
   };
 }

@@ -13,6 +13,7 @@ import {
   resolveFirmware,
 } from "../firmware/index.js";
 import { requireTool } from "../host/tools.js";
+import type { SerialFormats } from "../identity/generate.js";
 import {
   checkSelfContained,
   createBlankDisk,
@@ -22,9 +23,11 @@ import {
 } from "../qemu/index.js";
 import { copyFileAtomic } from "../vm/atomic.js";
 import {
+  type CloudProfile,
   type FirmwareKind,
   type HostnameFrom,
   type NetMode,
+  type SmbiosStrings,
   type VmConfig,
   vmConfigSchema,
 } from "../vm/config.js";
@@ -59,6 +62,21 @@ export interface DiskAndFirmwareOptions {
   hostnameFrom?: HostnameFrom;
   /** `false`: never write the identity into the VM's disk offline (`--no-sysprep`). */
   sysprep?: boolean;
+  /**
+   * An identity template (`<home>/.glint/templates/NAME.json` or a predefined
+   * one): every field it sets that these options leave undefined is taken
+   * from it (see ops/template.ts).
+   */
+  template?: string;
+  /** `openstack`: an OpenStack config drive and Nova's SMBIOS strings instead of a NoCloud seed. */
+  cloud?: CloudProfile;
+  /** The guest hostname pattern, e.g. `web-{n}`. */
+  hostnamePattern?: string;
+  /** This VM's MAC prefix (else the home's). */
+  macPrefix?: string;
+  serialFormats?: SerialFormats;
+  smbios?: SmbiosStrings;
+  oemStrings?: readonly string[];
 }
 
 /** Whether any option that shapes disks or firmware was given. */
@@ -78,7 +96,10 @@ export function hasProvisioningOptions(o: DiskAndFirmwareOptions): boolean {
     o.cpus !== undefined ||
     o.nics !== undefined ||
     o.hostnameFrom !== undefined ||
-    o.sysprep !== undefined
+    o.sysprep !== undefined ||
+    o.template !== undefined ||
+    o.cloud !== undefined ||
+    o.nics !== undefined
   );
 }
 
@@ -123,12 +144,22 @@ export async function planVm(o: DiskAndFirmwareOptions, env: NodeJS.ProcessEnv):
     nics: o.nics,
     hostname_from: o.hostnameFrom,
     sysprep: o.sysprep,
+    template: o.template ?? null,
+    hostname_pattern: o.hostnamePattern ?? null,
+    mac_prefix: o.macPrefix ?? null,
+    serial_formats: o.serialFormats ?? null,
+    smbios: o.smbios,
+    oem_strings: o.oemStrings,
+    cloud: o.cloud,
     created_at: new Date().toISOString(),
   });
   if (!parsed.success) {
     throw new UsageError(`invalid option: ${describeZodError(parsed.error)}`);
   }
   const config = parsed.data;
+  if (config.nics > 1 && config.net !== "user") {
+    throw new UsageError(`more than one NIC needs --net user (got --net ${config.net})`);
+  }
   if ((config.net === "bridge" || config.net === "tap") && config.net_ifname === null) {
     throw new UsageError(`--net ${config.net} needs --net-ifname NAME`);
   }

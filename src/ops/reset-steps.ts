@@ -9,7 +9,7 @@ import { existsSync, promises as fs } from "node:fs";
 import path from "node:path";
 import { glintError } from "../errors.js";
 import { prepareTpmReset, prepareUefiReset } from "../firmware/index.js";
-import { prepareGuestFiles } from "../guest/index.js";
+import { guestOptionsOf, prepareGuestFiles } from "../guest/index.js";
 import { runTool } from "../host/tools.js";
 import type { ResetStep } from "../identity/policies.js";
 import { createOverlay, imageInfo, relativeBackingPath } from "../qemu/index.js";
@@ -109,7 +109,7 @@ const guestFiles: ResetStepImpl = {
   async prepare(ctx) {
     ctx.onProgress("writing the post-install script and seed.iso");
     return prepareGuestFiles(ctx.paths, ctx.paths.name, ctx.identifiers, {
-      hostnameFrom: ctx.config.hostname_from,
+      ...guestOptionsOf(ctx.config),
       env: ctx.env,
     });
   },

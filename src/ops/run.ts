@@ -10,7 +10,13 @@ import { accessSync, existsSync, promises as fs, constants as fsConstants } from
 import { constants as osConstants } from "node:os";
 import { GlintError, UsageError } from "../errors.js";
 import { resolveFirmware, startSwtpm } from "../firmware/index.js";
-import { createPostInstallScript, hostnameFor, writeSeed } from "../guest/index.js";
+import {
+  createPostInstallScript,
+  guestOptionsOf,
+  hostnameFor,
+  seedFileOf,
+  writeSeed,
+} from "../guest/index.js";
 import { requireTool } from "../host/tools.js";
 import type { SystemIdentifiers } from "../identity/model.js";
 import { buildVmArgv, type FirmwareFiles } from "../qemu/index.js";
@@ -92,8 +98,8 @@ export async function vmArgv(input: VmCommandInput): Promise<string[]> {
     paths,
     ...(firmware ? { firmware } : {}),
     ...(config.tpm ? { tpmSocket: input.tpmSocket ?? paths.swtpmSocket } : {}),
-    seedIso: paths.seedIso,
-    hostname: hostnameFor(paths.name, ids, config.hostname_from),
+    seedIso: seedFileOf(paths, config.cloud),
+    hostname: hostnameFor(paths.name, ids, config.hostname_from, config.hostname_pattern),
     shareDir: paths.shared,
     extra: [...acceleratorArgs(input.extra ?? []), ...(input.extra ?? [])],
   });
@@ -207,9 +213,13 @@ export async function runVm(
   }
   // Files a boot needs that an older Glint, or a person, may have removed.
   await ensureUefiInstance(config, paths);
-  if (!existsSync(paths.seedIso) || !existsSync(paths.script) || !existsSync(paths.identityEnv)) {
-    await writeSeed(paths, ids, { hostnameFrom: config.hostname_from, env });
-    await createPostInstallScript(paths, ids, { hostnameFrom: config.hostname_from });
+  if (
+    !existsSync(seedFileOf(paths, config.cloud)) ||
+    !existsSync(paths.script) ||
+    !existsSync(paths.identityEnv)
+  ) {
+    await writeSeed(paths, ids, { ...guestOptionsOf(config), env });
+    await createPostInstallScript(paths, ids, guestOptionsOf(config));
   }
   const tpm = config.tpm ? await startSwtpm(paths.tpm, paths.swtpmSocket, { env }) : undefined;
   try {

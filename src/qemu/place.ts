@@ -58,6 +58,7 @@ export {
 export const HOSTNAME_RE =
   /^(?=.{1,253}$)[A-Za-z0-9][A-Za-z0-9-]{0,62}(?:\.[A-Za-z0-9][A-Za-z0-9-]{0,62})*$/;
 
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 /** Drivers treated as the system disk (for `serial=`). */
 export const DISK_DRIVER_RE = /^virtio-blk(-pci|-pci-transitional|-pci-non-transitional|-device)?$/;
 
@@ -204,6 +205,11 @@ function stripSmbios(arg: string): string | null {
 export interface ApplyIdentifiersOptions {
   /** Adds the `io.systemd.credential:system.hostname=` OEM string. */
   readonly hostname?: string;
+  /**
+   * The SMBIOS system serial (type 1) instead of `GLINT-<smbios_uuid>`: the
+   * OpenStack profile gives the VM UUID, as Nova does. Must be a UUID.
+   */
+  readonly systemSerial?: string;
 }
 
 /**
@@ -230,6 +236,12 @@ export function placeIdentity(
   options: ApplyIdentifiersOptions = {},
 ): string[] {
   const plan = planPlacement(ids, options.hostname);
+  if (options.systemSerial !== undefined) {
+    if (!UUID_RE.test(options.systemSerial)) {
+      throw new GlintError(`refusing to pass system serial ${shown(options.systemSerial)} to QEMU`);
+    }
+    plan.smbios.set(1, options.systemSerial);
+  }
   const out: ArgvToken[] = [];
   const extraMacs = extraMacsOf(ids);
   let nics = 0;

@@ -7,9 +7,15 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { GlintError } from "../errors.js";
 import type { SystemIdentifiers } from "../identity/model.js";
-import { IFNAME_RE, type VmConfig } from "../vm/config.js";
+import {
+  hostnameFromPattern,
+  IFNAME_RE,
+  SMBIOS_FIELDS,
+  type SmbiosStrings,
+  type VmConfig,
+} from "../vm/config.js";
 import type { VmPaths } from "../vm/layout.js";
-import { escapeOptionValue } from "./options.js";
+import { escapeOptionValue, formatOptionList, type OptionItem } from "./options.js";
 import { placeIdentity, shown } from "./place.js";
 
 /** UEFI firmware for one VM. */
@@ -80,6 +86,70 @@ function chooseDisk(input: VmArgvInput): string | undefined {
     return input.paths.overlay;
   }
   return existsSync(input.paths.base) ? input.paths.base : undefined;
+}
+
+/**
+ * SMBIOS strings as OpenStack Nova sets them (nova/virt/libvirt/driver.py,
+ * `_get_guest_config_sysinfo`): cloud-init's ds-identify recognises the
+ * product name, and the chassis asset tag.
+ */
+export const OPENSTACK_SMBIOS: SmbiosStrings = {
+  system_manufacturer: "OpenStack Foundation",
+  system_product: "OpenStack Nova",
+  system_family: "Virtual Machine",
+  chassis_asset_tag: "OpenStack Nova",
+};
+
+/** Every character an SMBIOS string may hold (printable ASCII); checked again here, at the edge. */
+const SMBIOS_VALUE_RE = /^[\x20-\x7e]{1,255}$/;
+
+function checkedSmbiosValue(name: string, what: string, value: string): string {
+  if (typeof value !== "string" || !SMBIOS_VALUE_RE.test(value)) {
+    throw new GlintError(`VM ${name}: refusing to pass ${what} ${shown(value)} to QEMU`);
+  }
+  return value;
+}
+
+/**
+ * `-smbios type=1|2|3` options for the VM's SMBIOS strings (the OpenStack
+ * profile's, overridden by the config's); commas are doubled. Glint's own
+ * serials and UUID are placed after these by {@link placeIdentity}.
+ */
+export function smbiosArgs(config: VmConfig, name: string): string[] {
+  const strings: SmbiosStrings = {
+    ...(config.cloud === "openstack" ? OPENSTACK_SMBIOS : {}),
+    ...(config.smbios ?? {}),
+  };
+  const byType = new Map<number, OptionItem[]>();
+  for (const [field, spec] of Object.entries(SMBIOS_FIELDS)) {
+    const value = strings[field as keyof SmbiosStrings];
+    if (value === undefined) continue;
+    const items = byType.get(spec.type) ?? [{ key: "type", value: String(spec.type) }];
+    items.push({ key: spec.key, value: checkedSmbiosValue(name, field, value) });
+    byType.set(spec.type, items);
+  }
+  const out: string[] = [];
+  for (const type of [1, 2, 3]) {
+    const items = byType.get(type);
+    if (items) out.push("-smbios", formatOptionList(items));
+  }
+  return out;
+}
+
+/**
+ * One `-smbios type=11` for the VM's extra OEM strings, placed after Glint's
+ * own (which stay in the first type 11 table, /sys/firmware/dmi/entries/11-0).
+ */
+export function oemStringArgs(config: VmConfig, name: string): string[] {
+  const oem = config.oem_strings ?? [];
+  if (oem.length === 0) return [];
+  return [
+    "-smbios",
+    formatOptionList([
+      { key: "type", value: "11" },
+      ...oem.map((v) => ({ key: "value", value: checkedSmbiosValue(name, "OEM string", v) })),
+    ]),
+  ];
 }
 
 function nicArgs(config: VmConfig, name: string): string[] {
@@ -178,6 +248,7 @@ export function buildVmArgv(input: VmArgvInput): string[] {
     );
   }
   argv.push(...nicArgs(config, name));
+  argv.push(...smbiosArgs(config, name));
   if (input.tpmSocket !== undefined) {
     if (config.tpm_model !== "tpm-crb" && config.tpm_model !== "tpm-tis") {
       throw new GlintError(`VM ${name}: unknown TPM model ${shown(config.tpm_model)}`);
@@ -202,8 +273,16 @@ export function buildVmArgv(input: VmArgvInput): string[] {
   const hostname =
     input.hostname === null
       ? undefined
-      : (input.hostname ?? (config.hostname_from === "name" ? name : undefined));
-  return placeIdentity([...argv, ...(input.extra ?? [])], input.ids, {
+      : (input.hostname ??
+        (config.hostname_from === "name"
+          ? config.hostname_pattern
+            ? hostnameFromPattern(config.hostname_pattern, name)
+            : name
+          : undefined));
+  const placed = placeIdentity([...argv, ...(input.extra ?? [])], input.ids, {
     ...(hostname === undefined ? {} : { hostname }),
+    // OpenStack Nova gives the instance UUID as the system serial number.
+    ...(config.cloud === "openstack" ? { systemSerial: input.ids.vm_uuid } : {}),
   });
+  return [...placed, ...oemStringArgs(config, name)];
 }

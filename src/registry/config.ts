@@ -6,24 +6,18 @@
 import { promises as fs } from "node:fs";
 import * as z from "zod";
 import { GlintError, UsageError } from "../errors.js";
+import { MAC_PREFIX_RE, macPrefix } from "../identity/formats.js";
 import { writeFileAtomic } from "../vm/atomic.js";
 import { readFileIfExists, stripBom } from "../vm/fsutil.js";
 import { storePaths } from "../vm/layout.js";
 import { describeZodError } from "../zod-errors.js";
 
-/** A locally administered unicast prefix: 1 to 5 octets, the first with bit 1 set and bit 0 clear. */
-export const MAC_PREFIX_RE = /^[0-9a-f][26ae](:[0-9a-f]{2}){0,4}$/;
+export { MAC_PREFIX_RE };
 
 export const homeConfigSchema = z
   .object({
     registry: z.string().min(1).optional(),
-    mac_prefix: z
-      .string()
-      .regex(
-        MAC_PREFIX_RE,
-        "must be 1–5 lowercase octets of a locally administered unicast MAC, e.g. 02 or 52:54:00",
-      )
-      .optional(),
+    mac_prefix: macPrefix.optional(),
   })
   .strict();
 

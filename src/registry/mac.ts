@@ -15,15 +15,16 @@ export function macSpace(prefix: string): number {
 }
 
 /**
- * The home's MAC prefix, after checking its space in `registry`; `notify`
- * hears the warning above 50% use.
+ * The home's MAC prefix (or `own`, a VM's prefix from its template), after
+ * checking its space in `registry`; `notify` hears the warning above 50% use.
  */
 export async function checkedMacPrefix(
   home: string,
   registry: Registry,
   notify: (message: string) => void,
+  own?: string,
 ): Promise<string> {
-  const prefix = (await readHomeConfig(home)).mac_prefix ?? DEFAULT_MAC_PREFIX;
+  const prefix = own ?? (await readHomeConfig(home)).mac_prefix ?? DEFAULT_MAC_PREFIX;
   const space = macSpace(prefix);
   const used = await registry.countMacs(prefix);
   if (used >= space) {

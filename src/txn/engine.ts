@@ -58,7 +58,7 @@ export interface EngineOptions {
   /** The registry of issued values (see src/registry/); opened on first use. */
   readonly registry: () => Promise<Registry>;
   /** A MAC prefix check before drawing (see src/registry/mac.ts). */
-  readonly macPrefix?: (registry: Registry) => Promise<string | undefined>;
+  readonly macPrefix?: (registry: Registry, prefix?: string) => Promise<string | undefined>;
   /** The audit log's writer; without it no records are written. */
   readonly audit?: EngineAudit;
 }
@@ -186,7 +186,7 @@ export class Engine {
 
     // Phase 1: draw, journal, then reserve in the registry (which refuses any value issued before).
     const registry = await this.registry();
-    const macPrefix = await this.options.macPrefix?.(registry);
+    const macPrefix = await this.options.macPrefix?.(registry, config.mac_prefix ?? undefined);
     const op = await withLock(
       storePaths(this.options.home).lock,
       { purpose: "drawing identifiers", waitMs: this.options.storeLockWaitMs },
@@ -201,6 +201,7 @@ export class Engine {
           extraMacs: extraNicCount(config),
           preset: options.preset,
           onPresetTaken: options.onPresetTaken,
+          serialFormats: config.serial_formats ?? undefined, // a template's (config.json)
           pending: (identifiers) => ({
             policy: policy.name,
             stage: "reserved",

@@ -9,7 +9,7 @@
  * the journal is removed: nothing is left.
  */
 import { glintError, messageOf } from "../errors.js";
-import type { RandomSource } from "../identity/generate.js";
+import type { RandomSource, SerialFormats } from "../identity/generate.js";
 import type { SystemIdentifiers } from "../identity/model.js";
 import type { Policy } from "../identity/policies.js";
 import { applyPolicyAsync, type RegenerateOptions } from "../identity/regenerate.js";
@@ -67,6 +67,7 @@ export interface DrawOptions {
   /** Values to offer before drawing (see RegenerateOptions.preset). */
   readonly preset?: RegenerateOptions["preset"];
   readonly onPresetTaken?: RegenerateOptions["onPresetTaken"];
+  readonly serialFormats?: SerialFormats | undefined;
   /** The journal entry for a drawn identity. */
   readonly pending: (identifiers: SystemIdentifiers) => PendingOperation;
 }
@@ -98,6 +99,7 @@ export async function drawAndReserve(o: DrawOptions): Promise<PendingOperation> 
         ...(o.extraMacs ? { extraMacs: o.extraMacs } : {}),
         ...(o.preset ? { preset: o.preset } : {}),
         ...(o.onPresetTaken ? { onPresetTaken: o.onPresetTaken } : {}),
+        ...(o.serialFormats ? { serialFormats: o.serialFormats } : {}),
       },
     );
     const fresh = newValues(identifiers, o.previous);

@@ -33,7 +33,7 @@ export async function verifyVm(
   options: VerifyOptions = {},
 ): Promise<VmVerification> {
   const { paths, ids, config } = target;
-  const hostname = hostnameFor(paths.name, ids, config.hostname_from);
+  const hostname = hostnameFor(paths.name, ids, config.hostname_from, config.hostname_pattern);
   if ((await runningQemuPid(paths)) !== undefined) {
     const r = await verifyRunning(paths, ids, hostname, options);
     return verification(paths.name, "running", r.checks, r.values);

@@ -16,6 +16,7 @@
  *     <home>/<vm>/history/
  *     <home>/<vm>/tpm/
  *     <home>/<vm>/seed.iso
+ *     <home>/<vm>/config-drive.iso      (cloud "openstack" instead of seed.iso)
  *
  * Store-wide state lives in `<home>/.glint/` (VM locks in `.glint/vms/`, so
  * that no VM name can collide with the store lock), outside the VM
@@ -69,6 +70,7 @@ export const VM_FILES = {
   history: "history",
   tpm: "tpm",
   seedIso: "seed.iso",
+  configDrive: "config-drive.iso",
   journal: ".pending.json",
   creating: ".creating",
   swtpmSocket: "swtpm.sock",
@@ -93,6 +95,8 @@ export interface VmPaths {
   readonly history: string;
   readonly tpm: string;
   readonly seedIso: string;
+  /** The OpenStack config drive (label config-2) of a VM whose cloud is `openstack`. */
+  readonly configDrive: string;
   /** The journal of an operation in progress (see src/txn/journal.ts). */
   readonly journal: string;
   /** Present while a `glint create` that Glint started is unfinished. */
@@ -131,6 +135,7 @@ export function vmPaths(home: string, name: string): VmPaths {
     history: inDir(VM_FILES.history),
     tpm: inDir(VM_FILES.tpm),
     seedIso: inDir(VM_FILES.seedIso),
+    configDrive: inDir(VM_FILES.configDrive),
     journal: inDir(VM_FILES.journal),
     creating: inDir(VM_FILES.creating),
     swtpmSocket: inDir(VM_FILES.swtpmSocket),
@@ -165,6 +170,8 @@ export interface StorePaths {
   readonly auditPending: string;
   /** Where `glint rm --keep-history` moves VM directories. */
   readonly archive: string;
+  /** The home's identity templates, `<name>.json` (src/templates/). */
+  readonly templates: string;
 }
 
 /** Store-wide files. */
@@ -183,6 +190,7 @@ export function storePaths(home: string): StorePaths {
     auditLock: path.join(dir, "audit.lock"),
     auditPending: path.join(dir, "audit-pending"),
     archive: path.join(dir, "archive"),
+    templates: path.join(dir, "templates"),
   };
 }
 
@@ -281,3 +289,23 @@ export function parseHistoryName(name: string): { archivedAt: string; reason: st
   const [ts = "", reason = ""] = name.split("_");
   return { archivedAt: ts.replace(/T(\d{2})-(\d{2})-(\d{2})/, "T$1:$2:$3"), reason };
 }
+
+// ---- templates ----------------------------------------------------------
+
+/** Template names: like VM names (1–63 lowercase letters, digits and '-'). */
+export const TEMPLATE_NAME_RE = VM_NAME_RE;
+
+/** `<home>/.glint/templates/<name>.json`; validates the name first. */
+export function templatePath(home: string, name: string): string {
+  if (!TEMPLATE_NAME_RE.test(name)) {
+    const shown = name.length > 40 ? `${name.slice(0, 40)}…` : name;
+    throw new UsageError(
+      `invalid template name ${JSON.stringify(shown)}: use 1–63 lowercase letters, digits and '-', starting and ending with a letter or digit`,
+      { reason: "template-name" },
+    );
+  }
+  return path.join(storePaths(home).templates, `${name}.json`);
+}
+
+/** The predefined templates shipped in the package: `assets/templates/<name>.json`. */
+export const BUILTIN_TEMPLATES_DIR = "assets/templates";

@@ -39,6 +39,7 @@ function neverLinks(paths: VmPaths): string[] {
     paths.uefiSeed,
     paths.uefiInstance,
     paths.seedIso,
+    paths.configDrive,
     paths.script,
     paths.identityEnv,
     paths.pidfile,

@@ -15,6 +15,7 @@ import {
   machineId,
   machineIdToUuid,
   motherboardSerial,
+  serialFormat,
   timestamp,
   UUID_V4_RE,
   uuidV4,
@@ -315,5 +316,41 @@ describe("schemas reject values outside the formats", () => {
     expect(timestamp.safeParse("2025-07-24T19:12:10.844677").success).toBe(false);
     expect(timestamp.safeParse("2026-13-01T00:00:00Z").success).toBe(false);
     expect(timestamp.safeParse("2026-01-01T25:00:00Z").success).toBe(false);
+  });
+});
+
+describe("template serial formats", () => {
+  it("a serial drawn in a format is the marker, the prefix, then random characters, and valid", () => {
+    fc.assert(
+      fc.property(
+        fc.stringMatching(/^[0-9A-Z]{0,8}$/),
+        fc.integer({ min: 16, max: 32 }),
+        fc.uint8Array({ minLength: 64, maxLength: 64 }),
+        (prefix, length, bytes) => {
+          const format = serialFormat.parse({ prefix, length });
+          const cpu = drawIdentifier("cpu_serial", streamRandom(bytes), undefined, { cpu: format });
+          const mb = drawIdentifier("motherboard_serial", streamRandom(bytes), undefined, {
+            motherboard: format,
+          });
+          expect(cpu).toHaveLength(3 + length);
+          expect(cpu.startsWith(`CPU${prefix}`)).toBe(true);
+          expect(mb.startsWith(`MB${prefix}`)).toBe(true);
+          expect(cpuSerial.safeParse(cpu).success).toBe(true);
+          expect(motherboardSerial.safeParse(mb).success).toBe(true);
+        },
+      ),
+    );
+  });
+
+  it("refuses prefixes outside the alphabet, lengths beyond 32, and fewer than 8 random characters", () => {
+    for (const bad of [
+      { prefix: "ab", length: 16 },
+      { prefix: "A,B", length: 16 },
+      { prefix: "", length: 33 },
+      { prefix: "ABCDEFGHI", length: 16 },
+      { prefix: "", length: 7 },
+    ]) {
+      expect(serialFormat.safeParse(bad).success, JSON.stringify(bad)).toBe(false);
+    }
   });
 });

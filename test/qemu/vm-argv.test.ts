@@ -227,3 +227,90 @@ describe("buildVmArgv", () => {
     for (const [what, fn] of cases) expect(fn, what).toThrow(GlintError);
   });
 });
+
+// ---------------------------------------------------------------------------
+// SMBIOS and OEM strings from a template; the OpenStack profile; extra NICs
+// ---------------------------------------------------------------------------
+
+describe("a template's SMBIOS strings, OEM strings and NICs", () => {
+  let home: string;
+  beforeAll(async () => {
+    home = await tempDir("glint-argv-smbios-");
+  });
+
+  it("SMBIOS strings go to -smbios type=1|2|3 with commas doubled; Glint's serials still win", () => {
+    const argv = buildVmArgv({
+      name: "ws-1",
+      ids,
+      paths: vmPaths(home, "ws-1"),
+      config: config({
+        smbios: {
+          system_manufacturer: "Dell Inc.",
+          system_product: "Opti,Plex",
+          board_manufacturer: "Dell Inc.",
+          chassis_asset_tag: "A=1",
+        },
+        oem_strings: ["Dell System", "x,y"],
+      }),
+    });
+    const smbios = optionArgs(argv, "-smbios");
+    expect(smbios).toContain("type=1,manufacturer=Dell Inc.,product=Opti,,Plex");
+    expect(smbios).toContain("type=2,manufacturer=Dell Inc.");
+    expect(smbios).toContain("type=3,asset=A=1");
+    expect(parseOptionList("type=1,manufacturer=Dell Inc.,product=Opti,,Plex")[2]?.value).toBe(
+      "Opti,Plex",
+    );
+    // The extra OEM strings come after Glint's own type 11 table (11-0 stays Glint's).
+    const oem = smbios.filter((s) => s.startsWith("type=11"));
+    expect(oem).toHaveLength(2);
+    expect(oem[1]).toBe("type=11,value=Dell System,value=x,,y");
+    expect(oemStrings(argv)).toEqual(expect.arrayContaining(["Dell System", "x,y"]));
+    expectIdentity(argv, ids, true, false);
+  });
+
+  it("the OpenStack profile: Nova's strings, and the VM UUID as the system serial", () => {
+    const argv = buildVmArgv({
+      name: "os-1",
+      ids,
+      paths: vmPaths(home, "os-1"),
+      config: config({ cloud: "openstack" }),
+    });
+    const smbios = optionArgs(argv, "-smbios");
+    expect(smbios).toContain(
+      "type=1,manufacturer=OpenStack Foundation,product=OpenStack Nova,family=Virtual Machine",
+    );
+    expect(smbios).toContain("type=3,asset=OpenStack Nova");
+    expect(smbios).toContain(`type=1,serial=${ids.vm_uuid}`);
+    expect(smbios).not.toContain(expect.stringMatching(/^type=1,serial=GLINT-/));
+  });
+
+  it("refuses a control character that reached the config, and extra NICs off user networking", () => {
+    expect(() =>
+      buildVmArgv({
+        name: "bad",
+        ids,
+        paths: vmPaths(home, "bad"),
+        // As if config.json had been edited by hand past its schema.
+        config: { ...config(), smbios: { system_product: "a\nb" } },
+      }),
+    ).toThrow(GlintError);
+    expect(() =>
+      buildVmArgv({
+        name: "bad",
+        ids,
+        paths: vmPaths(home, "bad"),
+        config: config({ nics: 2, net: "tap", net_ifname: "tap0" }),
+      }),
+    ).toThrow(/more than one NIC/);
+    const two = buildVmArgv({
+      name: "two",
+      ids,
+      paths: vmPaths(home, "two"),
+      config: config({ nics: 2 }),
+    });
+    expect(optionArgs(two, "-nic")).toEqual([
+      `user,model=virtio-net-pci,mac=${ids.mac_address}`,
+      "user,model=virtio-net-pci",
+    ]);
+  });
+});

@@ -4,7 +4,13 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { UsageError } from "../../src/errors.js";
 import { VM_NAME_RE } from "../../src/identity/formats.js";
-import { assertVmName, resolveHome, storePaths, vmPaths } from "../../src/vm/layout.js";
+import {
+  assertVmName,
+  resolveHome,
+  storePaths,
+  templatePath,
+  vmPaths,
+} from "../../src/vm/layout.js";
 
 const nameArb = fc
   .tuple(
@@ -105,6 +111,8 @@ describe("layout", () => {
     expect(p.lock).toBe("/h/.glint/vms/vm.lock");
     expect(p.journal).toBe("/h/vm/.pending.json");
     expect(p.pidfile).toBe("/h/vm/qemu.pid");
+    expect(p.seedIso).toBe("/h/vm/seed.iso");
+    expect(p.configDrive).toBe("/h/vm/config-drive.iso");
     expect(storePaths("/h")).toEqual({
       dir: "/h/.glint",
       lock: "/h/.glint/store.lock",
@@ -113,6 +121,9 @@ describe("layout", () => {
       registryDb: "/h/.glint/registry.db",
       homeId: "/h/.glint/home-id",
       config: "/h/.glint/config.json",
+      templates: "/h/.glint/templates",
     });
+    expect(templatePath("/h", "web")).toBe("/h/.glint/templates/web.json");
+    expect(() => templatePath("/h", "../web")).toThrow(/invalid template name/);
   });
 });

@@ -1,7 +1,7 @@
 /** `glint create VM`: fresh identifiers, and optionally disks, UEFI NVRAM and TPM. */
 import { type Command, Option } from "commander";
 import type { DiskAndFirmwareOptions } from "../../ops/provision.js";
-import { FIRMWARE_KINDS, HOSTNAME_SOURCES, NET_MODES } from "../../vm/config.js";
+import { CLOUD_PROFILES, FIRMWARE_KINDS, HOSTNAME_SOURCES, NET_MODES } from "../../vm/config.js";
 import {
   type CliEnv,
   type CommonOptions,
@@ -50,6 +50,16 @@ export function addCreateCommand(program: Command, { io, manager }: CliEnv): voi
       ).choices(HOSTNAME_SOURCES),
     )
     .option(
+      "--template <name>",
+      "identity template (see `glint template list`); options given here win over it",
+    )
+    .addOption(
+      new Option(
+        "--cloud <profile>",
+        "cloud-init datasource: a NoCloud seed, or an OpenStack config drive with Nova's SMBIOS",
+      ).choices(CLOUD_PROFILES),
+    )
+    .option(
       "--no-sysprep",
       "never write the identity into the VM's disk offline; the guest script and cloud-init apply it at boot",
     )
@@ -75,6 +85,8 @@ export function addCreateCommand(program: Command, { io, manager }: CliEnv): voi
           hostnameFrom: opts.hostnameFrom,
           // commander sets `sysprep: true` unless --no-sysprep is given.
           sysprep: opts.sysprep === false ? false : undefined,
+          template: opts.template,
+          cloud: opts.cloud,
         }),
         onProgress: spinner,
       });

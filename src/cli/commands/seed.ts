@@ -5,7 +5,9 @@ import { type CliEnv, common } from "../common.js";
 
 export function addSeedCommand(program: Command, { io, manager }: CliEnv): void {
   bulkOperands(common(program.command("seed")), true)
-    .description("rebuild seed.iso, the cloud-init NoCloud seed (label cidata)")
+    .description(
+      "rebuild seed.iso, the cloud-init NoCloud seed (label cidata), or config-drive.iso for --cloud openstack",
+    )
     .action(async (names: string[], opts: BulkOptions) => {
       const m = manager(opts.home);
       const { vms, bulk } = await selectVms(m, names, opts);

@@ -72,8 +72,9 @@ m kernel "$(uname -r)"
 if [ -e /sys/firmware/acpi/tables/DSDT ]; then m acpi yes; else m acpi no; fi
 
 # --- SMBIOS / DMI ------------------------------------------------------------
-for k in product_uuid product_serial product_name sys_vendor board_serial \
-  board_asset_tag chassis_serial chassis_asset_tag; do
+for k in product_uuid product_serial product_name product_version product_family \
+  sys_vendor board_vendor board_serial board_asset_tag chassis_vendor chassis_serial \
+  chassis_asset_tag; do
   mf "$k" "/sys/class/dmi/id/$k"
 done
 
@@ -184,6 +185,20 @@ if [ -n "$dev" ] && mount -o ro "$dev" /mnt/cidata; then
   m cidata "$dev"
 else
   m cidata no
+fi
+
+# An OpenStack config drive (label config-2): its metadata, one JSON line each.
+mkdir -p /mnt/config2
+c2=$(findfs LABEL=config-2 2>/dev/null)
+if [ -n "$c2" ] && mount -o ro "$c2" /mnt/config2; then
+  m config2 "$c2"
+  for f in meta_data.json network_data.json; do
+    mf "config2:latest/$f" "/mnt/config2/openstack/latest/$f"
+  done
+  for v in /mnt/config2/openstack/*; do m config2_version "${v##*/}"; done
+  mf config2:user_data_head "/mnt/config2/openstack/latest/user_data" | head -n 1
+else
+  m config2 no
 fi
 
 ninep=no
