@@ -40,6 +40,8 @@ export const TOOLS = {
   cryptsetup: { debianPackage: "cryptsetup-bin", envVar: "GLINT_CRYPTSETUP" },
   "ssh-keygen": { debianPackage: "openssh-client", envVar: "GLINT_SSH_KEYGEN" },
   cp: { debianPackage: "coreutils", envVar: "GLINT_CP" },
+  // One flush per bulk-create batch (src/ops/batch-create.ts).
+  sync: { debianPackage: "coreutils", envVar: "GLINT_SYNC" },
 } as const satisfies Readonly<Record<string, ToolInfo>>;
 
 export type ToolName = keyof typeof TOOLS;

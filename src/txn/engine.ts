@@ -337,7 +337,7 @@ export class Engine {
     }
     if (op.archived !== null) await archiveFileTo(paths, paths.identifiers, op.archived);
     await writeIdentifiers(paths, op.identifiers);
-    await markIssued(await this.registry(), paths.name, op.identifiers, this.options.notify);
+    await markIssued(await this.registry(), paths, op.identifiers, this.options.notify);
     // A create is finished once its identity is in place, whoever finishes it.
     if (op.policy === "fresh") await fs.rm(paths.creating, { force: true });
     await removeJournal(paths);

@@ -155,6 +155,10 @@ export interface StorePaths {
   readonly homeId: string;
   /** Per-home settings: registry, MAC prefix (src/registry/config.ts). */
   readonly config: string;
+  /** Journals (`<id>.json`) and locks (`<id>.lock`) of bulk creates in progress (src/ops/batch-create.ts). */
+  readonly batches: string;
+  /** Where a bulk create builds its VM directories (`<id>/<vm>/`) before renaming them into the home. */
+  readonly staging: string;
 }
 
 /** Store-wide files. */
@@ -168,6 +172,8 @@ export function storePaths(home: string): StorePaths {
     registryDb: path.join(dir, "registry.db"),
     homeId: path.join(dir, "home-id"),
     config: path.join(dir, "config.json"),
+    batches: path.join(dir, "batches"),
+    staging: path.join(dir, "staging"),
   };
 }
 

@@ -1,9 +1,7 @@
 /** `glint list`: one line per VM; an unreadable VM gets a line saying why. */
 import type { Command } from "commander";
-import { identifiersToDict } from "../../identity/model.js";
 import { type CliEnv, type CommonOptions, common } from "../common.js";
 import { formatTable } from "../format.js";
-import { vmState } from "../state.js";
 
 export function addListCommand(program: Command, { io, manager }: CliEnv): void {
   common(program.command("list"))
@@ -12,34 +10,23 @@ export function addListCommand(program: Command, { io, manager }: CliEnv): void 
       const m = manager(opts.home);
       const rows: string[][] = [];
       const json: Record<string, unknown>[] = [];
-      for (const vm of await m.listVms()) {
-        const { state } = await vmState(m, vm).catch(() => ({ state: "?" }));
-        try {
-          const ids = await m.getIdentifiers(vm);
-          const cfg = await m.getConfig(vm);
+      for (const { vm, state, summary, error } of await m.listing()) {
+        if (summary) {
+          const s = summary;
           rows.push([
             vm,
             state,
-            ids.vm_uuid,
-            ids.mac_address,
-            cfg.firmware,
-            cfg.tpm ? "tpm" : "-",
-            cfg.overlay ? "overlay" : "-",
-            ids.updated_at,
+            String(s.vm_uuid),
+            String(s.mac_address),
+            String(s.firmware),
+            s.tpm ? "tpm" : "-",
+            s.overlay ? "overlay" : "-",
+            String(s.updated_at),
           ]);
-          json.push({
-            name: vm,
-            ok: true,
-            state,
-            ...identifiersToDict(ids),
-            firmware: cfg.firmware,
-            tpm: cfg.tpm,
-            overlay: cfg.overlay,
-          });
-        } catch (error) {
-          const msg = error instanceof Error ? error.message : String(error);
-          rows.push([vm, state, "-", "-", "-", "-", "-", `unusable: ${msg}`]);
-          json.push({ name: vm, ok: false, state, error: msg });
+          json.push({ name: vm, ok: true, state, ...s });
+        } else {
+          rows.push([vm, state, "-", "-", "-", "-", "-", `unusable: ${error}`]);
+          json.push({ name: vm, ok: false, state, error });
         }
       }
       if (opts.json) io.stdout(JSON.stringify(json, null, 2));

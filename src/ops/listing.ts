@@ -1,0 +1,101 @@
+/**
+ * `glint list`: every VM of a home with its state and what list shows. With a
+ * registry, a VM comes from the registry's index (src/registry/vm-index.ts)
+ * and its files are read only when the index lacks it or something may be
+ * going on in it (its lock file is there: an operation runs or was cut
+ * short, or QEMU runs); without one, every VM's files are read.
+ */
+import { existsSync, promises as fs } from "node:fs";
+import { messageOf } from "../errors.js";
+import { IDENTIFIER_FIELDS, type IdentifierField } from "../identity/model.js";
+import type { Registry } from "../registry/registry.js";
+import { summaryOf, type VmSummary } from "../registry/vm-index.js";
+import { storePaths, type VmPaths, vmPaths } from "../vm/layout.js";
+import { type Duplicate, valueKey } from "../vm/registry.js";
+import { runningQemuPid } from "../vm/running.js";
+import { listVmNames } from "../vm/store.js";
+import { readIdentity, readVmConfig } from "./inspect.js";
+
+export type VmState = "running" | "stopped" | "interrupted";
+
+export interface VmListing {
+  readonly vm: string;
+  readonly state: VmState;
+  /** What list shows, or undefined when the VM cannot be read (`error` says why). */
+  readonly summary?: VmSummary;
+  readonly error?: string;
+}
+
+/**
+ * `running` while its QEMU runs, `interrupted` when an operation on it was
+ * cut short (its journal is there), otherwise `stopped`.
+ */
+export async function stateOf(paths: VmPaths): Promise<{ state: VmState; pid?: number }> {
+  const pid = await runningQemuPid(paths);
+  if (pid !== undefined) return { state: "running", pid };
+  return { state: existsSync(paths.journal) ? "interrupted" : "stopped" };
+}
+
+/** VMs that have a lock file (held, or left by a killed process). */
+async function lockedVms(home: string): Promise<Set<string>> {
+  const names = await fs.readdir(storePaths(home).vmLocks).catch(() => [] as string[]);
+  return new Set(names.filter((n) => n.endsWith(".lock")).map((n) => n.slice(0, -5)));
+}
+
+async function fromFiles(paths: VmPaths): Promise<VmListing> {
+  const { state } = await stateOf(paths).catch(() => ({ state: "stopped" as const }));
+  try {
+    const ids = await readIdentity(paths);
+    return { vm: paths.name, state, summary: summaryOf(ids, await readVmConfig(paths)) };
+  } catch (error) {
+    return { vm: paths.name, state, error: messageOf(error) };
+  }
+}
+
+/** VMs read from their files at once. */
+const BATCH = 64;
+
+export async function listHome(home: string, registry: Registry | undefined): Promise<VmListing[]> {
+  const [names, dirs, locked, index] = await Promise.all([
+    listVmNames(home, { includeSymlinks: true }),
+    listVmNames(home),
+    lockedVms(home),
+    registry ? registry.vmIndex() : new Map<string, string>(),
+  ]);
+  const realDirs = new Set(dirs);
+  const out: (VmListing | undefined)[] = new Array(names.length);
+  const toRead: number[] = [];
+  for (const [i, vm] of names.entries()) {
+    const data = index.get(vm);
+    if (data === undefined || locked.has(vm) || !realDirs.has(vm)) toRead.push(i);
+    else out[i] = { vm, state: "stopped", summary: JSON.parse(data) as VmSummary };
+  }
+  for (let i = 0; i < toRead.length; i += BATCH) {
+    await Promise.all(
+      toRead.slice(i, i + BATCH).map(async (n) => {
+        out[n] = await fromFiles(vmPaths(home, names[n] ?? ""));
+      }),
+    );
+  }
+  return out.filter((l): l is VmListing => l !== undefined);
+}
+
+/** Every value that the current identities of two or more listed VMs hold. */
+export function duplicatesOf(listings: readonly VmListing[]): Duplicate[] {
+  const owners = new Map<string, { field: IdentifierField; value: string; vms: Set<string> }>();
+  for (const { vm, summary } of listings) {
+    if (!summary) continue;
+    for (const field of IDENTIFIER_FIELDS) {
+      const value = summary[field];
+      if (typeof value !== "string") continue;
+      const key = valueKey(value);
+      const o = owners.get(key) ?? { field, value, vms: new Set<string>() };
+      o.vms.add(vm);
+      owners.set(key, o);
+    }
+  }
+  return [...owners.values()]
+    .filter((o) => o.vms.size > 1)
+    .map((o) => ({ field: o.field, value: o.value, vms: [...o.vms].sort() }))
+    .sort((a, b) => a.vms.join().localeCompare(b.vms.join()) || a.field.localeCompare(b.field));
+}
