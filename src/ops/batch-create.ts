@@ -24,14 +24,14 @@
  * the staging directory is removed.
  */
 import { randomBytes } from "node:crypto";
-import { promises as fs, mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { promises as fs, renameSync } from "node:fs";
 import path from "node:path";
 import * as z from "zod";
 import { GlintError, glintError, messageOf } from "../errors.js";
 import { IDENTITY_ENV_MODE } from "../guest/identity-env.js";
 import { loadScript, renderIdentityEnv, SCRIPT_MODE } from "../guest/index.js";
 import { runTool } from "../host/tools.js";
-import type { RandomSource } from "../identity/generate.js";
+import { bufferedCryptoRandom, type RandomSource } from "../identity/generate.js";
 import { identifiersToDict, SystemIdentifiers } from "../identity/model.js";
 import { POLICIES, type ResetStep } from "../identity/policies.js";
 import { applyPolicy } from "../identity/regenerate.js";
@@ -42,7 +42,7 @@ import type { OperationResult } from "../txn/engine.js";
 import { fsyncDir, writeFileAtomic } from "../vm/atomic.js";
 import { defaultConfig } from "../vm/config.js";
 import { readFileIfExists, stripBom } from "../vm/fsutil.js";
-import { storePaths, vmPaths } from "../vm/layout.js";
+import { storePaths, VM_FILES, vmPaths } from "../vm/layout.js";
 import { acquireLock, lockHolder, withLock } from "../vm/lock.js";
 import { valueKey } from "../vm/registry.js";
 import { systemError } from "../vm/syserror.js";
@@ -96,7 +96,7 @@ async function drawAndReserve(
 ): Promise<Map<string, SystemIdentifiers>> {
   const macPrefix = await ctx.macPrefix(registry);
   const options = {
-    ...(ctx.random ? { random: ctx.random } : {}),
+    random: ctx.random ?? bufferedCryptoRandom(),
     ...(macPrefix ? { macPrefix } : {}),
   };
   const drawnKeys = new Set<string>();
@@ -159,7 +159,7 @@ export async function createBatch(
     }
     const made = new Map<string, SystemIdentifiers>();
     try {
-      buildStage(stage, drawn, ctx.guestFiles);
+      await buildStage(stage, drawn, ctx.guestFiles);
       await runTool("sync", ["--file-system", stage], { env: ctx.env });
       for (const [vm, ids] of drawn) {
         try {
@@ -200,20 +200,43 @@ export async function createBatch(
   }
 }
 
+/** VM directories written at once (the file system's latency overlaps). */
+const WRITE_JOBS = 32;
+
 /** Write every VM directory of the batch into `stage` (no fsync: the caller syncs once). */
-function buildStage(stage: string, drawn: Map<string, SystemIdentifiers>, guestFiles: boolean) {
-  mkdirSync(stage, { recursive: true, mode: 0o700 });
+async function buildStage(
+  stage: string,
+  drawn: Map<string, SystemIdentifiers>,
+  guestFiles: boolean,
+): Promise<void> {
+  await fs.mkdir(stage, { recursive: true, mode: 0o700 });
   const script = guestFiles ? loadScript() : "";
-  for (const [vm, ids] of drawn) {
-    const p = vmPaths(stage, vm);
-    mkdirSync(p.dir);
-    writeFileSync(p.identifiers, SystemIdentifiers.toJSON(ids), { mode: 0o644 });
-    if (guestFiles) {
-      mkdirSync(p.shared);
-      writeFileSync(p.identityEnv, renderIdentityEnv(vm, ids), { mode: IDENTITY_ENV_MODE });
-      writeFileSync(p.script, script, { mode: SCRIPT_MODE });
+  const todo = [...drawn];
+  const worker = async () => {
+    for (let next = todo.pop(); next; next = todo.pop()) {
+      const [vm, ids] = next;
+      // The layout's names (vmPaths would build every path of the VM).
+      const dir = path.join(stage, vm);
+      await fs.mkdir(dir);
+      const writes = [
+        fs.writeFile(path.join(dir, VM_FILES.identifiers), SystemIdentifiers.toJSON(ids), {
+          mode: 0o644,
+        }),
+      ];
+      if (guestFiles) {
+        const shared = path.join(dir, VM_FILES.shared);
+        await fs.mkdir(shared);
+        writes.push(
+          fs.writeFile(path.join(shared, VM_FILES.identityEnv), renderIdentityEnv(vm, ids), {
+            mode: IDENTITY_ENV_MODE,
+          }),
+          fs.writeFile(path.join(shared, VM_FILES.script), script, { mode: SCRIPT_MODE }),
+        );
+      }
+      await Promise.all(writes);
     }
-  }
+  };
+  await Promise.all(Array.from({ length: WRITE_JOBS }, worker));
 }
 
 /**

@@ -21,9 +21,18 @@ export type VmState = "running" | "stopped" | "interrupted";
 export interface VmListing {
   readonly vm: string;
   readonly state: VmState;
-  /** What list shows, or undefined when the VM cannot be read (`error` says why). */
-  readonly summary?: VmSummary;
+  /**
+   * What list shows (a {@link VmSummary}) as JSON text, or undefined when
+   * the VM cannot be read (`error` says why). Kept as text: a large home's
+   * list is written out without parsing every VM's.
+   */
+  readonly json?: string;
   readonly error?: string;
+}
+
+/** The summary in a listing, parsed. */
+export function summaryIn(listing: VmListing): VmSummary | undefined {
+  return listing.json === undefined ? undefined : (JSON.parse(listing.json) as VmSummary);
 }
 
 /**
@@ -46,7 +55,8 @@ async function fromFiles(paths: VmPaths): Promise<VmListing> {
   const { state } = await stateOf(paths).catch(() => ({ state: "stopped" as const }));
   try {
     const ids = await readIdentity(paths);
-    return { vm: paths.name, state, summary: summaryOf(ids, await readVmConfig(paths)) };
+    const summary = summaryOf(ids, await readVmConfig(paths));
+    return { vm: paths.name, state, json: JSON.stringify(summary) };
   } catch (error) {
     return { vm: paths.name, state, error: messageOf(error) };
   }
@@ -68,7 +78,7 @@ export async function listHome(home: string, registry: Registry | undefined): Pr
   for (const [i, vm] of names.entries()) {
     const data = index.get(vm);
     if (data === undefined || locked.has(vm) || !realDirs.has(vm)) toRead.push(i);
-    else out[i] = { vm, state: "stopped", summary: JSON.parse(data) as VmSummary };
+    else out[i] = { vm, state: "stopped", json: data };
   }
   for (let i = 0; i < toRead.length; i += BATCH) {
     await Promise.all(
@@ -83,8 +93,10 @@ export async function listHome(home: string, registry: Registry | undefined): Pr
 /** Every value that the current identities of two or more listed VMs hold. */
 export function duplicatesOf(listings: readonly VmListing[]): Duplicate[] {
   const owners = new Map<string, { field: IdentifierField; value: string; vms: Set<string> }>();
-  for (const { vm, summary } of listings) {
+  for (const listing of listings) {
+    const summary = summaryIn(listing);
     if (!summary) continue;
+    const vm = listing.vm;
     for (const field of IDENTIFIER_FIELDS) {
       const value = summary[field];
       if (typeof value !== "string") continue;

@@ -133,6 +133,8 @@ export class Registry {
         if (await this.store.imported(this.homeId)) return;
         const rows = rowsFromFiles(this.homeId, await scanHome(this.home));
         const refused = await this.store.claim(rows);
+        if ((await this.store.index(this.homeId)) === undefined)
+          await this.store.replaceIndex(this.homeId, await entriesFromFiles(this.home));
         await this.store.markImported(this.homeId, this.home);
         if (refused.length > 0) {
           options.notify(

@@ -108,6 +108,8 @@ function openSqliteUnchecked(file: string): RegistryStore {
   const db = new Db(file, { timeout: 60_000 });
   db.pragma("journal_mode = WAL");
   db.pragma("synchronous = NORMAL");
+  // A large home's unique index does not fit SQLite's default 2 MB cache.
+  db.pragma("cache_size = -65536");
   db.transaction(() => {
     for (const sql of SCHEMA) db.exec(sql);
   }).immediate();
@@ -121,6 +123,9 @@ function openSqliteUnchecked(file: string): RegistryStore {
     ),
     issue: db.prepare(
       "UPDATE glint_values SET state = 'issued', updated_at = ? WHERE cls = ? AND key = ? AND home = ? AND vm = ?",
+    ),
+    issueVm: db.prepare(
+      "UPDATE glint_values SET state = 'issued', updated_at = ? WHERE home = ? AND vm = ? AND state = 'reserved'",
     ),
     rowsOf: db.prepare("SELECT * FROM glint_values WHERE home = ? ORDER BY vm, field"),
     reservedOf: db.prepare(
@@ -194,12 +199,16 @@ function openSqliteUnchecked(file: string): RegistryStore {
     const at = now();
     const refused: string[] = [];
     for (const item of items) {
-      if (item.values.some((v) => find(v) !== undefined)) {
-        refused.push(item.vm);
-        continue;
+      const row = { home, vm: item.vm, generation: item.generation, state: "reserved" as const };
+      const inserted: RegistryValue[] = [];
+      for (const v of item.values) {
+        if (!insert({ ...v, ...row }, at)) break;
+        inserted.push(v);
       }
-      for (const v of item.values)
-        insert({ ...v, home, vm: item.vm, generation: item.generation, state: "reserved" }, at);
+      if (inserted.length === item.values.length) continue;
+      // A value is held already: this VM gets none of its values.
+      for (const v of inserted) q.release.run(v.cls, v.key, home, item.vm);
+      refused.push(item.vm);
     }
     return refused;
   });
@@ -211,7 +220,8 @@ function openSqliteUnchecked(file: string): RegistryStore {
     ) => {
       const at = now();
       for (const item of issued) {
-        issueAt({ home, vm: item.vm }, item.values, at);
+        // A new VM's reserved rows are exactly the batch's values.
+        q.issueVm.run(at, home, item.vm);
         q.putEntry.run(home, item.entry.vm, item.entry.data, at);
       }
       for (const item of released)

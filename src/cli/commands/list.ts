@@ -1,21 +1,27 @@
 /** `glint list`: one line per VM; an unreadable VM gets a line saying why. */
 import type { Command } from "commander";
+import { summaryIn, type VmListing } from "../../ops/listing.js";
 import { type CliEnv, type CommonOptions, common } from "../common.js";
 import { formatTable } from "../format.js";
+import type { Io } from "../io.js";
 
 export function addListCommand(program: Command, { io, manager }: CliEnv): void {
   common(program.command("list"))
     .description("list VMs, one line each")
     .action(async (opts: CommonOptions) => {
       const m = manager(opts.home);
+      const listings = await m.listing();
+      if (opts.json) {
+        writeJsonList(io, listings);
+        return;
+      }
       const rows: string[][] = [];
-      const json: Record<string, unknown>[] = [];
-      for (const { vm, state, summary, error } of await m.listing()) {
-        if (summary) {
-          const s = summary;
+      for (const l of listings) {
+        const s = summaryIn(l);
+        if (s)
           rows.push([
-            vm,
-            state,
+            l.vm,
+            l.state,
             String(s.vm_uuid),
             String(s.mac_address),
             String(s.firmware),
@@ -23,14 +29,9 @@ export function addListCommand(program: Command, { io, manager }: CliEnv): void 
             s.overlay ? "overlay" : "-",
             String(s.updated_at),
           ]);
-          json.push({ name: vm, ok: true, state, ...s });
-        } else {
-          rows.push([vm, state, "-", "-", "-", "-", "-", `unusable: ${error}`]);
-          json.push({ name: vm, ok: false, state, error });
-        }
+        else rows.push([l.vm, l.state, "-", "-", "-", "-", "-", `unusable: ${l.error}`]);
       }
-      if (opts.json) io.stdout(JSON.stringify(json, null, 2));
-      else if (rows.length === 0)
+      if (rows.length === 0)
         io.stdout(`no VMs in ${m.home}; create one with \`glint create <vm>\``);
       else
         io.stdout(
@@ -40,4 +41,31 @@ export function addListCommand(program: Command, { io, manager }: CliEnv): void 
           ]),
         );
     });
+}
+
+/**
+ * `list --json`: an array of `{name, ok, state, …}`, one element per line,
+ * written in chunks; each indexed VM's stored JSON text is spliced in as it
+ * is, unparsed.
+ */
+function writeJsonList(io: Io, listings: readonly VmListing[]): void {
+  if (listings.length === 0) {
+    io.stdout("[]");
+    return;
+  }
+  const CHUNK = 2000;
+  for (let i = 0; i < listings.length; i += CHUNK) {
+    const part = listings.slice(i, i + CHUNK).map((l, j) => {
+      const head = `{"name":${JSON.stringify(l.vm)},"ok":${l.json !== undefined},"state":${JSON.stringify(l.state)}`;
+      const body =
+        l.json !== undefined && l.json.length > 2
+          ? `,${l.json.slice(1)}`
+          : l.json !== undefined
+            ? "}"
+            : `,"error":${JSON.stringify(l.error ?? "")}}`;
+      return `${i + j === 0 ? "[\n" : ""}  ${head}${body}`;
+    });
+    const last = i + CHUNK >= listings.length;
+    io.stdout(`${part.join(",\n")}${last ? "\n]" : ",\n"}`);
+  }
 }
