@@ -6,11 +6,12 @@
  * short, or QEMU runs); without one, every VM's files are read.
  */
 import { existsSync, promises as fs } from "node:fs";
+import path from "node:path";
 import { messageOf } from "../errors.js";
 import { IDENTIFIER_FIELDS, type IdentifierField } from "../identity/model.js";
 import type { Registry } from "../registry/registry.js";
 import { summaryOf, type VmSummary } from "../registry/vm-index.js";
-import { storePaths, type VmPaths, vmPaths } from "../vm/layout.js";
+import { storePaths, VM_FILES, type VmPaths, vmPaths } from "../vm/layout.js";
 import { type Duplicate, valueKey } from "../vm/registry.js";
 import { runningQemuPid } from "../vm/running.js";
 import { listVmNames } from "../vm/store.js";
@@ -77,7 +78,14 @@ export async function listHome(home: string, registry: Registry | undefined): Pr
   const toRead: number[] = [];
   for (const [i, vm] of names.entries()) {
     const data = index.get(vm);
-    if (data === undefined || locked.has(vm) || !realDirs.has(vm)) toRead.push(i);
+    // A journal left without a lock file (by hand, or by an older Glint) still says interrupted.
+    if (
+      data === undefined ||
+      locked.has(vm) ||
+      !realDirs.has(vm) ||
+      existsSync(path.join(home, vm, VM_FILES.journal))
+    )
+      toRead.push(i);
     else out[i] = { vm, state: "stopped", json: data };
   }
   for (let i = 0; i < toRead.length; i += BATCH) {
