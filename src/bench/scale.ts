@@ -42,11 +42,16 @@ const glint = (home: string, ...args: string[]) => proc([CLI, ...args, "--home",
 async function atCount(count: number, log?: (line: string) => void): Promise<Figure[]> {
   return withTempDir("glint-bench-scale-", async (home) => {
     const f: Figure[] = [];
-    const add = (label: string, r: { ms: number; rssMiB: number }) =>
+    const add = (label: string, r: { ms: number; rssMiB: number }) => {
       f.push(
         { label: `${label}`, value: r.ms / 1000, unit: "s" },
         { label: `${label}: peak RSS`, value: r.rssMiB, unit: "MiB" },
       );
+      // As it goes too: a long run that fails later keeps what it measured.
+      log?.(
+        `  [${count}] ${label}: ${(r.ms / 1000).toFixed(2)} s, ${r.rssMiB.toFixed(0)} MiB, load ${os.loadavg()[0]?.toFixed(1)}`,
+      );
+    };
     log?.(`scale: ${count} identity-only creates`);
     const ids = await proc([CHILD, home, String(count)]);
     add(`${count} identity-only creates (batched)`, ids);
@@ -75,6 +80,7 @@ async function atCount(count: number, log?: (line: string) => void): Promise<Fig
     log?.("scale: the old directory scan");
     const scan = await timed(() => new UsedValues(home).refresh({ force: true }));
     f.push({ label: "old: directory scan before each create", value: scan.ms / 1000, unit: "s" });
+    log?.(`  [${count}] old: directory scan: ${(scan.ms / 1000).toFixed(2)} s`);
     if (count <= 10_000) {
       log?.("scale: list reading every VM's files (no registry)");
       const db = storePaths(home).registryDb;

@@ -37,7 +37,7 @@ import { POLICIES, type ResetStep } from "../identity/policies.js";
 import { applyPolicy } from "../identity/regenerate.js";
 import { type BatchItem, valuesOf } from "../registry/model.js";
 import type { Registry } from "../registry/registry.js";
-import { indexEntry } from "../registry/vm-index.js";
+import { fileStamp, indexEntry, stampOf } from "../registry/vm-index.js";
 import type { OperationResult } from "../txn/engine.js";
 import { fsyncDir, writeFileAtomic } from "../vm/atomic.js";
 import { defaultConfig } from "../vm/config.js";
@@ -153,13 +153,14 @@ export async function createBatch(
       // Nothing was made; what was reserved is given back (or, if the
       // registry is gone, by whoever next finds the journal).
       const err = error instanceof GlintError ? error : new GlintError(messageOf(error));
-      await settle(registry, journal, new Map()).catch(() => {});
+      await settle(registry, journal, new Map(), new Map()).catch(() => {});
       for (const vm of names) done.set(vm, err);
       return { done };
     }
     const made = new Map<string, SystemIdentifiers>();
+    const stamps = new Map<string, string>();
     try {
-      await buildStage(stage, drawn, ctx.guestFiles);
+      await buildStage(stage, drawn, ctx.guestFiles, stamps);
       await runTool("sync", ["--file-system", stage], { env: ctx.env });
       for (const [vm, ids] of drawn) {
         try {
@@ -183,7 +184,7 @@ export async function createBatch(
       }
     }
     try {
-      await settle(registry, journal, made);
+      await settle(registry, journal, made, stamps);
     } catch (error) {
       // The VMs are in place; their rows stay reserved until the next
       // process that opens the registry settles this batch (recoverBatches).
@@ -208,6 +209,7 @@ async function buildStage(
   stage: string,
   drawn: Map<string, SystemIdentifiers>,
   guestFiles: boolean,
+  stamps: Map<string, string>,
 ): Promise<void> {
   await fs.mkdir(stage, { recursive: true, mode: 0o700 });
   const script = guestFiles ? loadScript() : "";
@@ -218,9 +220,11 @@ async function buildStage(
       // The layout's names (vmPaths would build every path of the VM).
       const dir = path.join(stage, vm);
       await fs.mkdir(dir);
+      const idsFile = path.join(dir, VM_FILES.identifiers);
       const writes = [
-        fs.writeFile(path.join(dir, VM_FILES.identifiers), SystemIdentifiers.toJSON(ids), {
-          mode: 0o644,
+        fs.writeFile(idsFile, SystemIdentifiers.toJSON(ids), { mode: 0o644 }).then(async () => {
+          // A rename keeps the mtime: the stamp list checks (IndexEntry.stamp).
+          stamps.set(vm, stampOf(await fs.stat(idsFile)));
         }),
       ];
       if (guestFiles) {
@@ -248,11 +252,12 @@ async function settle(
   registry: Registry,
   journal: BatchJournal,
   made: ReadonlyMap<string, SystemIdentifiers>,
+  stamps: ReadonlyMap<string, string>,
 ): Promise<void> {
   const config = defaultConfig();
   const issued = [...made].map(([vm, ids]) => ({
     ...itemOf(vm, ids),
-    entry: indexEntry(vm, ids, config),
+    entry: indexEntry(vm, ids, config, stamps.get(vm) ?? ""),
   }));
   const released = journal.entries
     .filter((e) => made.get(e.vm)?.vm_uuid !== e.identifiers.vm_uuid)
@@ -300,11 +305,15 @@ export async function recoverBatches(registry: Registry, storeLockWaitMs: number
           );
         }
         const made = new Map<string, SystemIdentifiers>();
+        const stamps = new Map<string, string>();
         for (const e of parsed.data.entries) {
           const ids = await identityIn(registry.home, e.vm);
-          if (ids && ids.vm_uuid === e.identifiers.vm_uuid) made.set(e.vm, ids);
+          if (ids && ids.vm_uuid === e.identifiers.vm_uuid) {
+            made.set(e.vm, ids);
+            stamps.set(e.vm, await fileStamp(registry.home, e.vm));
+          }
         }
-        await settle(registry, parsed.data, made);
+        await settle(registry, parsed.data, made, stamps);
         await fs.rm(path.join(sp.staging, id), { recursive: true, force: true });
         await fs.rm(lockFile, { force: true });
         settled++;

@@ -5,12 +5,13 @@
  * going on in it (its lock file is there: an operation runs or was cut
  * short, or QEMU runs); without one, every VM's files are read.
  */
-import { existsSync, promises as fs } from "node:fs";
+import { existsSync, promises as fs, statSync } from "node:fs";
 import path from "node:path";
 import { messageOf } from "../errors.js";
 import { IDENTIFIER_FIELDS, type IdentifierField } from "../identity/model.js";
+import type { IndexEntry } from "../registry/model.js";
 import type { Registry } from "../registry/registry.js";
-import { summaryOf, type VmSummary } from "../registry/vm-index.js";
+import { stampOf, summaryOf, type VmSummary } from "../registry/vm-index.js";
 import { storePaths, VM_FILES, type VmPaths, vmPaths } from "../vm/layout.js";
 import { type Duplicate, valueKey } from "../vm/registry.js";
 import { runningQemuPid } from "../vm/running.js";
@@ -71,22 +72,26 @@ export async function listHome(home: string, registry: Registry | undefined): Pr
     listVmNames(home, { includeSymlinks: true }),
     listVmNames(home),
     lockedVms(home),
-    registry ? registry.vmIndex() : new Map<string, string>(),
+    registry ? registry.vmIndex() : new Map<string, IndexEntry>(),
   ]);
   const realDirs = new Set(dirs);
   const out: (VmListing | undefined)[] = new Array(names.length);
   const toRead: number[] = [];
   for (const [i, vm] of names.entries()) {
-    const data = index.get(vm);
-    // A journal left without a lock file (by hand, or by an older Glint) still says interrupted.
+    const entry = index.get(vm);
+    const dir = path.join(home, vm);
     if (
-      data === undefined ||
+      entry === undefined ||
       locked.has(vm) ||
       !realDirs.has(vm) ||
-      existsSync(path.join(home, vm, VM_FILES.journal))
+      // identifiers.json changed since it was indexed (by hand, or by an older Glint)
+      stampOf(statSync(path.join(dir, VM_FILES.identifiers), { throwIfNoEntry: false })) !==
+        entry.stamp ||
+      // a journal left without a lock file still says interrupted
+      existsSync(path.join(dir, VM_FILES.journal))
     )
       toRead.push(i);
-    else out[i] = { vm, state: "stopped", json: data };
+    else out[i] = { vm, state: "stopped", json: entry.data };
   }
   for (let i = 0; i < toRead.length; i += BATCH) {
     await Promise.all(

@@ -66,6 +66,8 @@ export interface RegistryRow extends RegistryValue, Owner {
 export interface IndexEntry {
   readonly vm: string;
   readonly data: string;
+  /** identifiers.json's mtime and size when indexed: a file changed since is read again. */
+  readonly stamp: string;
 }
 
 /** One VM's new values in a batch. */

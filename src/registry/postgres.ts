@@ -116,10 +116,11 @@ export async function openPostgres(url: string): Promise<RegistryStore> {
   const putEntries = async (home: string, entries: readonly IndexEntry[], at: string) => {
     if (entries.length === 0) return;
     await client.query(
-      `INSERT INTO glint_vms (home, vm, data, updated_at)
-       SELECT $1::text, u.vm, u.data, $4::text FROM unnest($2::text[], $3::text[]) AS u(vm, data)
-       ON CONFLICT (home, vm) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at`,
-      [home, entries.map((e) => e.vm), entries.map((e) => e.data), at],
+      `INSERT INTO glint_vms (home, vm, data, stamp, updated_at)
+       SELECT $1::text, u.vm, u.data, u.stamp, $4::text
+       FROM unnest($2::text[], $3::text[], $5::text[]) AS u(vm, data, stamp)
+       ON CONFLICT (home, vm) DO UPDATE SET data = excluded.data, stamp = excluded.stamp, updated_at = excluded.updated_at`,
+      [home, entries.map((e) => e.vm), entries.map((e) => e.data), at, entries.map((e) => e.stamp)],
     );
   };
   /** Update or delete the rows of many VMs' values at once. */
@@ -198,8 +199,12 @@ export async function openPostgres(url: string): Promise<RegistryStore> {
     index: async (home) => {
       const built = await client.query("SELECT 1 FROM glint_indexed WHERE home = $1", [home]);
       if (built.rows.length === 0) return undefined;
-      const r = await client.query("SELECT vm, data FROM glint_vms WHERE home = $1", [home]);
-      return r.rows.map((row) => ({ vm: String(row.vm), data: String(row.data) }));
+      const r = await client.query("SELECT vm, data, stamp FROM glint_vms WHERE home = $1", [home]);
+      return r.rows.map((row) => ({
+        vm: String(row.vm),
+        data: String(row.data),
+        stamp: String(row.stamp),
+      }));
     },
     replaceIndex: (home, entries) =>
       tx(async () => {

@@ -203,7 +203,7 @@ export class Registry {
    * The index `glint list` reads (VM name → what list shows, as JSON text),
    * built from the files on first use.
    */
-  async vmIndex(storeLockWaitMs = 30_000): Promise<Map<string, string>> {
+  async vmIndex(storeLockWaitMs = 30_000): Promise<Map<string, IndexEntry>> {
     let entries = await this.call("reading the VM index", () => this.store.index(this.homeId));
     if (entries === undefined) {
       entries = await withLock(
@@ -220,7 +220,7 @@ export class Registry {
         },
       );
     }
-    return new Map(entries.map((e) => [e.vm, e.data]));
+    return new Map(entries.map((e) => [e.vm, e]));
   }
 
   /** Replace the index with `entries` (default: read from the files). */

@@ -29,6 +29,7 @@ export const SCHEMA = [
     home TEXT NOT NULL,
     vm TEXT NOT NULL,
     data TEXT NOT NULL,
+    stamp TEXT NOT NULL,
     updated_at TEXT NOT NULL,
     PRIMARY KEY (home, vm)
   )`,

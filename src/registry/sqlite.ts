@@ -137,9 +137,9 @@ function openSqliteUnchecked(file: string): RegistryStore {
     ),
     imported: db.prepare("SELECT 1 FROM glint_homes WHERE home = ?"),
     putEntry: db.prepare(
-      "INSERT INTO glint_vms (home, vm, data, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (home, vm) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
+      "INSERT INTO glint_vms (home, vm, data, stamp, updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (home, vm) DO UPDATE SET data = excluded.data, stamp = excluded.stamp, updated_at = excluded.updated_at",
     ),
-    index: db.prepare("SELECT vm, data FROM glint_vms WHERE home = ?"),
+    index: db.prepare("SELECT vm, data, stamp FROM glint_vms WHERE home = ?"),
     indexed: db.prepare("SELECT 1 FROM glint_indexed WHERE home = ?"),
     deleteIndex: db.prepare("DELETE FROM glint_vms WHERE home = ?"),
     markIndexed: db.prepare(
@@ -192,7 +192,7 @@ function openSqliteUnchecked(file: string): RegistryStore {
     (owner: Owner, values: readonly RegistryValue[], entry: IndexEntry | undefined) => {
       const at = now();
       issueAt(owner, values, at);
-      if (entry) q.putEntry.run(owner.home, entry.vm, entry.data, at);
+      if (entry) q.putEntry.run(owner.home, entry.vm, entry.data, entry.stamp, at);
     },
   );
   const reserveMany = db.transaction((home: string, items: readonly BatchItem[]): string[] => {
@@ -222,7 +222,7 @@ function openSqliteUnchecked(file: string): RegistryStore {
       for (const item of issued) {
         // A new VM's reserved rows are exactly the batch's values.
         q.issueVm.run(at, home, item.vm);
-        q.putEntry.run(home, item.entry.vm, item.entry.data, at);
+        q.putEntry.run(home, item.entry.vm, item.entry.data, item.entry.stamp, at);
       }
       for (const item of released)
         for (const v of item.values) q.release.run(v.cls, v.key, home, item.vm);
@@ -231,7 +231,7 @@ function openSqliteUnchecked(file: string): RegistryStore {
   const replaceIndex = db.transaction((home: string, entries: readonly IndexEntry[]) => {
     q.deleteIndex.run(home);
     const at = now();
-    for (const e of entries) q.putEntry.run(home, e.vm, e.data, at);
+    for (const e of entries) q.putEntry.run(home, e.vm, e.data, e.stamp, at);
     q.markIndexed.run(home, at);
   });
 

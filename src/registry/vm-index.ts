@@ -8,6 +8,7 @@
  * lacks is read from its files, an indexed VM whose directory is gone is
  * left out.
  */
+import { promises as fs } from "node:fs";
 import { identifiersToDict, type SystemIdentifiers } from "../identity/model.js";
 import type { VmConfig } from "../vm/config.js";
 import { vmPaths } from "../vm/layout.js";
@@ -26,8 +27,23 @@ export function summaryOf(ids: SystemIdentifiers, config: VmConfig): VmSummary {
   };
 }
 
-export function indexEntry(vm: string, ids: SystemIdentifiers, config: VmConfig): IndexEntry {
-  return { vm, data: JSON.stringify(summaryOf(ids, config)) };
+export function indexEntry(
+  vm: string,
+  ids: SystemIdentifiers,
+  config: VmConfig,
+  stamp: string,
+): IndexEntry {
+  return { vm, data: JSON.stringify(summaryOf(ids, config)), stamp };
+}
+
+/** A file's mtime and size ("" when it is missing): see IndexEntry.stamp. */
+export function stampOf(st: { mtimeMs: number; size: number } | undefined): string {
+  return st ? `${st.mtimeMs}:${st.size}` : "";
+}
+
+/** The stamp of `home/vm/identifiers.json` now. */
+export async function fileStamp(home: string, vm: string): Promise<string> {
+  return stampOf(await fs.stat(vmPaths(home, vm).identifiers).catch(() => undefined));
 }
 
 /** VMs read at once while building an index. */
@@ -42,8 +58,9 @@ export async function entriesFromFiles(home: string): Promise<IndexEntry[]> {
       vms.slice(i, i + BATCH).map(async (vm) => {
         try {
           const paths = vmPaths(home, vm);
+          const stamp = await fileStamp(home, vm);
           const ids = await readIdentifiers(paths);
-          return ids ? indexEntry(vm, ids, await readConfigOrDefault(paths)) : undefined;
+          return ids ? indexEntry(vm, ids, await readConfigOrDefault(paths), stamp) : undefined;
         } catch {
           return undefined; // unreadable: list reads its files and says why
         }

@@ -15,7 +15,7 @@ import type { Policy } from "../identity/policies.js";
 import { applyPolicyAsync } from "../identity/regenerate.js";
 import { type RegistryValue, registryValue, slotOf, valuesOf } from "../registry/model.js";
 import type { Conflict, Registry } from "../registry/registry.js";
-import { indexEntry } from "../registry/vm-index.js";
+import { fileStamp, indexEntry } from "../registry/vm-index.js";
 import { defaultConfig } from "../vm/config.js";
 import type { VmPaths } from "../vm/layout.js";
 import { UsedValues } from "../vm/registry.js";
@@ -36,7 +36,7 @@ export async function markIssued(
   const vm = paths.name;
   const config = await readConfigOrDefault(paths).catch(() => defaultConfig());
   await registry
-    .issue(vm, ids, indexEntry(vm, ids, config))
+    .issue(vm, ids, indexEntry(vm, ids, config, await fileStamp(paths.home, vm)))
     .catch((error: unknown) =>
       notify(`the registry did not record "${vm}" as issued (${messageOf(error)})`),
     );
