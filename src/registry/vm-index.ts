@@ -38,7 +38,7 @@ export function indexEntry(
 
 /** A file's mtime and size ("" when it is missing): see IndexEntry.stamp. */
 export function stampOf(st: { mtimeMs: number; size: number } | undefined): string {
-  return st ? `${st.mtimeMs}:${st.size}` : "";
+  return st ? `${Math.round(st.mtimeMs)}:${st.size}` : "";
 }
 
 /** The stamp of `home/vm/identifiers.json` now. */

@@ -110,9 +110,15 @@ describe("glint list and doctor at scale", () => {
     expect((await glint("create", "v-{n}", "--count", "5")).code).toBe(0);
     // Files no process of Glint wrote: a VM directory copied by hand.
     await fs.cp(path.join(home, "v-1"), path.join(home, "copy"), { recursive: true });
-    // The index holds what list shows: an identity the index has is not read again.
+    // The index holds what list shows: a file with the mtime and size it was
+    // indexed with is not read again...
     const ids = await readIds(home, "v-2");
-    await fs.writeFile(path.join(home, "v-2", "identifiers.json"), "not json");
+    const file = path.join(home, "v-2", "identifiers.json");
+    const st = await fs.stat(file);
+    await fs.writeFile(file, "x".repeat(st.size));
+    await fs.utimes(file, st.atimeMs / 1000, st.mtimeMs / 1000);
+    // ...but one changed since is.
+    await fs.writeFile(path.join(home, "v-4", "identifiers.json"), "not json");
     const list = JSON.parse((await glint("list", "--json")).stdout) as {
       name: string;
       ok: boolean;
@@ -123,7 +129,7 @@ describe("glint list and doctor at scale", () => {
       ["v-1", true],
       ["v-2", true],
       ["v-3", true],
-      ["v-4", true],
+      ["v-4", false],
       ["v-5", true],
     ]);
     expect(list.find((l) => l.name === "v-2")?.vm_uuid).toBe(ids.vm_uuid);
@@ -133,6 +139,7 @@ describe("glint list and doctor at scale", () => {
     expect(doctor.code).toBe(1);
     const dups = (JSON.parse(doctor.stdout) as { duplicates: { vms: string[] }[] }).duplicates;
     expect(dups).toHaveLength(IDENTIFIER_FIELDS.length);
+    await fs.writeFile(file, `${JSON.stringify(ids, null, 2)}\n`);
     for (const d of dups) expect(d.vms).toEqual(["copy", "v-1"]);
     // A VM removed is gone from the list.
     expect((await glint("rm", "v-3", "--yes")).code).toBe(0);
