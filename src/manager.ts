@@ -2,7 +2,6 @@ import { existsSync } from "node:fs";
 import { messageOf } from "./errors.js";
 import { readEkFingerprint } from "./firmware/index.js";
 import {
-  hostnameFor,
   renderPostInstallScript,
   createPostInstallScript as writeScriptFile,
   writeSeed,
@@ -14,6 +13,7 @@ import { POLICIES, type PolicyName } from "./identity/policies.js";
 import { createBatch, recoverBatches } from "./ops/batch-create.js";
 import { Batcher } from "./ops/batcher.js";
 import { type CreateVmOptions, createVm } from "./ops/create.js";
+import { sysprepInputFor } from "./ops/disk-identity.js";
 import {
   assertHasIdentity,
   assertNotBusy,
@@ -355,12 +355,7 @@ export class UuidManager {
   async sysprep(vm: string, image: string, options: SysprepOptions = {}): Promise<SysprepReport> {
     const apply = async () => {
       const { ids, config } = await this.usable(vm);
-      const hostname = hostnameFor(vm, ids, config.hostname_from);
-      return sysprepImage(
-        image,
-        { vmName: vm, identifiers: ids, hostname },
-        { ...options, env: this.env },
-      );
+      return sysprepImage(image, sysprepInputFor(vm, ids, config), { ...options, env: this.env });
     };
     if (options.dryRun) return apply();
     return this.engine.withVm(this.paths(vm), "glint sysprep", apply);

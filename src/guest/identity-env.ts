@@ -125,6 +125,24 @@ export function formatIdentityEnv(values: IdentityEnv): string {
   return `${lines.join("\n")}\n`;
 }
 
+/**
+ * The text of the guest's `/etc/glint/applied` record for `values`, as
+ * set_identifiers.sh writes it once it has applied them (see
+ * {@link APPLIED_RECORD_KEYS}). Offline sysprep writes it into the disk, so
+ * the first-boot script finds the identity applied and leaves the fresh
+ * state of this boot (SSH host keys, the DHCP lease and its DUID) alone.
+ */
+export function formatAppliedRecord(values: IdentityEnv, at: Date = new Date()): string {
+  const stamp = at.toISOString().replace(/\.\d{3}Z$/, "Z");
+  const lines = [
+    "# Written by glint set_identifiers; do not edit.",
+    ...IDENTITY_ENV_KEYS.map((key) => `${key.toLowerCase()}=${values[key]}`),
+    "disk_ids=applied",
+    `applied_at=${stamp}`,
+  ];
+  return `${lines.join("\n")}\n`;
+}
+
 /** identity.env for `vmName` with identity `ids` (validated first). */
 export function renderIdentityEnv(
   vmName: string,

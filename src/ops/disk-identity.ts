@@ -12,8 +12,9 @@
  * recognises (blank, unknown layout) is skipped, and the operation goes on.
  */
 import { constants, promises as fs } from "node:fs";
-import { hostnameFor } from "../guest/index.js";
-import { sysprepImage } from "../sysprep/index.js";
+import { formatAppliedRecord, hostnameFor, identityEnvValues } from "../guest/index.js";
+import type { SystemIdentifiers } from "../identity/model.js";
+import { type SysprepInput, sysprepImage } from "../sysprep/index.js";
 import { type PreparedChange, preparedChange } from "../txn/change.js";
 import type { ResetStepImpl, StepContext } from "../txn/steps.js";
 import { fsyncFile, renameIntoPlace, tempPathFor } from "../vm/atomic.js";
@@ -29,6 +30,27 @@ function ownDisk(config: VmConfig): "overlay" | "base" | undefined {
 }
 
 /**
+ * What sysprep writes for VM `vm`: its identifiers, its hostname, and the
+ * guest script's `/etc/glint/applied` record, so the first boot finds the
+ * identity applied and keeps that boot's fresh state.
+ */
+export function sysprepInputFor(
+  vm: string,
+  ids: SystemIdentifiers,
+  config: Pick<VmConfig, "hostname_from">,
+  previousMap?: Readonly<Record<string, string>>,
+): SysprepInput {
+  const hostnameFrom = config.hostname_from;
+  return {
+    vmName: vm,
+    identifiers: ids,
+    hostname: hostnameFor(vm, ids, hostnameFrom),
+    appliedRecord: formatAppliedRecord(identityEnvValues(vm, ids, { hostnameFrom })),
+    ...(previousMap ? { previousMap } : {}),
+  };
+}
+
+/**
  * Apply the identity to `image` (a temp file the caller owns). Resolves to
  * the fresh partition values to keep in config.json, or undefined when the
  * disk was skipped.
@@ -40,12 +62,7 @@ export async function identifyDisk(
   ctx.onProgress("writing the identity into the disk (sysprep)");
   const report = await sysprepImage(
     image,
-    {
-      vmName: ctx.paths.name,
-      identifiers: ctx.identifiers,
-      hostname: hostnameFor(ctx.paths.name, ctx.identifiers, ctx.config.hostname_from),
-      previousMap: ctx.config.sysprep_values,
-    },
+    sysprepInputFor(ctx.paths.name, ctx.identifiers, ctx.config, ctx.config.sysprep_values),
     { env: ctx.env },
   );
   if (report.status === "skipped") {

@@ -169,7 +169,9 @@ export type ExtEdit =
       readonly replace: boolean;
     }
   | { readonly op: "rm"; readonly path: string }
-  | { readonly op: "rmdir"; readonly path: string };
+  | { readonly op: "rmdir"; readonly path: string }
+  /** A new directory owned by root, mode 0755. */
+  | { readonly op: "mkdir"; readonly path: string };
 
 /** Apply `edits` in one `debugfs -w` run, in order. */
 export async function applyEdits(
@@ -186,7 +188,12 @@ export async function applyEdits(
     if (q === undefined) throw new GlintError(`cannot name ${JSON.stringify(e.path)} to debugfs`);
     if (e.op === "rm") cmds.push(`rm ${q}`);
     else if (e.op === "rmdir") cmds.push(`rmdir ${q}`);
-    else {
+    else if (e.op === "mkdir") {
+      cmds.push(`mkdir ${q}`);
+      cmds.push(`set_inode_field ${q} mode 040755`);
+      cmds.push(`set_inode_field ${q} uid 0`);
+      cmds.push(`set_inode_field ${q} gid 0`);
+    } else {
       const local = path.join(dir, String(i++));
       await fs.writeFile(local, e.data, { mode: 0o600 });
       if (e.replace) cmds.push(`rm ${q}`);

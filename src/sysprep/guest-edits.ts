@@ -4,7 +4,7 @@
  * and cloud-init state, random seed. The edits are applied by ext4.applyEdits.
  */
 import { randomBytes } from "node:crypto";
-import { type DirEntry, type ExtEdit, isReg, S_IFLNK, S_IFMT, S_IFREG } from "./ext4.js";
+import { type DirEntry, type ExtEdit, isDir, isReg, S_IFLNK, S_IFMT, S_IFREG } from "./ext4.js";
 import {
   rewriteReferences,
   setHostsLine,
@@ -85,6 +85,8 @@ export interface OsEditInput {
   readonly machineId: string;
   readonly hostname: string;
   readonly keys: KeyFactory | undefined;
+  /** The text of /etc/glint/applied, when the caller has one. */
+  readonly appliedRecord?: string;
 }
 
 /** The OS edits of the root filesystem (everything but references). */
@@ -162,6 +164,7 @@ export async function osEdits(input: OsEditInput, out: EditResult): Promise<void
     });
   }
   await sshEdits(input, out);
+  appliedRecordEdits(input, out);
   networkEdits(scan, where, out);
   cloudEdits(scan, where, out);
   const seed = entryOf(scan, "/var/lib/systemd/random-seed");
@@ -174,6 +177,38 @@ export async function osEdits(input: OsEditInput, out: EditResult): Promise<void
       detail: "512 fresh random bytes",
     });
   }
+}
+
+/**
+ * /etc/glint/applied: the first-boot script's record of the identity it
+ * applied. Written here, it tells that script the identity is in place, so it
+ * keeps this boot's fresh state (SSH host keys, the DHCP lease and its DUID).
+ */
+function appliedRecordEdits(input: OsEditInput, out: EditResult): void {
+  const { scan, where } = input;
+  if (input.appliedRecord === undefined || scan.dirs.get("/etc") === undefined) return;
+  const dir = entryOf(scan, "/etc/glint");
+  const file = "/etc/glint/applied";
+  if (dir && !isDir(dir)) {
+    out.skipped.push({
+      object: "/etc/glint",
+      reason: "not a directory (a symlink is never followed)",
+    });
+    return;
+  }
+  const e = entryOf(scan, file);
+  if (e && !isReg(e)) {
+    out.skipped.push({ object: file, reason: "not a regular file (a symlink is never followed)" });
+    return;
+  }
+  if (!dir) out.edits.push({ op: "mkdir", path: "/etc/glint" });
+  putLike(scan, file, Buffer.from(input.appliedRecord), out.edits);
+  out.files.push({
+    filesystem: where,
+    path: file,
+    action: e ? "rewritten" : "created",
+    detail: "the first-boot script's record: identity applied",
+  });
 }
 
 async function sshEdits(input: OsEditInput, out: EditResult): Promise<void> {

@@ -57,6 +57,12 @@ function validate(input: SysprepInput): void {
       { code: "usage" },
     );
   }
+  const rec = input.appliedRecord;
+  if (rec !== undefined && (rec.length > 4096 || /[^\n\x20-\x7e]/.test(rec))) {
+    throw new GlintError("sysprep: the applied record must be printable ASCII, at most 4 KiB", {
+      code: "usage",
+    });
+  }
 }
 
 async function apply(
@@ -169,6 +175,7 @@ export async function sysprepImage(
       identity: input.identifiers,
       hostname,
       ...(input.previousMap ? { previousMap: input.previousMap } : {}),
+      ...(input.appliedRecord !== undefined ? { appliedRecord: input.appliedRecord } : {}),
       keys,
       debugfs: { workDir, ...(env ? { env } : {}) },
       ...(env ? { env } : {}),

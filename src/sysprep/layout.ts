@@ -34,45 +34,43 @@ export interface DiskLayout {
   readonly wholeDisk?: FsInfo;
 }
 
+interface TableEntry {
+  readonly number: number;
+  readonly start: number;
+  readonly size: number;
+  readonly partuuid: string;
+}
+
+/** Export every entry of a partition table and probe what it holds. */
+function exportParts<E extends TableEntry>(
+  ex: ImageExport,
+  entries: readonly E[],
+  extra: (e: E) => Partial<Part>,
+): Promise<Part[]> {
+  return Promise.all(
+    entries.map(async (p) => {
+      const file = await ex.addPartition(p.number, p.start, p.size);
+      const info = await probeFile(file);
+      const base = { number: p.number, start: p.start, size: p.size, partuuid: p.partuuid };
+      return { ...base, name: "", ...extra(p), file, fs: info };
+    }),
+  );
+}
+
 export async function readLayout(ex: ImageExport): Promise<DiskLayout> {
   const size = (await fs.stat(ex.diskPath)).size;
   const gpt = await readGpt(ex.diskPath, size);
   if (gpt) {
-    const parts = await Promise.all(
-      gpt.partitions.map(async (p) => {
-        const file = await ex.addPartition(p.number, p.start, p.size);
-        return {
-          number: p.number,
-          start: p.start,
-          size: p.size,
-          partuuid: p.partuuid,
-          typeGuid: p.typeGuid,
-          name: p.name,
-          file,
-          fs: await probeFile(file),
-        };
-      }),
-    );
+    const parts = await exportParts(ex, gpt.partitions, (p) => ({
+      typeGuid: p.typeGuid,
+      name: p.name,
+    }));
     return { table: "gpt", diskGuid: gpt.diskGuid, parts, extended: [] };
   }
   const head = await readAt(ex.diskPath, 0, 0x11000);
   const mbr = parseMbr(head.subarray(0, 512), size);
   if (mbr) {
-    const parts = await Promise.all(
-      mbr.partitions.map(async (p) => {
-        const file = await ex.addPartition(p.number, p.start, p.size);
-        return {
-          number: p.number,
-          start: p.start,
-          size: p.size,
-          partuuid: p.partuuid,
-          mbrType: p.type,
-          name: "",
-          file,
-          fs: await probeFile(file),
-        };
-      }),
-    );
+    const parts = await exportParts(ex, mbr.partitions, (p) => ({ mbrType: p.type }));
     return { table: "mbr", mbrSignature: mbr.signature, parts, extended: mbr.extended };
   }
   return { table: "none", parts: [], extended: [], wholeDisk: probeBytes(head) };

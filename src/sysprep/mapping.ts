@@ -39,6 +39,12 @@ export const SYSPREP_MAPPING: readonly SysprepMappingRow[] = [
     how: "16 bytes at offset 1036 of the swap header",
   },
   {
+    source: "the whole identity (VM operations only)",
+    target:
+      "/etc/glint/applied, the first-boot script's record, so that it keeps the clone's first-boot state (SSH host keys, the DHCP lease and its DUID)",
+    how: "debugfs mkdir / write",
+  },
+  {
     source: "fresh random",
     target:
       "every other PARTUUID and filesystem UUID (xfs, LUKS header, more swap, vfat); kept in the VM's config",

@@ -36,6 +36,7 @@ export interface PrepareInput {
   readonly identity: SysprepIdentity;
   readonly hostname: string;
   readonly previousMap?: Readonly<Record<string, string>>;
+  readonly appliedRecord?: string;
   readonly keys: KeyFactory | undefined;
   readonly debugfs: DebugfsOptions;
   readonly env?: NodeJS.ProcessEnv;
@@ -116,6 +117,7 @@ export async function prepare(input: PrepareInput): Promise<PrepareOutcome> {
           machineId: input.identity.machine_id,
           hostname: input.hostname,
           keys: input.keys,
+          ...(input.appliedRecord !== undefined ? { appliedRecord: input.appliedRecord } : {}),
         },
         out,
       );

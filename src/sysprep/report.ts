@@ -23,6 +23,12 @@ export interface SysprepInput {
   readonly hostname?: string;
   /** Fresh values of an earlier run (report.freshValues), reused when the same object is found. */
   readonly previousMap?: Readonly<Record<string, string>>;
+  /**
+   * The guest's `/etc/glint/applied` record (formatAppliedRecord), written
+   * into the root filesystem so the first-boot script knows this identity is
+   * already applied.
+   */
+  readonly appliedRecord?: string;
 }
 
 export interface SysprepOptions {

@@ -13,6 +13,7 @@ export const SCAN_DIRS = [
   "/etc",
   "/etc/ssh",
   "/etc/default",
+  "/etc/glint",
   "/etc/default/grub.d",
   "/etc/initramfs-tools/conf.d",
   "/etc/kernel",

@@ -6,7 +6,13 @@
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, test } from "vitest";
-import { APPLIED_RECORD_KEYS, type HostnameFrom, SCRIPT_FILE } from "../../src/guest/index.js";
+import {
+  APPLIED_RECORD_KEYS,
+  formatAppliedRecord,
+  type HostnameFrom,
+  identityEnvValues,
+  SCRIPT_FILE,
+} from "../../src/guest/index.js";
 import type { SystemIdentifiers } from "../../src/identity/model.js";
 import { run } from "../support/exec.js";
 import {
@@ -180,6 +186,39 @@ describe.each(SHELLS)("set_identifiers.sh under %s", (_label, shell) => {
         expect(line).toMatch(/^glint-set-identifiers: (VM |disk ids: |nothing to do)/);
       }
       expect(await snapshotTree(root)).toEqual(snap);
+    },
+    TIMEOUT,
+  );
+
+  test(
+    "a root that offline sysprep marked applied (formatAppliedRecord) keeps its leases and SSH host keys",
+    async () => {
+      const ids = freshIds();
+      await makeFakeGuest(root, { newMac: ids.mac_address });
+      const script = await writeScript(ids);
+      // What the script itself records equals what sysprep writes offline.
+      const first = await runScript(script, ["--disk-ids"]);
+      expect(first.code).toBe(0);
+      const body = (t: string) => t.replace(/^applied_at=.*$/m, "");
+      const offline = formatAppliedRecord(identityEnvValues(VM, ids));
+      expect(body(await read("etc/glint/applied"))).toBe(body(offline));
+
+      // A fresh root carrying only the offline record: the script changes nothing.
+      await fs.rm(root, { recursive: true, force: true });
+      await fs.mkdir(root);
+      await makeFakeGuest(root, { newMac: ids.mac_address });
+      await fs.mkdir(path.join(root, "etc/glint"), { recursive: true });
+      await fs.writeFile(path.join(root, "etc/glint/applied"), offline);
+      const keys = await fingerprints(root);
+      const r = await runScript(script);
+      expect(r.code).toBe(0);
+      // Files that do not hold the identity yet are still fixed (here: the
+      // fake root's machine-id); the per-instance state of this boot is kept.
+      expect(r.stdout).toContain(`set /etc/machine-id to ${ids.machine_id}`);
+      expect(r.stdout).not.toContain("lease");
+      expect(r.stdout).not.toContain("SSH host keys");
+      expect(await exists(path.join(root, "var/lib/dhcp/dhclient.eth0.leases"))).toBe(true);
+      expect(await fingerprints(root)).toEqual(keys);
     },
     TIMEOUT,
   );

@@ -12,6 +12,8 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { inspectImage } from "../../src/sysprep/index.js";
 import { runCli } from "../support/cli.js";
 import { type DiskImage, diskImage } from "../support/disk-image.js";
+import { asRaw, debugfsCat, debugfsModes, extract } from "../support/disk-read.js";
+import { run } from "../support/exec.js";
 import { tempDir } from "../support/tmp.js";
 
 let img: DiskImage;
@@ -51,6 +53,22 @@ async function expectApplied(vm: string, disk = "overlay.qcow2"): Promise<void> 
   expect(seen.partitions.some((p) => p.uuid === id.swap_uuid)).toBe(true);
   expect(seen.machineId).toBe(id.machine_id);
   expect(seen.hostname).toBe(vm);
+  // The first-boot script's record: this identity is applied.
+  const work = await tempDir("glint-disk-read-");
+  const rootPart = img.partitions.find((x) => x.role === "root");
+  if (!rootPart) throw new Error("the reference image has no root partition");
+  const rootImg = await extract(await asRaw(path.join(home, vm, disk), work), rootPart, work);
+  const record = await debugfsCat(rootImg, "/etc/glint/applied");
+  expect(record).toContain(`\nvm_uuid=${id.vm_uuid}\n`);
+  expect(record).toContain(`\ngeneration=${id.generation}\n`);
+  expect(record).toContain(`\nmachine_id=${id.machine_id}\n`);
+  expect(record).toContain("\ndisk_ids=applied\n");
+  expect((await debugfsModes(rootImg, "/etc")).get("glint")).toBe("040755");
+  expect((await debugfsModes(rootImg, "/etc/glint")).get("applied")).toBe("100644");
+  // debugfs's mkdir and write leave the filesystem clean.
+  const fsck = await run("e2fsck", ["-fn", rootImg]);
+  expect(fsck.code, fsck.stdout + fsck.stderr).toBe(0);
+  await fs.rm(work, { recursive: true, force: true });
 }
 
 describe("automatic offline re-identification", () => {

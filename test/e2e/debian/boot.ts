@@ -2,10 +2,8 @@
  * Boot a Debian guest VM through `glint run` under TCG, with its serial
  * console in a file, and read back what the guest reported.
  */
-import { spawn } from "node:child_process";
 import { promises as fs } from "node:fs";
-import { CLI } from "../../support/paths.js";
-import { stopGroup } from "../guest/runner.js";
+import { startGlintRun } from "../guest/runner.js";
 import { type GuestReport, parseReports } from "./report.js";
 
 /** One boot of a Debian guest: 15 minutes at most (two boots under TCG when cloud-init reboots). */
@@ -32,7 +30,7 @@ export interface RunningDebian {
   kill: () => Promise<void>;
 }
 
-/** `glint run <vm> -- -display none -serial file:<log> -accel tcg …`, in its own process group. */
+/** `glint run <vm> -- … -display none -serial file:<log> -accel tcg`, in its own process group. */
 export function startDebian(
   home: string,
   vm: string,
@@ -40,43 +38,18 @@ export function startDebian(
   extra: readonly string[] = [],
 ): RunningDebian {
   const started = Date.now();
-  const child = spawn(
-    process.execPath,
-    [
-      CLI,
-      "run",
-      vm,
-      "--home",
-      home,
-      "--",
-      "-display",
-      "none",
-      "-monitor",
-      "none",
-      "-serial",
-      `file:${serialLog}`,
-      "-accel",
-      "tcg",
-      ...extra,
-    ],
-    { stdio: ["ignore", "ignore", "pipe"], detached: true },
-  );
-  let stderr = "";
-  child.stderr?.on("data", (c) => {
-    stderr += String(c);
-  });
+  const glintRun = startGlintRun(home, vm, extra, `file:${serialLog}`);
   let exitCode: number | null | undefined;
-  const exited = new Promise<number | null>((resolve) =>
-    child.on("exit", (code) => {
-      exitCode = code;
-      resolve(code);
-    }),
-  );
+  const exited = glintRun.exited.then((code) => {
+    exitCode = code;
+    return code;
+  });
+  const stderr = glintRun.stderr;
   const readLog = () => fs.readFile(serialLog, "utf8").catch(() => "");
   const failure = async (why: string) => {
     const serial = await readLog();
     return new Error(
-      `${vm} did not report (${why}): ${stderr}\n--- serial tail ---\n${serial.split("\n").slice(-60).join("\n")}`,
+      `${vm} did not report (${why}): ${stderr()}\n--- serial tail ---\n${serial.split("\n").slice(-60).join("\n")}`,
     );
   };
   const finished = async (): Promise<DebianBoot> => {
@@ -87,7 +60,7 @@ export function startDebian(
     const outcome = await Promise.race([exited, limit]);
     clearTimeout(timer);
     if (outcome === "limit") {
-      await stopGroup(child, exited);
+      await glintRun.stop();
       throw await failure("boot limit reached");
     }
     const serial = await readLog();
@@ -109,10 +82,10 @@ export function startDebian(
       if (exitCode !== undefined) throw await failure(`glint run exited ${String(exitCode)}`);
       await new Promise((r) => setTimeout(r, 1000));
     }
-    await stopGroup(child, exited);
+    await glintRun.stop();
     throw await failure("boot limit reached");
   };
-  return { reported, finished, kill: () => stopGroup(child, exited) };
+  return { reported, finished, kill: () => glintRun.stop() };
 }
 
 /** Boot until the guest powers itself off after its report. */

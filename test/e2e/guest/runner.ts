@@ -256,11 +256,16 @@ export async function stopGroup(child: ChildProcess, exited: Promise<unknown>): 
   signal("SIGKILL"); // QEMU or swtpm left behind by the group leader
 }
 
-/** `glint run <vm>` with no display, monitor or serial under TCG, in its own process group. */
+/**
+ * `glint run <vm>` with no display or monitor under TCG, the serial console
+ * going to `serial` (a QEMU chardev: "none", "file:PATH"), in its own
+ * process group.
+ */
 export function startGlintRun(
   home: string,
   vm: string,
   extra: readonly string[] = [],
+  serial = "none",
 ): { exited: Promise<number | null>; stderr: () => string; stop: () => Promise<void> } {
   const child = spawn(
     process.execPath,
@@ -277,11 +282,11 @@ export function startGlintRun(
       "-monitor",
       "none",
       "-serial",
-      "none",
+      serial,
       "-accel",
       "tcg",
     ],
-    { stdio: ["ignore", "pipe", "pipe"], detached: true },
+    { stdio: ["ignore", "ignore", "pipe"], detached: true },
   );
   let stderr = "";
   child.stderr?.on("data", (c) => {
