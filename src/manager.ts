@@ -1,8 +1,9 @@
-import { contentWitness, currentActor, HomeAudit, mtimeOf } from "./audit/index.js";
+import { existsSync } from "node:fs";
+import { contentWitness, currentActor, diffFields, HomeAudit, mtimeOf } from "./audit/index.js";
 import type { Manifest } from "./backup/archive.js";
 import { archiveLive, archiveVm, type BackupOptions, isRunning } from "./backup/backup.js";
 import { type RestoreOptions, type RestoreResult, restoreArchive } from "./backup/restore.js";
-import { GlintError } from "./errors.js";
+import { GlintError, messageOf } from "./errors.js";
 import { readEkFingerprint } from "./firmware/index.js";
 import {
   guestOptionsOf,
@@ -12,8 +13,15 @@ import {
 } from "./guest/index.js";
 import { requireTool } from "./host/tools.js";
 import type { RandomSource } from "./identity/generate.js";
-import { extraMacsOf, type IdentifierField, type SystemIdentifiers } from "./identity/model.js";
+import {
+  extraMacsOf,
+  type IdentifierField,
+  identifiersToDict,
+  type SystemIdentifiers,
+} from "./identity/model.js";
 import { POLICIES, type PolicyName } from "./identity/policies.js";
+import { createBatch, recoverBatches } from "./ops/batch-create.js";
+import { Batcher } from "./ops/batcher.js";
 import { adoptVm, type CreateVmOptions, createVm } from "./ops/create.js";
 import { sysprepInputFor } from "./ops/disk-identity.js";
 import { checkEdit, type EditChanges, editVm } from "./ops/edit.js";
@@ -26,11 +34,14 @@ import {
   readVmConfig,
   type UsableVm,
 } from "./ops/inspect.js";
+import { duplicatesOf, listHome, type VmListing } from "./ops/listing.js";
 import { assertOwnMacs, ensureExtraMacs, extraMacsNeeded, runNicMacs } from "./ops/nics.js";
+import { hasProvisioningOptions } from "./ops/provision.js";
 import { DEFAULT_STEPS, resetOne } from "./ops/reset-steps.js";
 import { type RunOptions, type RunResult, runVm, vmArgv } from "./ops/run.js";
 import { templateFromConfig } from "./ops/template.js";
 import { applyIdentifiersToQemuCommand } from "./qemu/index.js";
+import { readHomeConfig } from "./registry/config.js";
 import { checkedMacPrefix } from "./registry/mac.js";
 import { registryValue } from "./registry/model.js";
 import { Registry } from "./registry/registry.js";
@@ -44,14 +55,14 @@ import {
 } from "./templates/index.js";
 import { Engine, type OperationOptions, type OperationResult } from "./txn/engine.js";
 import type { ResetSteps } from "./txn/steps.js";
-import type { VmConfig } from "./vm/config.js";
+import { defaultConfig, type VmConfig } from "./vm/config.js";
 import {
   type ArchivedFile,
   type HistoryGeneration,
   historyGenerations,
   pruneHistory,
 } from "./vm/history.js";
-import { resolveHome, tpmStateFile, type VmPaths, vmPaths } from "./vm/layout.js";
+import { resolveHome, storePaths, tpmStateFile, type VmPaths, vmPaths } from "./vm/layout.js";
 import { type Duplicate, UsedValues } from "./vm/registry.js";
 import { type HistoryEntry, listVmNames } from "./vm/store.js";
 
@@ -64,6 +75,7 @@ export type {
   RestoreOptions,
   RestoreResult,
   UsableVm,
+  VmListing,
 };
 
 export interface UuidManagerOptions {
@@ -95,6 +107,7 @@ export class UuidManager {
   readonly audit: HomeAudit;
   private readonly engine: Engine;
   private opened: Promise<Registry> | undefined;
+  private batcher: Batcher<OperationResult> | undefined;
 
   constructor(private readonly options: UuidManagerOptions = {}) {
     this.env = options.env ?? process.env;
@@ -123,15 +136,27 @@ export class UuidManager {
 
   /** The registry of issued values, opened on first use (a failed open is tried again next time). */
   registry(): Promise<Registry> {
+    const notify = this.options.onNotice ?? (() => {});
+    const waitMs = this.options.storeLockWaitMs ?? 30_000;
     this.opened ??= Registry.open(this.home, {
       registry: this.options.registry,
       env: this.env,
-      storeLockWaitMs: this.options.storeLockWaitMs ?? 30_000,
-      notify: this.options.onNotice ?? (() => {}),
-    }).catch((error: unknown) => {
-      this.opened = undefined;
-      throw error;
-    });
+      storeLockWaitMs: waitMs,
+      notify,
+    })
+      .then(async (registry) => {
+        // Settle the bulk creates of processes that are gone.
+        const n = await recoverBatches(registry, waitMs).catch((error: unknown) => {
+          notify(`an interrupted bulk create could not be settled yet (${messageOf(error)})`);
+          return 0;
+        });
+        if (n > 0) notify(`settled ${n} interrupted bulk create(s)`);
+        return registry;
+      })
+      .catch((error: unknown) => {
+        this.opened = undefined;
+        throw error;
+      });
     return this.opened;
   }
 
@@ -155,6 +180,19 @@ export class UuidManager {
   /** Names of all VMs in the home directory (symlinked ones too: every command refuses those). */
   async listVms(): Promise<string[]> {
     return listVmNames(this.home, { includeSymlinks: true });
+  }
+
+  /**
+   * Every VM with its state and what `glint list` shows: from the registry's
+   * index when the home has a registry (and it opens), else from the files.
+   */
+  async listing(): Promise<VmListing[]> {
+    const config = await readHomeConfig(this.home).catch(() => ({ registry: undefined }));
+    const has =
+      (this.options.registry ?? this.env.GLINT_REGISTRY ?? config.registry) !== undefined ||
+      existsSync(storePaths(this.home).registryDb);
+    const registry = has ? await this.registry().catch(() => undefined) : undefined;
+    return listHome(this.home, registry);
   }
 
   /** The VM's identifiers; throws if it has none, or if an operation on it is pending. */
@@ -231,6 +269,70 @@ export class UuidManager {
     return this.engine.withVm(paths, POLICIES.fresh.command, (recovered) =>
       createVm(this.engine, paths, options, this.env, recovered),
     );
+  }
+
+  /**
+   * Create a VM as `createVm` does, but batched with the other calls made
+   * at the same moment (`glint create NAME… | --count`): a new VM without
+   * provisioning options and without `forceRegenerate` goes through the
+   * bulk path (src/ops/batch-create.ts, one fsync per batch); any other
+   * through `createVm`.
+   */
+  createBatched(vm: string, options: CreateVmOptions = {}): Promise<OperationResult> {
+    this.paths(vm); // a bad name fails here, alone
+    if (!this.canBatch(options)) return this.createVm(vm, options);
+    const steps = this.engine.applicableSteps(POLICIES.fresh, defaultConfig());
+    this.batcher ??= new Batcher((names) => this.runBatch(names, steps.includes("guest-files")));
+    return this.batcher.add(vm);
+  }
+
+  /** Whether creates with `options` can take the batched path of `createBatched`. */
+  canBatch(options: CreateVmOptions = {}): boolean {
+    const steps = this.engine.applicableSteps(POLICIES.fresh, defaultConfig());
+    return (
+      !options.forceRegenerate &&
+      !hasProvisioningOptions(options) &&
+      steps.every((s) => s === "guest-files")
+    );
+  }
+
+  private async runBatch(
+    names: readonly string[],
+    guestFiles: boolean,
+  ): Promise<Map<string, OperationResult | Error>> {
+    const out = new Map<string, OperationResult | Error>();
+    const fresh: string[] = [];
+    for (const vm of names) {
+      if (existsSync(this.paths(vm).dir))
+        out.set(vm, await this.createVm(vm).catch((e: Error) => e));
+      else fresh.push(vm);
+    }
+    if (fresh.length === 0) return out;
+    const { done } = await createBatch(
+      {
+        home: this.home,
+        env: this.env,
+        random: this.options.random,
+        storeLockWaitMs: this.options.storeLockWaitMs ?? 30_000,
+        registry: () => this.registry(),
+        macPrefix: (registry) =>
+          checkedMacPrefix(this.home, registry, this.options.onNotice ?? (() => {})),
+        guestFiles,
+      },
+      fresh,
+    );
+    for (const [vm, r] of done) {
+      out.set(vm, r);
+      // The batch path has no per-VM journal: its records follow the commit
+      // (a crash in between leaves those VMs without their create record).
+      if (!(r instanceof Error))
+        await this.audit.append(
+          vm,
+          "create",
+          diffFields(undefined, identifiersToDict(r.identifiers)),
+        );
+    }
+    return out;
   }
 
   /** Replace uefi-instance.fd with a fresh copy of uefi-seed.fd; the old one goes to history/. */
@@ -521,11 +623,12 @@ export class UuidManager {
     return removeTemplate(this.home, name);
   }
 
-  /** Every value that two VMs of the home hold (a scan of the files). */
+  /**
+   * Every value that the current identities of two VMs of the home hold:
+   * from the registry's index (and the files of VMs it lacks), as `listing`.
+   */
   async duplicates(): Promise<Duplicate[]> {
-    const used = new UsedValues(this.home);
-    await used.refresh({ force: true });
-    return used.duplicates();
+    return duplicatesOf(await this.listing());
   }
 }
 

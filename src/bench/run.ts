@@ -13,6 +13,7 @@ import { type Benchmark, formatResult, peakRssMiB, removeLiveTempDirsSync } from
 import { identityBenchmark } from "./identity.js";
 import { qemuBenchmark } from "./qemu.js";
 import { registryBenchmark } from "./registry.js";
+import { scaleBenchmark } from "./scale.js";
 import { sysprepBenchmark } from "./sysprep.js";
 
 export const BENCHMARKS: readonly Benchmark[] = [
@@ -21,6 +22,7 @@ export const BENCHMARKS: readonly Benchmark[] = [
   coldStartBenchmark,
   sysprepBenchmark,
   registryBenchmark,
+  scaleBenchmark,
 ];
 
 export async function main(argv: readonly string[]): Promise<number> {

@@ -3,12 +3,11 @@
  * runs, and its machine (firmware, TPM, disks, memory, CPUs). Reads files
  * only; no external tool runs.
  */
-import { existsSync } from "node:fs";
 import type { UuidManager } from "../manager.js";
+import { stateOf, type VmState } from "../ops/listing.js";
 import type { VmConfig } from "../vm/config.js";
-import { runningQemuPid } from "../vm/running.js";
 
-export type VmState = "running" | "stopped" | "interrupted";
+export type { VmState };
 
 /**
  * `running` while its QEMU runs (the pidfile `glint run` has QEMU write),
@@ -16,14 +15,8 @@ export type VmState = "running" | "stopped" | "interrupted";
  * there; the next command that changes it finishes or rolls it back),
  * otherwise `stopped`.
  */
-export async function vmState(
-  m: UuidManager,
-  vm: string,
-): Promise<{ state: VmState; pid?: number }> {
-  const paths = m.paths(vm);
-  const pid = await runningQemuPid(paths);
-  if (pid !== undefined) return { state: "running", pid };
-  return { state: existsSync(paths.journal) ? "interrupted" : "stopped" };
+export function vmState(m: UuidManager, vm: string): Promise<{ state: VmState; pid?: number }> {
+  return stateOf(m.paths(vm));
 }
 
 /** The "VM" block of `glint show`: firmware, TPM and EK, disks, memory, CPUs. */

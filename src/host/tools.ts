@@ -43,6 +43,8 @@ export const TOOLS = {
   // libvirt integration (src/libvirt/).
   virsh: { debianPackage: "libvirt-clients", envVar: "GLINT_VIRSH" },
   "virt-xml-validate": { debianPackage: "libvirt-clients", envVar: "GLINT_VIRT_XML_VALIDATE" },
+  // One flush per bulk-create batch (src/ops/batch-create.ts).
+  sync: { debianPackage: "coreutils", envVar: "GLINT_SYNC" },
 } as const satisfies Readonly<Record<string, ToolInfo>>;
 
 export type ToolName = keyof typeof TOOLS;

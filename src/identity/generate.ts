@@ -12,6 +12,24 @@ export type RandomSource = (n: number) => Uint8Array;
 
 export const cryptoRandom: RandomSource = (n) => randomBytes(n);
 
+/**
+ * `crypto.randomBytes` drawn `chunk` bytes at a time (for drawing many
+ * identities at once: one system call per chunk instead of per value).
+ */
+export function bufferedCryptoRandom(chunk = 64 * 1024): RandomSource {
+  let buf = new Uint8Array(0);
+  let at = 0;
+  return (n) => {
+    if (n > chunk) return randomBytes(n);
+    if (at + n > buf.length) {
+      buf = randomBytes(chunk);
+      at = 0;
+    }
+    at += n;
+    return buf.slice(at - n, at);
+  };
+}
+
 const SERIAL_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
 /** Serial length after the prefix: 16 base-36 characters ≈ 82 bits. */
 export const SERIAL_LENGTH = 16;

@@ -155,6 +155,7 @@ export async function rebuildRegistry(
   );
   const rows = [...fresh, ...retired];
   await registry.replaceRows(rows);
+  await registry.rebuildIndex();
   return { rows: rows.length, duplicates: [] };
 }
 

@@ -56,6 +56,21 @@ export interface RegistryRow extends RegistryValue, Owner {
   readonly state: RowState;
 }
 
+/** One VM's row in the index `glint list` reads: what list shows, as JSON text. */
+export interface IndexEntry {
+  readonly vm: string;
+  readonly data: string;
+  /** identifiers.json's mtime and size when indexed: a file changed since is read again. */
+  readonly stamp: string;
+}
+
+/** One VM's new values in a batch. */
+export interface BatchItem {
+  readonly vm: string;
+  readonly generation: number;
+  readonly values: readonly RegistryValue[];
+}
+
 /**
  * A registry back end. Every method is one transaction. Home ids (see
  * home.ts) tell apart homes on several hosts that share one registry.
@@ -77,8 +92,24 @@ export interface RegistryStore {
   ): Promise<RegistryValue[]>;
   /** Drop the `reserved` rows of `owner` among `values` (a rolled-back operation). */
   release(owner: Owner, values: readonly RegistryValue[]): Promise<void>;
-  /** Mark the rows of `owner` among `values` issued. */
-  issue(owner: Owner, values: readonly RegistryValue[]): Promise<void>;
+  /** Mark the rows of `owner` among `values` issued, and store its index entry (if given). */
+  issue(owner: Owner, values: readonly RegistryValue[], entry?: IndexEntry): Promise<void>;
+  /**
+   * A batch of creates in one transaction: each VM's values are reserved all
+   * or none; returns the VMs of which a value is held already (nothing of
+   * theirs is inserted).
+   */
+  reserveMany(home: string, items: readonly BatchItem[]): Promise<string[]>;
+  /** Settle a batch in one transaction: issue (with index entries), and release. */
+  settleMany(
+    home: string,
+    issued: readonly (BatchItem & { readonly entry: IndexEntry })[],
+    released: readonly BatchItem[],
+  ): Promise<void>;
+  /** The index of `home`, or undefined if it was never built. */
+  index(home: string): Promise<IndexEntry[] | undefined>;
+  /** Replace the index of `home` (and record it as built). */
+  replaceIndex(home: string, entries: readonly IndexEntry[]): Promise<void>;
   /**
    * Insert rows as they are (an import): a slot held by another owner is not
    * changed and is returned. Rows of the same owner are kept.

@@ -7,7 +7,15 @@
  */
 import { createRequire } from "node:module";
 import type { ValueField } from "../identity/model.js";
-import type { RegistryRow, RegistryStore, RegistryValue, RowState, ValueClass } from "./model.js";
+import type {
+  BatchItem,
+  IndexEntry,
+  RegistryRow,
+  RegistryStore,
+  RegistryValue,
+  RowState,
+  ValueClass,
+} from "./model.js";
 import { AUDIT_SCHEMA, COLUMNS, SCHEMA } from "./sql.js";
 
 interface QueryResult {
@@ -105,8 +113,108 @@ export async function openPostgres(url: string): Promise<RegistryStore> {
     return res.rowCount === 1;
   };
 
+  const putEntries = async (home: string, entries: readonly IndexEntry[], at: string) => {
+    if (entries.length === 0) return;
+    await client.query(
+      `INSERT INTO glint_vms (home, vm, data, stamp, updated_at)
+       SELECT $1::text, u.vm, u.data, u.stamp, $4::text
+       FROM unnest($2::text[], $3::text[], $5::text[]) AS u(vm, data, stamp)
+       ON CONFLICT (home, vm) DO UPDATE SET data = excluded.data, stamp = excluded.stamp, updated_at = excluded.updated_at`,
+      [home, entries.map((e) => e.vm), entries.map((e) => e.data), at, entries.map((e) => e.stamp)],
+    );
+  };
+  /** Update or delete the rows of many VMs' values at once. */
+  const perValue = async (sql: string, home: string, items: readonly BatchItem[], at?: string) => {
+    const vms: string[] = [];
+    const classes: string[] = [];
+    const keys: string[] = [];
+    for (const item of items)
+      for (const v of item.values) {
+        vms.push(item.vm);
+        classes.push(v.cls);
+        keys.push(v.key);
+      }
+    if (vms.length === 0) return;
+    await client.query(sql, [home, vms, classes, keys, ...(at === undefined ? [] : [at])]);
+  };
+  const ISSUE_MANY = `UPDATE glint_values g SET state = 'issued', updated_at = $5
+    FROM unnest($2::text[], $3::text[], $4::text[]) AS u(vm, cls, key)
+    WHERE g.cls = u.cls AND g.key = u.key AND g.home = $1 AND g.vm = u.vm`;
+  const RELEASE_MANY = `DELETE FROM glint_values g
+    USING unnest($2::text[], $3::text[], $4::text[]) AS u(vm, cls, key)
+    WHERE g.cls = u.cls AND g.key = u.key AND g.home = $1 AND g.vm = u.vm AND g.state = 'reserved'`;
+
   return {
     description: `PostgreSQL registry ${redactUrl(url)}`,
+    reserveMany: (home, items) =>
+      tx(async () => {
+        const held = new Set(
+          (await findAll(items.flatMap((i) => i.values))).map((h) => `${h.cls}|${h.key}`),
+        );
+        const refused = new Set(
+          items.filter((i) => i.values.some((v) => held.has(`${v.cls}|${v.key}`))).map((i) => i.vm),
+        );
+        const free = items.filter((i) => !refused.has(i.vm));
+        const rows = free.flatMap((i) =>
+          i.values.map((v) => ({ ...v, vm: i.vm, g: i.generation })),
+        );
+        if (rows.length === 0) return [...refused];
+        const at = now();
+        const inserted = await client.query(
+          `INSERT INTO glint_values (${COLUMNS})
+           SELECT cls, key, field, value, $1::text, vm, g, 'reserved', $8::text, $8::text
+           FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[]) AS u(cls, key, field, value, vm, g)
+           ON CONFLICT DO NOTHING RETURNING cls, key`,
+          [
+            home,
+            rows.map((r) => r.cls),
+            rows.map((r) => r.key),
+            rows.map((r) => r.field),
+            rows.map((r) => r.value),
+            rows.map((r) => r.vm),
+            rows.map((r) => r.g),
+            at,
+          ],
+        );
+        if (inserted.rows.length < rows.length) {
+          // Taken meanwhile by another host: those VMs get nothing.
+          const got = new Set(inserted.rows.map((r) => `${String(r.cls)}|${String(r.key)}`));
+          const lost = free.filter((i) => i.values.some((v) => !got.has(`${v.cls}|${v.key}`)));
+          await perValue(RELEASE_MANY, home, lost);
+          for (const i of lost) refused.add(i.vm);
+        }
+        return [...refused];
+      }),
+    settleMany: (home, issued, released) =>
+      tx(async () => {
+        const at = now();
+        await perValue(ISSUE_MANY, home, issued, at);
+        await putEntries(
+          home,
+          issued.map((i) => i.entry),
+          at,
+        );
+        await perValue(RELEASE_MANY, home, released);
+      }),
+    index: async (home) => {
+      const built = await client.query("SELECT 1 FROM glint_indexed WHERE home = $1", [home]);
+      if (built.rows.length === 0) return undefined;
+      const r = await client.query("SELECT vm, data, stamp FROM glint_vms WHERE home = $1", [home]);
+      return r.rows.map((row) => ({
+        vm: String(row.vm),
+        data: String(row.data),
+        stamp: String(row.stamp),
+      }));
+    },
+    replaceIndex: (home, entries) =>
+      tx(async () => {
+        await client.query("DELETE FROM glint_vms WHERE home = $1", [home]);
+        await putEntries(home, entries, now());
+        await client.query(
+          "INSERT INTO glint_indexed (home, indexed_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+          [home, now()],
+        );
+      }),
     owners: (values) => findAll(values),
     reserve: (owner, generation, values) =>
       tx(async () => {
@@ -134,7 +242,7 @@ export async function openPostgres(url: string): Promise<RegistryStore> {
             [v.cls, v.key, owner.home, owner.vm],
           );
       }),
-    issue: (owner, values) =>
+    issue: (owner, values, entry) =>
       tx(async () => {
         const at = now();
         for (const v of values)
@@ -142,6 +250,7 @@ export async function openPostgres(url: string): Promise<RegistryStore> {
             "UPDATE glint_values SET state = 'issued', updated_at = $1 WHERE cls = $2 AND key = $3 AND home = $4 AND vm = $5",
             [at, v.cls, v.key, owner.home, owner.vm],
           );
+        if (entry) await putEntries(owner.home, [entry], at);
       }),
     claim: (rows) =>
       tx(async () => {

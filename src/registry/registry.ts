@@ -18,6 +18,8 @@ import { storePaths } from "../vm/layout.js";
 import { withLock } from "../vm/lock.js";
 import { readHomeConfig } from "./config.js";
 import {
+  type BatchItem,
+  type IndexEntry,
   type Owner,
   type RegistryRow,
   type RegistryStore,
@@ -26,6 +28,7 @@ import {
   valuesOf,
 } from "./model.js";
 import { scanHome, scanVm } from "./scan.js";
+import { entriesFromFiles } from "./vm-index.js";
 
 export interface OpenOptions {
   /** `postgres://…`, `sqlite:FILE` or a file; else GLINT_REGISTRY, the home's config, `<home>/.glint/registry.db`. */
@@ -132,6 +135,8 @@ export class Registry {
         if (await this.store.imported(this.homeId)) return;
         const rows = rowsFromFiles(this.homeId, await scanHome(this.home));
         const refused = await this.store.claim(rows);
+        if ((await this.store.index(this.homeId)) === undefined)
+          await this.store.replaceIndex(this.homeId, await entriesFromFiles(this.home));
         await this.store.markImported(this.homeId, this.home);
         if (refused.length > 0) {
           options.notify(
@@ -174,9 +179,56 @@ export class Registry {
     return this.call("releasing values", () => this.store.release(this.owner(vm), values));
   }
 
-  /** Mark the values of `vm`'s new identity issued. */
-  issue(vm: string, ids: SystemIdentifiers) {
-    return this.call("issuing values", () => this.store.issue(this.owner(vm), valuesOf(ids)));
+  /** Mark the values of `vm`'s new identity issued, and index the VM (`entry`) in the same transaction. */
+  issue(vm: string, ids: SystemIdentifiers, entry?: IndexEntry) {
+    return this.call("issuing values", () =>
+      this.store.issue(this.owner(vm), valuesOf(ids), entry),
+    );
+  }
+
+  /** Reserve a batch of new VMs' values, each VM all or none; returns the VMs refused. */
+  reserveMany(items: readonly BatchItem[]): Promise<string[]> {
+    return this.call("reserving values", () => this.store.reserveMany(this.homeId, items));
+  }
+
+  /** Settle a batch: issue (and index) the VMs made, release the others. */
+  settleMany(
+    issued: readonly (BatchItem & { readonly entry: IndexEntry })[],
+    released: readonly BatchItem[],
+  ): Promise<void> {
+    return this.call("settling a batch", () =>
+      this.store.settleMany(this.homeId, issued, released),
+    );
+  }
+
+  /**
+   * The index `glint list` reads (VM name → what list shows, as JSON text),
+   * built from the files on first use.
+   */
+  async vmIndex(storeLockWaitMs = 30_000): Promise<Map<string, IndexEntry>> {
+    let entries = await this.call("reading the VM index", () => this.store.index(this.homeId));
+    if (entries === undefined) {
+      entries = await withLock(
+        storePaths(this.home).lock,
+        { purpose: "indexing the home", waitMs: storeLockWaitMs },
+        async () => {
+          const again = await this.call("reading the VM index", () =>
+            this.store.index(this.homeId),
+          );
+          if (again !== undefined) return again;
+          const built = await entriesFromFiles(this.home);
+          await this.rebuildIndex(built);
+          return built;
+        },
+      );
+    }
+    return new Map(entries.map((e) => [e.vm, e]));
+  }
+
+  /** Replace the index with `entries` (default: read from the files). */
+  async rebuildIndex(entries?: readonly IndexEntry[]): Promise<void> {
+    const all = entries ?? (await entriesFromFiles(this.home));
+    await this.call("indexing", () => this.store.replaceIndex(this.homeId, all));
   }
 
   /**

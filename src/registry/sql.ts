@@ -23,6 +23,21 @@ export const SCHEMA = [
     path TEXT NOT NULL,
     imported_at TEXT NOT NULL
   )`,
+  // The index `glint list` reads: one row per VM of a home, what list shows
+  // (the identity, firmware, TPM, overlay), written with its values' rows.
+  `CREATE TABLE IF NOT EXISTS glint_vms (
+    home TEXT NOT NULL,
+    vm TEXT NOT NULL,
+    data TEXT NOT NULL,
+    stamp TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (home, vm)
+  )`,
+  // Homes whose index was built from their files (see Registry.vmIndex).
+  `CREATE TABLE IF NOT EXISTS glint_indexed (
+    home TEXT PRIMARY KEY,
+    indexed_at TEXT NOT NULL
+  )`,
 ];
 
 /** The columns of a row, in the order the INSERTs use. */

@@ -10,6 +10,8 @@ import path from "node:path";
 import type { ValueField } from "../identity/model.js";
 import { systemError } from "../vm/syserror.js";
 import type {
+  BatchItem,
+  IndexEntry,
   Owner,
   RegistryRow,
   RegistryStore,
@@ -106,6 +108,8 @@ function openSqliteUnchecked(file: string): RegistryStore {
   const db = new Db(file, { timeout: 60_000 });
   db.pragma("journal_mode = WAL");
   db.pragma("synchronous = NORMAL");
+  // A large home's unique index does not fit SQLite's default 2 MB cache.
+  db.pragma("cache_size = -65536");
   db.transaction(() => {
     for (const sql of SCHEMA) db.exec(sql);
   }).immediate();
@@ -120,6 +124,9 @@ function openSqliteUnchecked(file: string): RegistryStore {
     issue: db.prepare(
       "UPDATE glint_values SET state = 'issued', updated_at = ? WHERE cls = ? AND key = ? AND home = ? AND vm = ?",
     ),
+    issueVm: db.prepare(
+      "UPDATE glint_values SET state = 'issued', updated_at = ? WHERE home = ? AND vm = ? AND state = 'reserved'",
+    ),
     rowsOf: db.prepare("SELECT * FROM glint_values WHERE home = ? ORDER BY vm, field"),
     reservedOf: db.prepare(
       "SELECT * FROM glint_values WHERE home = ? AND vm = ? AND state = 'reserved'",
@@ -129,6 +136,15 @@ function openSqliteUnchecked(file: string): RegistryStore {
       "SELECT count(*) AS n FROM glint_values WHERE cls = 'mac' AND key > ? AND key < ?",
     ),
     imported: db.prepare("SELECT 1 FROM glint_homes WHERE home = ?"),
+    putEntry: db.prepare(
+      "INSERT INTO glint_vms (home, vm, data, stamp, updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (home, vm) DO UPDATE SET data = excluded.data, stamp = excluded.stamp, updated_at = excluded.updated_at",
+    ),
+    index: db.prepare("SELECT vm, data, stamp FROM glint_vms WHERE home = ?"),
+    indexed: db.prepare("SELECT 1 FROM glint_indexed WHERE home = ?"),
+    deleteIndex: db.prepare("DELETE FROM glint_vms WHERE home = ?"),
+    markIndexed: db.prepare(
+      "INSERT INTO glint_indexed (home, indexed_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+    ),
     markImported: db.prepare(
       "INSERT INTO glint_homes (home, path, imported_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
     ),
@@ -169,9 +185,54 @@ function openSqliteUnchecked(file: string): RegistryStore {
   const release = db.transaction((owner: Owner, values: readonly RegistryValue[]) => {
     for (const v of values) q.release.run(v.cls, v.key, owner.home, owner.vm);
   });
-  const issue = db.transaction((owner: Owner, values: readonly RegistryValue[]) => {
-    const at = now();
+  const issueAt = (owner: Owner, values: readonly RegistryValue[], at: string) => {
     for (const v of values) q.issue.run(at, v.cls, v.key, owner.home, owner.vm);
+  };
+  const issue = db.transaction(
+    (owner: Owner, values: readonly RegistryValue[], entry: IndexEntry | undefined) => {
+      const at = now();
+      issueAt(owner, values, at);
+      if (entry) q.putEntry.run(owner.home, entry.vm, entry.data, entry.stamp, at);
+    },
+  );
+  const reserveMany = db.transaction((home: string, items: readonly BatchItem[]): string[] => {
+    const at = now();
+    const refused: string[] = [];
+    for (const item of items) {
+      const row = { home, vm: item.vm, generation: item.generation, state: "reserved" as const };
+      const inserted: RegistryValue[] = [];
+      for (const v of item.values) {
+        if (!insert({ ...v, ...row }, at)) break;
+        inserted.push(v);
+      }
+      if (inserted.length === item.values.length) continue;
+      // A value is held already: this VM gets none of its values.
+      for (const v of inserted) q.release.run(v.cls, v.key, home, item.vm);
+      refused.push(item.vm);
+    }
+    return refused;
+  });
+  const settleMany = db.transaction(
+    (
+      home: string,
+      issued: readonly (BatchItem & { entry: IndexEntry })[],
+      released: readonly BatchItem[],
+    ) => {
+      const at = now();
+      for (const item of issued) {
+        // A new VM's reserved rows are exactly the batch's values.
+        q.issueVm.run(at, home, item.vm);
+        q.putEntry.run(home, item.entry.vm, item.entry.data, item.entry.stamp, at);
+      }
+      for (const item of released)
+        for (const v of item.values) q.release.run(v.cls, v.key, home, item.vm);
+    },
+  );
+  const replaceIndex = db.transaction((home: string, entries: readonly IndexEntry[]) => {
+    q.deleteIndex.run(home);
+    const at = now();
+    for (const e of entries) q.putEntry.run(home, e.vm, e.data, e.stamp, at);
+    q.markIndexed.run(home, at);
   });
 
   return {
@@ -190,8 +251,21 @@ function openSqliteUnchecked(file: string): RegistryStore {
     async release(owner, values) {
       release.immediate(owner, values);
     },
-    async issue(owner, values) {
-      issue.immediate(owner, values);
+    async issue(owner, values, entry) {
+      issue.immediate(owner, values, entry);
+    },
+    async reserveMany(home, items) {
+      return reserveMany.immediate(home, items);
+    },
+    async settleMany(home, issued, released) {
+      settleMany.immediate(home, issued, released);
+    },
+    async index(home) {
+      if (q.indexed.get(home) === undefined) return undefined;
+      return q.index.all(home) as IndexEntry[];
+    },
+    async replaceIndex(home, entries) {
+      replaceIndex.immediate(home, entries);
     },
     async claim(rows) {
       return claim.immediate(rows);

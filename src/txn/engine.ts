@@ -11,8 +11,7 @@
  *      new identity into identifiers.json and delete the journal.
  * A process killed in phase 1 or 2 leaves a `reserved` journal, which the
  * next operation rolls back; one killed in phase 3 leaves a `committing`
- * journal, which the next operation finishes (see journal.ts). Either way
- * it says so.
+ * journal, which the next operation finishes (see journal.ts); it says so.
  *
  * A single reset (`reset uefi`, `reset tpm`) runs the same steps, prepared
  * then committed, with no identity change.
@@ -357,7 +356,7 @@ export class Engine {
     }
     if (op.archived !== null) await archiveFileTo(paths, paths.identifiers, op.archived);
     await writeIdentifiers(paths, op.identifiers);
-    await markIssued(await this.registry(), paths.name, op.identifiers, this.options.notify);
+    await markIssued(await this.registry(), paths, op.identifiers, this.options.notify);
     // A create is finished once its identity is in place, whoever finishes it.
     if (op.policy === "fresh") await fs.rm(paths.creating, { force: true });
     await removeJournal(paths);

@@ -15,8 +15,11 @@ import type { Policy } from "../identity/policies.js";
 import { applyPolicyAsync, type RegenerateOptions } from "../identity/regenerate.js";
 import { type RegistryValue, registryValue, slotOf, valuesOf } from "../registry/model.js";
 import type { Conflict, Registry } from "../registry/registry.js";
+import { fileStamp, indexEntry } from "../registry/vm-index.js";
+import { defaultConfig } from "../vm/config.js";
 import type { VmPaths } from "../vm/layout.js";
 import { UsedValues } from "../vm/registry.js";
+import { readConfigOrDefault } from "../vm/store.js";
 import { type PendingOperation, removeJournal, writeJournal } from "./journal.js";
 
 /**
@@ -26,12 +29,14 @@ import { type PendingOperation, removeJournal, writeJournal } from "./journal.js
  */
 export async function markIssued(
   registry: Registry,
-  vm: string,
+  paths: VmPaths,
   ids: SystemIdentifiers,
   notify: (message: string) => void,
 ): Promise<void> {
+  const vm = paths.name;
+  const config = await readConfigOrDefault(paths).catch(() => defaultConfig());
   await registry
-    .issue(vm, ids)
+    .issue(vm, ids, indexEntry(vm, ids, config, await fileStamp(paths.home, vm)))
     .catch((error: unknown) =>
       notify(`the registry did not record "${vm}" as issued (${messageOf(error)})`),
     );

@@ -172,6 +172,10 @@ export interface StorePaths {
   readonly archive: string;
   /** The home's identity templates, `<name>.json` (src/templates/). */
   readonly templates: string;
+  /** Journals (`<id>.json`) and locks (`<id>.lock`) of bulk creates in progress (src/ops/batch-create.ts). */
+  readonly batches: string;
+  /** Where a bulk create builds its VM directories (`<id>/<vm>/`) before renaming them into the home. */
+  readonly staging: string;
 }
 
 /** Store-wide files. */
@@ -191,6 +195,8 @@ export function storePaths(home: string): StorePaths {
     auditPending: path.join(dir, "audit-pending"),
     archive: path.join(dir, "archive"),
     templates: path.join(dir, "templates"),
+    batches: path.join(dir, "batches"),
+    staging: path.join(dir, "staging"),
   };
 }
 

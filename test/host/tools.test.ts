@@ -56,6 +56,7 @@ describe("TOOLS", () => {
       cryptsetup: { debianPackage: "cryptsetup-bin", envVar: "GLINT_CRYPTSETUP" },
       "ssh-keygen": { debianPackage: "openssh-client", envVar: "GLINT_SSH_KEYGEN" },
       cp: { debianPackage: "coreutils", envVar: "GLINT_CP" },
+      sync: { debianPackage: "coreutils", envVar: "GLINT_SYNC" },
     });
   });
 });

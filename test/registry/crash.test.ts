@@ -54,6 +54,52 @@ describe("kill -9 during creates", () => {
   }, 120_000);
 });
 
+describe("kill -9 during a bulk create", () => {
+  it("every VM is complete or absent, and registry and files agree (`registry check` exits 0)", async () => {
+    const home = path.join(dir, "bulk");
+    const child = spawn(
+      process.execPath,
+      [CLI, "create", "b-{n}", "--count", "2500", "--home", home],
+      {
+        stdio: "ignore",
+      },
+    );
+    const exited = new Promise((resolve) => child.on("close", resolve));
+    // Killed once the first VMs are in place: a batch is being renamed, or the next one built.
+    const vms = async () =>
+      (await fs.readdir(home).catch(() => [])).filter((n) => !n.startsWith("."));
+    while ((await vms()).length === 0) await new Promise((r) => setTimeout(r, 20));
+    child.kill("SIGKILL");
+    await exited;
+    const made = await vms();
+    expect(made.length).toBeGreaterThan(0);
+    expect(made.length).toBeLessThan(2500);
+    for (const vm of made) {
+      // Complete: a valid identity and both guest files.
+      const ids = JSON.parse(await fs.readFile(path.join(home, vm, "identifiers.json"), "utf8"));
+      expect(ids.vm_uuid, vm).toMatch(/^[0-9a-f-]{36}$/);
+      expect(existsSync(path.join(home, vm, "shared", "identity.env")), vm).toBe(true);
+      expect(existsSync(path.join(home, vm, "shared", "set_identifiers.sh")), vm).toBe(true);
+    }
+    // The next command that opens the registry settles the dead batch.
+    const check = await runCli(["registry", "check", "--home", home]);
+    expect(check.code, `${check.stdout}${check.stderr}`).toBe(0);
+    expect(check.stdout).toContain(`agree: ${made.length} VM(s)`);
+    expect(await fs.readdir(path.join(home, ".glint", "batches"))).toEqual([]);
+    expect(await fs.readdir(path.join(home, ".glint", "staging"))).toEqual([]);
+    // Creation resumes: the rest of the names.
+    const rest = Array.from(
+      { length: 2500 },
+      (_, i) => `b-${String(i + 1).padStart(4, "0")}`,
+    ).filter((vm) => !made.includes(vm));
+    const again = await runCli(["create", ...rest, "--home", home]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(await vms()).toHaveLength(2500);
+    const after = await runCli(["registry", "check", "--home", home]);
+    expect(after.code, `${after.stdout}${after.stderr}`).toBe(0);
+  }, 300_000);
+});
+
 describe("registry rebuild", () => {
   it("on a home of 1,000 VMs with planted duplicates, reports each one", async () => {
     const home = path.join(dir, "big");

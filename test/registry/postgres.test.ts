@@ -144,4 +144,48 @@ describe("a PostgreSQL registry shared by two hosts", () => {
     expect(values).toHaveLength(14 * IDENTIFIER_FIELDS.length);
     expect(new Set(values).size).toBe(values.length);
   }, 120_000);
+
+  it("PostgreSQL stopped during a bulk create: one-line errors, no VM half-created; restarted: it resumes", async () => {
+    const home = path.join(dir, "bulk-outage");
+    const names = Array.from({ length: 3000 }, (_, i) => `bulk-${String(i + 1).padStart(4, "0")}`);
+    const vms = async () =>
+      (await fs.readdir(home).catch(() => [] as string[])).filter((n) => !n.startsWith("."));
+    const running = cli(home, "create", "bulk-{n}", "--count", "3000", "--json");
+    // Stopped once the first batch is in place.
+    while ((await vms()).length === 0) await new Promise((r) => setTimeout(r, 20));
+    await pg.stop();
+    const r = await running;
+    expect(r.code).toBe(1);
+    const out = JSON.parse(r.stdout) as {
+      vm: string;
+      ok: boolean;
+      error?: { code: string; message: string };
+    }[];
+    const made = await vms();
+    expect(made.length).toBeGreaterThan(0);
+    expect(made.length).toBeLessThan(3000);
+    for (const o of out) {
+      if (o.ok) expect(made).toContain(o.vm);
+      else {
+        expect(o.error?.code, o.vm).toBe("registry");
+        expect(o.error?.message).not.toContain("\n");
+        expect(made).not.toContain(o.vm);
+      }
+    }
+    // Every VM there is complete.
+    for (const vm of made) {
+      const ids = JSON.parse(await fs.readFile(path.join(home, vm, "identifiers.json"), "utf8"));
+      expect(ids.vm_uuid, vm).toMatch(/^[0-9a-f-]{36}$/);
+    }
+    await pg.start();
+    // Creation resumes with the names that are missing.
+    const rest = names.filter((vm) => !made.includes(vm));
+    const again = await cli(home, "create", ...rest);
+    expect(again.code, again.stderr).toBe(0);
+    expect(await vms()).toHaveLength(3000);
+    const check = await cli(home, "registry", "check");
+    expect(check.code, check.stdout + check.stderr).toBe(0);
+    const values = await allValues([home]);
+    expect(new Set(values).size).toBe(values.length);
+  }, 600_000);
 });

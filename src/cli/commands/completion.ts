@@ -34,7 +34,8 @@ function specs(program: Command): Spec[] {
   return out;
 }
 
-const VM_NAMES = `glint list --json 2>/dev/null | sed -n 's/^ *"name": "\\(.*\\)",$/\\1/p'`;
+// `list --json` prints one VM per line: `  {"name":"web-1",…}`.
+const VM_NAMES = `glint list --json 2>/dev/null | sed -n 's/^ *{"name":"\\([^"]*\\)".*/\\1/p'`;
 
 function bash(program: Command): string {
   const all = specs(program);

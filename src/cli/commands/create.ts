@@ -3,6 +3,12 @@ import { type Command, Option } from "commander";
 import type { DiskAndFirmwareOptions } from "../../ops/provision.js";
 import { CLOUD_PROFILES, FIRMWARE_KINDS, HOSTNAME_SOURCES, NET_MODES } from "../../vm/config.js";
 import {
+  type BulkCreateOptions,
+  bulkCreate,
+  expandNames,
+  parseNonNegative,
+} from "../bulk-create.js";
+import {
   type CliEnv,
   type CommonOptions,
   common,
@@ -21,7 +27,21 @@ type CreateCliOptions = Omit<DiskAndFirmwareOptions, "memoryMb"> & {
 export function addCreateCommand(program: Command, { io, manager }: CliEnv): void {
   common(program.command("create"))
     .description("create a VM: fresh identifiers, and optionally its disks, UEFI NVRAM and TPM")
-    .argument("<vm>", "VM name (becomes the hostname)")
+    .argument(
+      "<vm...>",
+      "VM names (each becomes the hostname), or one pattern with {n} and --count",
+    )
+    .option(
+      "--count <n>",
+      "create N VMs from the pattern NAME ({n}: the number, zero-padded)",
+      parseInteger,
+    )
+    .option("--start <k>", "first number for --count (default 1)", parseNonNegative)
+    .option(
+      "--jobs <n>",
+      "several VMs: create N at a time (default: 1; new VMs without disk or firmware options are batched)",
+      parseInteger,
+    )
     .option("--force", "replace existing identifiers (the old ones are kept in history/)")
     .option("--base <img>", "base image (qcow2) to copy into the VM as base.qcow2")
     .option("--link-base", "symlink base.qcow2 to the shared --base image instead of copying it")
@@ -63,10 +83,11 @@ export function addCreateCommand(program: Command, { io, manager }: CliEnv): voi
       "--no-sysprep",
       "never write the identity into the VM's disk offline; the guest script and cloud-init apply it at boot",
     )
-    .action(async (vm: string, opts: CommonOptions & CreateCliOptions) => {
+    .action(async (names: string[], opts: CommonOptions & CreateCliOptions & BulkCreateOptions) => {
       const m = manager(opts.home);
-      const spinner = progress(io, opts.json);
-      const result = await m.createVm(vm, {
+      const vms = expandNames(names, opts);
+      const bulk = vms.length > 1 || opts.count !== undefined;
+      const options = {
         forceRegenerate: Boolean(opts.force),
         ...definedOnly({
           base: opts.base,
@@ -88,8 +109,16 @@ export function addCreateCommand(program: Command, { io, manager }: CliEnv): voi
           template: opts.template,
           cloud: opts.cloud,
         }),
-        onProgress: spinner,
-      });
-      printResult(io, result, opts.json);
+      };
+      if (!bulk) {
+        const result = await m.createVm(vms[0] ?? "", {
+          ...options,
+          onProgress: progress(io, opts.json),
+        });
+        printResult(io, result, opts.json);
+        return;
+      }
+      for (const vm of vms) m.paths(vm); // every name is checked before anything is made
+      await bulkCreate(io, m, vms, options, opts);
     });
 }
