@@ -54,6 +54,13 @@ install -m 0644 "$here/guest/glint-test.interfaces" "$rootdir/etc/network/interf
 printf '%s\n' 'source /etc/network/interfaces.d/*' '' 'auto lo' 'iface lo inet loopback' >"$rootdir/etc/network/interfaces"
 mkdir -p "$rootdir/etc/systemd/system/cloud-init.target.wants"
 ln -sf /etc/systemd/system/glint-report.service "$rootdir/etc/systemd/system/cloud-init.target.wants/glint-report.service"
+# Under TCG on a busy host, udev's coldplug can outlast ifupdown-pre's
+# `udevadm settle` (120 s) and dhclient can outlast networking's start limit:
+# both would end as failed units that have nothing to do with identity.
+mkdir -p "$rootdir/etc/systemd/system/ifupdown-pre.service.d" "$rootdir/etc/systemd/system/networking.service.d"
+printf '%s\n' '[Service]' 'ExecStart=' 'ExecStart=/bin/udevadm settle --timeout=1200' 'TimeoutStartSec=infinity' \
+  >"$rootdir/etc/systemd/system/ifupdown-pre.service.d/glint-test.conf"
+printf '%s\n' '[Service]' 'TimeoutStartSec=30min' >"$rootdir/etc/systemd/system/networking.service.d/glint-test.conf"
 printf '%s\n' "$machine_id" >"$rootdir/etc/machine-id"
 echo debian-base >"$rootdir/etc/hostname"
 mkdir -p "$rootdir/boot/efi" "$rootdir/boot/grub"
