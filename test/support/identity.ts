@@ -23,3 +23,15 @@ export function identityFromSeed(seed: number | string): SystemIdentifiers {
     now: new Date("2026-01-31T12:00:00Z"),
   });
 }
+
+/** The UUID fields Glint places as `glint.<field>=` OEM strings, which the guest reads back. */
+export const GLINT_UUID_FIELDS = [
+  "disk_uuid",
+  "partition_uuid",
+  "filesystem_uuid",
+  "boot_uuid",
+  "swap_uuid",
+  "dmi_uuid",
+  "smbios_uuid",
+  "bios_uuid",
+] as const;

@@ -6,6 +6,7 @@ import { expect } from "vitest";
 import { IDENTIFIER_FIELDS, type SystemIdentifiers } from "../../src/identity/index.js";
 import { diskSerial, uuidSerial } from "../../src/qemu/mapping.js";
 import { parseOptionList } from "../../src/qemu/options.js";
+import { GLINT_UUID_FIELDS } from "./identity.js";
 import { optionArgs } from "./qemu.js";
 
 /** Every -smbios argument, parsed. */
@@ -57,16 +58,7 @@ export function expectIdentity(
   expect(oem.filter((v) => v.startsWith("io.systemd.credential:system.machine_id="))).toEqual([
     `io.systemd.credential:system.machine_id=${ids.machine_id}`,
   ]);
-  for (const f of [
-    "disk_uuid",
-    "partition_uuid",
-    "filesystem_uuid",
-    "boot_uuid",
-    "swap_uuid",
-    "dmi_uuid",
-    "smbios_uuid",
-    "bios_uuid",
-  ] as const) {
+  for (const f of GLINT_UUID_FIELDS) {
     expect(
       oem.filter((v) => v.startsWith(`glint.${f}=`)),
       f,

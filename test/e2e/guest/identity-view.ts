@@ -6,6 +6,7 @@
 import { expect } from "vitest";
 import type { SystemIdentifiers } from "../../../src/identity/model.js";
 import { diskSerial } from "../../../src/qemu/mapping.js";
+import { GLINT_UUID_FIELDS } from "../../support/identity.js";
 import { type Markers, markerValue } from "./runner.js";
 
 /** Everything the guest saw of its identity, keyed like identifiers.json. */
@@ -61,16 +62,7 @@ export function expectGuestSees(
   expect(s.hostname).toBe(vm);
   expect(s.product_serial).toBe(hexSerial(ids.smbios_uuid));
   expect(s.chassis_serial).toBe(hexSerial(ids.dmi_uuid));
-  for (const f of [
-    "disk_uuid",
-    "partition_uuid",
-    "filesystem_uuid",
-    "boot_uuid",
-    "swap_uuid",
-    "dmi_uuid",
-    "smbios_uuid",
-    "bios_uuid",
-  ] as const) {
+  for (const f of GLINT_UUID_FIELDS) {
     expect(s[f], f).toBe(ids[f]);
   }
 }
