@@ -174,6 +174,9 @@ function nicArgs(config: VmConfig, name: string): string[] {
       nic = `bridge,br=${needIf()},model=virtio-net-pci`;
       break;
     case "tap":
+      // One tap interface serves one NIC (create and edit refuse --nics with --net tap).
+      if ((config.nics ?? 1) > 1)
+        throw new GlintError(`VM ${name}: more than one NIC on one tap interface`);
       nic = `tap,ifname=${needIf()},script=no,downscript=no,model=virtio-net-pci`;
       break;
     case "none":
