@@ -8,7 +8,7 @@
 import { existsSync, promises as fs, statSync } from "node:fs";
 import path from "node:path";
 import { messageOf } from "../errors.js";
-import { IDENTIFIER_FIELDS, type IdentifierField } from "../identity/model.js";
+import { EXTRA_MACS, IDENTIFIER_FIELDS, type ValueField } from "../identity/model.js";
 import type { IndexEntry } from "../registry/model.js";
 import type { Registry } from "../registry/registry.js";
 import { stampOf, summaryOf, type VmSummary } from "../registry/vm-index.js";
@@ -105,19 +105,20 @@ export async function listHome(home: string, registry: Registry | undefined): Pr
 
 /** Every value that the current identities of two or more listed VMs hold. */
 export function duplicatesOf(listings: readonly VmListing[]): Duplicate[] {
-  const owners = new Map<string, { field: IdentifierField; value: string; vms: Set<string> }>();
+  const owners = new Map<string, { field: ValueField; value: string; vms: Set<string> }>();
+  const own = (vm: string, field: ValueField, value: unknown) => {
+    if (typeof value !== "string") return;
+    const key = valueKey(value);
+    const o = owners.get(key) ?? { field, value, vms: new Set<string>() };
+    o.vms.add(vm);
+    owners.set(key, o);
+  };
   for (const listing of listings) {
     const summary = summaryIn(listing);
     if (!summary) continue;
-    const vm = listing.vm;
-    for (const field of IDENTIFIER_FIELDS) {
-      const value = summary[field];
-      if (typeof value !== "string") continue;
-      const key = valueKey(value);
-      const o = owners.get(key) ?? { field, value, vms: new Set<string>() };
-      o.vms.add(vm);
-      owners.set(key, o);
-    }
+    for (const field of IDENTIFIER_FIELDS) own(listing.vm, field, summary[field]);
+    const extra = summary[EXTRA_MACS];
+    if (Array.isArray(extra)) for (const mac of extra) own(listing.vm, EXTRA_MACS, mac);
   }
   return [...owners.values()]
     .filter((o) => o.vms.size > 1)

@@ -16,7 +16,7 @@ import { listVmNames, readConfigOrDefault, readIdentifiers } from "../vm/store.j
 import type { IndexEntry } from "./model.js";
 
 /** What list shows of one VM (list --json's element, without name, ok and state). */
-export type VmSummary = Record<string, string | number | boolean>;
+export type VmSummary = Record<string, string | number | boolean | string[]>;
 
 export function summaryOf(ids: SystemIdentifiers, config: VmConfig): VmSummary {
   return {
