@@ -1,5 +1,9 @@
 /** Valid identities drawn with the project's own generators. */
-import type { SystemIdentifiers } from "../../src/identity/model.js";
+import {
+  IDENTIFIER_FIELDS,
+  type IdentifierField,
+  type SystemIdentifiers,
+} from "../../src/identity/model.js";
 import { POLICIES, type PolicyName } from "../../src/identity/policies.js";
 import { applyPolicy } from "../../src/identity/regenerate.js";
 import { seededRandom } from "./random.js";
@@ -25,13 +29,7 @@ export function identityFromSeed(seed: number | string): SystemIdentifiers {
 }
 
 /** The UUID fields Glint places as `glint.<field>=` OEM strings, which the guest reads back. */
-export const GLINT_UUID_FIELDS = [
-  "disk_uuid",
-  "partition_uuid",
-  "filesystem_uuid",
-  "boot_uuid",
-  "swap_uuid",
-  "dmi_uuid",
-  "smbios_uuid",
-  "bios_uuid",
-] as const;
+export const GLINT_UUID_FIELDS = IDENTIFIER_FIELDS.filter(
+  (f): f is Exclude<Extract<IdentifierField, `${string}_uuid`>, "vm_uuid"> =>
+    f.endsWith("_uuid") && f !== "vm_uuid",
+);
