@@ -146,7 +146,7 @@ export async function forEachVm<T>(
   toJson: (result: T) => unknown = (r) => r,
 ): Promise<void> {
   const outcomes: Outcome<T>[] = new Array(vms.length);
-  const bar = bulkProgress(vms.length, io.barStream, opts.json);
+  const bar = await bulkProgress(vms.length, io.barStream, opts.json);
   let next = 0;
   const worker = async () => {
     while (next < vms.length) {

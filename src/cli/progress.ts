@@ -4,8 +4,6 @@
  * per-VM result lines still go to stdout: the bar's line is cleared before
  * each one and redrawn under it.
  */
-import cliProgress from "cli-progress";
-
 /** Where a bar may be drawn: a terminal stream (a real one, or a test's). */
 export interface BarStream extends NodeJS.WritableStream {
   readonly isTTY?: boolean;
@@ -29,14 +27,16 @@ const NONE: BulkProgress = {
 
 /**
  * A bar for `total` VMs on `stream`, or one that draws nothing: with
- * `--json`, for a single VM, or when `stream` is not a terminal.
+ * `--json`, for a single VM, or when `stream` is not a terminal. The bar
+ * library (and the readline it pulls in) is loaded only when a bar is drawn.
  */
-export function bulkProgress(
+export async function bulkProgress(
   total: number,
   stream: BarStream | undefined,
   json: boolean | undefined,
-): BulkProgress {
+): Promise<BulkProgress> {
   if (json || total < 2 || stream === undefined || stream.isTTY !== true) return NONE;
+  const { default: cliProgress } = await import("cli-progress");
   const bar = new cliProgress.SingleBar(
     {
       stream,

@@ -76,9 +76,9 @@ describe("bulk progress bar", () => {
     expect(r.stdout.trim().split("\n")).toHaveLength(3);
   });
 
-  it("draws on an injected terminal stream, and nothing on a non-terminal, with --json or for one VM", () => {
+  it("draws on an injected terminal stream, and nothing on a non-terminal, with --json or for one VM", async () => {
     const tty = fakeTerminal();
-    const bar = bulkProgress(2, tty, false);
+    const bar = await bulkProgress(2, tty, false);
     const printed: string[] = [];
     bar.line(() => printed.push("a: ok"));
     bar.tick(false);
@@ -93,7 +93,7 @@ describe("bulk progress bar", () => {
       [fakeTerminal(), true, 3],
       [fakeTerminal(), false, 1],
     ] as const) {
-      const none = bulkProgress(total, stream, json);
+      const none = await bulkProgress(total, stream, json);
       let called = false;
       none.line(() => {
         called = true;
