@@ -57,6 +57,8 @@ describe("TOOLS", () => {
       "ssh-keygen": { debianPackage: "openssh-client", envVar: "GLINT_SSH_KEYGEN" },
       cp: { debianPackage: "coreutils", envVar: "GLINT_CP" },
       sync: { debianPackage: "coreutils", envVar: "GLINT_SYNC" },
+      virsh: { debianPackage: "libvirt-clients", envVar: "GLINT_VIRSH" },
+      "virt-xml-validate": { debianPackage: "libvirt-clients", envVar: "GLINT_VIRT_XML_VALIDATE" },
     });
   });
 });
