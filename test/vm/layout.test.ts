@@ -121,7 +121,14 @@ describe("layout", () => {
       registryDb: "/h/.glint/registry.db",
       homeId: "/h/.glint/home-id",
       config: "/h/.glint/config.json",
+      audit: "/h/.glint/audit.jsonl",
+      auditHead: "/h/.glint/audit.head",
+      auditLock: "/h/.glint/audit.lock",
+      auditPending: "/h/.glint/audit-pending",
+      archive: "/h/.glint/archive",
       templates: "/h/.glint/templates",
+      batches: "/h/.glint/batches",
+      staging: "/h/.glint/staging",
     });
     expect(templatePath("/h", "web")).toBe("/h/.glint/templates/web.json");
     expect(() => templatePath("/h", "../web")).toThrow(/invalid template name/);
