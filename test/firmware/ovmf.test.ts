@@ -428,8 +428,9 @@ describe("UEFI NVRAM", () => {
     const seed = path.join(tmp, "uefi-seed.fd");
     const instance = path.join(tmp, "uefi-instance.fd");
     await fs.writeFile(instance, "x");
-    for (const attempt of [resetUefiVariables(seed, instance), prepareUefiReset(seed, instance)]) {
-      const error = await attempt.catch((e: unknown) => e);
+    // Each call starts only when its turn comes, so no rejection goes unobserved.
+    for (const attempt of [resetUefiVariables, prepareUefiReset]) {
+      const error = await attempt(seed, instance).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(GlintError);
       expect((error as Error).message).toContain(`UEFI seed NVRAM ${seed} is missing`);
     }
