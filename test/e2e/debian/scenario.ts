@@ -26,12 +26,22 @@ function vfatId(uuid: string): string {
   return `${h.slice(0, 4)}-${h.slice(4)}`;
 }
 
+/** The cloud-init datasource a VM is created for (`glint create --cloud`). */
+export type Cloud = "nocloud" | "openstack";
+
 /** What the guest must report for VM `vm` with identity `ids`. */
-export function expectedReport(vm: string, ids: SystemIdentifiers): Record<string, unknown> {
+export function expectedReport(
+  vm: string,
+  ids: SystemIdentifiers,
+  cloud: Cloud = "nocloud",
+): Record<string, unknown> {
   return {
     machine_id: ids.machine_id,
     hostname: vm,
-    instance_id: `iid-${ids.vm_uuid}-g${ids.generation}`,
+    // NoCloud: the instance-id Glint writes in meta-data; the config drive's
+    // meta_data.json `uuid` (the VM's UUID, as Nova gives its instance UUID).
+    instance_id: cloud === "openstack" ? ids.vm_uuid : `iid-${ids.vm_uuid}-g${ids.generation}`,
+    datasource: cloud === "openstack" ? "ConfigDrive" : "NoCloud",
     cloud_init_status: "done",
     cloud_init_errors: "0",
     product_uuid: ids.vm_uuid,
@@ -51,6 +61,8 @@ export function seenReport(r: GuestReport, ids: SystemIdentifiers): Record<strin
     machine_id: r.machine_id,
     hostname: r.hostname,
     instance_id: r.instance_id,
+    // cloud-init's result.json: "DataSourceConfigDrive [net,ver=2][source=/dev/sr0]".
+    datasource: /^DataSource([A-Za-z]+)/.exec(r.datasource ?? "")?.[1] ?? r.datasource,
     cloud_init_status: r.cloud_init_status,
     cloud_init_errors: r.cloud_init_errors,
     product_uuid: r.product_uuid?.toLowerCase(),
@@ -103,6 +115,12 @@ export interface ScenarioOptions {
    * clone that is not re-identified offline and whose machine-id is empty.
    */
   credentialOnly?: boolean;
+  /**
+   * VM a is created with `--cloud openstack`: cloud-init's ConfigDrive
+   * datasource reads Glint's config drive, and its instance-id changes with
+   * `glint nuke`.
+   */
+  openstack?: boolean;
 }
 
 export function debianScenario(suite: DebianSuite, options: ScenarioOptions = {}): void {
@@ -110,10 +128,14 @@ export function debianScenario(suite: DebianSuite, options: ScenarioOptions = {}
     let img: DebianImage;
     let home: string;
     const boots = new Map<string, DebianBoot>();
+    const cloudOf = (vm: string): Cloud =>
+      vm === "a" && options.openstack ? "openstack" : "nocloud";
     const create = async (vm: string) => {
       await glintOk([
         "create",
         vm,
+        "--cloud",
+        cloudOf(vm),
         "--home",
         home,
         "--base",
@@ -146,7 +168,7 @@ export function debianScenario(suite: DebianSuite, options: ScenarioOptions = {}
     });
 
     it(
-      "two clones of the used image, a and b, each boot with their own identity",
+      `two clones of the used image, a${options.openstack ? " (OpenStack config drive)" : ""} and b, each boot with their own identity`,
       async () => {
         await create("a");
         await create("b");
@@ -159,11 +181,11 @@ export function debianScenario(suite: DebianSuite, options: ScenarioOptions = {}
           boots.set("a", bootA);
           process.stderr.write(`${suite} a: booted and reported in ${bootA.seconds} s\n`);
           const idsA = await readIds(home, "a");
-          expect(seenReport(bootA.report, idsA)).toEqual(expectedReport("a", idsA));
+          expect(seenReport(bootA.report, idsA)).toEqual(expectedReport("a", idsA, cloudOf("a")));
 
           const reported = await live.reported();
           const idsB = await readIds(home, "b");
-          expect(seenReport(reported, idsB)).toEqual(expectedReport("b", idsB));
+          expect(seenReport(reported, idsB)).toEqual(expectedReport("b", idsB, cloudOf("b")));
           const v = await glint(["verify", "b", "--home", home, "--json"]);
           const [vb] = JSON.parse(v.stdout) as {
             ok: boolean;
@@ -242,7 +264,7 @@ export function debianScenario(suite: DebianSuite, options: ScenarioOptions = {}
         process.stderr.write(`${suite} a after nuke: booted and reported in ${boot.seconds} s\n`);
         const ids = await readIds(home, "a");
         expect(ids.generation).toBe(2);
-        expect(seenReport(boot.report, ids)).toEqual(expectedReport("a", ids));
+        expect(seenReport(boot.report, ids)).toEqual(expectedReport("a", ids, cloudOf("a")));
         expect(shared(boot.report, before as GuestReport)).toEqual({});
         expect(shared(boot.report, boots.get("b")?.report as GuestReport)).toEqual({});
       },
