@@ -207,7 +207,12 @@ export class UuidManager extends ManagerCore {
         onProgress,
         identity: async () => (await this.usable(vm)).ids,
         extraMacs: async (ids, count) =>
-          ensureExtraMacs(await this.macDeps(registry), paths, ids, count),
+          ensureExtraMacs(
+            await this.macDeps(registry, (await this.getConfig(vm)).mac_prefix),
+            paths,
+            ids,
+            count,
+          ),
       });
     });
   }
@@ -240,7 +245,12 @@ export class UuidManager extends ManagerCore {
     }
     const draw = async (u: UsableVm): Promise<UsableVm> => ({
       ...u,
-      ids: await ensureExtraMacs(await this.macDeps(registry), u.paths, u.ids, needed),
+      ids: await ensureExtraMacs(
+        await this.macDeps(registry, u.config.mac_prefix),
+        u.paths,
+        u.ids,
+        needed,
+      ),
     });
     if (mode === "locked") return draw(usable);
     return this.engine.withVm(usable.paths, "glint qemu-args", async () =>
