@@ -139,7 +139,10 @@ describe("restore --as-clone of a VM with an overlay", () => {
     await fs.rename(base, moved);
     try {
       const before = await tree();
-      for (const extra of [["--as", "ln-clone2", "--as-clone"], ["--as", "ln-copy"]]) {
+      for (const extra of [
+        ["--as", "ln-clone2", "--as-clone"],
+        ["--as", "ln-copy"],
+      ]) {
         const r = await glint("restore", archive, ...extra);
         expect(r.code, r.stderr).toBe(1);
         expect(r.stderr).toContain(
