@@ -14,9 +14,12 @@
  * home's files or in the registry, naming it.
  *
  * `asClone` restores the disks and config under a new name (`as`), then
- * draws a whole new identity through the `nuke` policy (new UEFI variables,
- * new TPM, and — for a VM with an overlay — a fresh overlay, the restored one
- * being kept in the clone's history/). The original's identity is not kept.
+ * draws a whole new identity as the `nuke` policy draws it (every identifier
+ * new, fresh UEFI variables, a new TPM) — but the restored disk (the overlay,
+ * or the VM's own base copy) stays the clone's live disk: the new identity is
+ * written into it offline by sysprep (the `disk-identity` step), unless the
+ * config says `sysprep: false`. Nothing of the original's is kept in the
+ * clone's history/; a failure leaves no clone behind.
  */
 import { existsSync, promises as fs } from "node:fs";
 import path from "node:path";
@@ -33,7 +36,6 @@ import { fsyncDir, tempPathFor } from "../vm/atomic.js";
 import { vmConfigSchema } from "../vm/config.js";
 import {
   assertVmName,
-  HISTORY_OVERLAY_RE,
   historyPath,
   storePaths,
   VM_FILES,
@@ -270,19 +272,19 @@ async function restoreClone(
     await fs.rename(staging, paths.dir);
     let result: Awaited<ReturnType<Engine["runPolicy"]>>;
     try {
-      result = await deps.engine.runPolicy(paths, POLICIES.nuke, {});
+      // The nuke policy without its `overlay` step: the restored disk stays
+      // the clone's live disk, and `disk-identity` writes the new identity
+      // into it offline (sysprep), unless the config says `sysprep: false`.
+      result = await deps.engine.runPolicy(paths, POLICIES.nuke, { skip: ["overlay"] });
     } catch (error) {
       // The clone still carries the original's identity: it must not stay.
       await fs.rm(paths.dir, { recursive: true, force: true });
       throw error;
     }
-    // The original's identity is not the clone's past: of what the nuke
-    // archived, only the restored overlay (the guest's writes) is kept.
-    if (result.archived) await fs.rm(result.archived, { force: true });
+    // The original's identity, UEFI variables and TPM state are not the
+    // clone's past, and its disk is the clone's own: history/ keeps nothing.
     for (const name of await fs.readdir(paths.history).catch(() => [] as string[])) {
-      if (!HISTORY_OVERLAY_RE.test(name)) {
-        await fs.rm(path.join(paths.history, name), { recursive: true, force: true });
-      }
+      await fs.rm(path.join(paths.history, name), { recursive: true, force: true });
     }
     await deps.audit.append(target, "restore-clone", {
       archive: { old: null, new: path.resolve(file) },

@@ -21,7 +21,7 @@ import { recoverIntents } from "../audit/intent.js";
 import { GlintError, glintError, messageOf } from "../errors.js";
 import type { RandomSource } from "../identity/generate.js";
 import { parseIdentifiers, type SystemIdentifiers } from "../identity/model.js";
-import { POLICIES, type Policy, type PolicyName, type ResetStep } from "../identity/policies.js";
+import { POLICIES, type Policy, type ResetStep } from "../identity/policies.js";
 import type { RegenerateOptions } from "../identity/regenerate.js";
 import type { Registry } from "../registry/registry.js";
 import { removeStaleTemps } from "../vm/atomic.js";
@@ -40,7 +40,14 @@ import {
 import { appendOperationAudit, type EngineAudit, policyEntry } from "./audit.js";
 import type { PreparedChange } from "./change.js";
 import { critical } from "./critical.js";
-import { type PendingOperation, readJournal, removeJournal, writeJournal } from "./journal.js";
+import {
+  activeSteps,
+  type PendingOperation,
+  readJournal,
+  removeJournal,
+  type StepsOf,
+  writeJournal,
+} from "./journal.js";
 import { drawAndReserve, journalConflict, markIssued } from "./reserve.js";
 import { noIdentifiers, type OperationResult, parseJson, resultOf } from "./result.js";
 import type { ResetSteps, StepContext, StepOutcome } from "./steps.js";
@@ -67,6 +74,8 @@ export interface OperationOptions {
   forceRegenerate?: boolean;
   /** `disk`/`nuke`: delete the old overlay instead of keeping it in history/. */
   discardOverlay?: boolean;
+  /** Steps of the policy to leave out (see PendingOperation.skip). */
+  skip?: readonly ResetStep[];
   /** Called before each visible step (for spinners). */
   onProgress?: (message: string) => void;
   /** Values to adopt instead of drawing (`glint libvirt import`); a held one is drawn fresh. */
@@ -209,6 +218,7 @@ export class Engine {
             archived:
               previousRaw === undefined ? null : historyPath(paths, paths.identifiers, policy.name),
             done: [],
+            skip: options.skip ?? [],
             pid: process.pid,
             audit:
               this.options.audit &&
@@ -290,7 +300,7 @@ export class Engine {
   private context(
     paths: VmPaths,
     config: VmConfig,
-    op: Pick<PendingOperation, "identifiers" | "discardOverlay"> & { policy?: PolicyName },
+    op: StepsOf,
     options: Pick<OperationOptions, "onProgress">,
     label = op.policy ?? "reset",
     steps: readonly ResetStep[] = [],
@@ -300,7 +310,7 @@ export class Engine {
       config,
       identifiers: op.identifiers,
       label,
-      steps: op.policy ? POLICIES[op.policy].reset : steps,
+      steps: op.policy ? activeSteps(op.policy, op.skip) : steps,
       discardOverlay: op.discardOverlay,
       env: this.options.env,
       onProgress: options.onProgress ?? (() => {}),
@@ -314,7 +324,7 @@ export class Engine {
   ): Promise<[ResetStep, PreparedChange][]> {
     const prepared: [ResetStep, PreparedChange][] = [];
     try {
-      for (const step of POLICIES[op.policy].reset) {
+      for (const step of activeSteps(op.policy, op.skip)) {
         const impl = this.options.steps[step];
         if (op.done.includes(step) || !impl?.appliesTo(ctx.config)) continue;
         prepared.push([step, await impl.prepare(ctx)]);

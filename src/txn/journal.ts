@@ -18,7 +18,7 @@ import * as z from "zod";
 import { type AuditEntry, entrySchema } from "../audit/record.js";
 import { GlintError } from "../errors.js";
 import { identifiersToDict, parseIdentifiers, type SystemIdentifiers } from "../identity/model.js";
-import type { PolicyName, ResetStep } from "../identity/policies.js";
+import { POLICIES, type PolicyName, type ResetStep } from "../identity/policies.js";
 import { writeFileAtomic } from "../vm/atomic.js";
 import { readFileIfExists, stripBom } from "../vm/fsutil.js";
 import type { VmPaths } from "../vm/layout.js";
@@ -34,11 +34,19 @@ export interface PendingOperation {
   readonly archived: string | null;
   /** Reset steps already committed (a recovery skips them). */
   readonly done: readonly ResetStep[];
+  /**
+   * Steps of the policy this operation leaves out (`restore --as-clone`
+   * keeps the restored overlay: no `overlay` step, so `disk-identity`
+   * re-identifies it). A recovery leaves them out too.
+   */
+  readonly skip?: readonly ResetStep[] | undefined;
   /** The process that wrote the journal. */
   readonly pid: number;
   /** The audit record the operation appends when it commits (once, by its op_id). */
   readonly audit?: AuditEntry | undefined;
 }
+
+const STEPS = ["uefi", "tpm", "overlay", "disk-identity", "guest-files"] as const;
 
 const journalSchema = z.strictObject({
   policy: z.enum(["fresh", "disk", "base", "nuke"]),
@@ -47,7 +55,8 @@ const journalSchema = z.strictObject({
   identifiers: z.record(z.string(), z.unknown()),
   discard_overlay: z.boolean(),
   archived: z.string().nullable(),
-  done: z.array(z.enum(["uefi", "tpm", "overlay", "disk-identity", "guest-files"])).default([]),
+  done: z.array(z.enum(STEPS)).default([]),
+  skip: z.array(z.enum(STEPS)).default([]),
   pid: z.number().int().nonnegative().default(0),
   audit: entrySchema.optional(),
 });
@@ -60,6 +69,7 @@ export async function writeJournal(paths: VmPaths, op: PendingOperation): Promis
     discard_overlay: op.discardOverlay,
     archived: op.archived,
     done: op.done,
+    ...(op.skip?.length ? { skip: op.skip } : {}),
     pid: op.pid,
     ...(op.audit ? { audit: op.audit } : {}),
   };
@@ -90,9 +100,23 @@ export async function readJournal(paths: VmPaths): Promise<PendingOperation | un
     discardOverlay: parsed.discard_overlay,
     archived: parsed.archived,
     done: parsed.done,
+    skip: parsed.skip,
     pid: parsed.pid,
     audit: parsed.audit,
   };
+}
+
+/** What decides an operation's reset steps and what they write. */
+export type StepsOf = Pick<PendingOperation, "identifiers" | "discardOverlay" | "skip"> & {
+  policy?: PolicyName;
+};
+
+/** The reset steps `policy` runs, without those the operation leaves out. */
+export function activeSteps(
+  policy: PolicyName,
+  skip: readonly ResetStep[] | undefined,
+): ResetStep[] {
+  return POLICIES[policy].reset.filter((s) => !skip?.includes(s));
 }
 
 export async function removeJournal(paths: VmPaths): Promise<void> {
