@@ -221,6 +221,35 @@ describe("restore --as-clone of a VM with an overlay", () => {
     expect(await fs.readdir(path.join(cloneDir, "history")).catch(() => [])).toEqual([]);
   }, 180_000);
 
+  it("sysprep fails on the restored disk: no clone is left, nothing changed", async () => {
+    await g("create", "sf", "--base", img.qcow2, "--overlay", "--tpm");
+    const archive = path.join(dir, "sf.glint.tar.gz");
+    await g("backup", "sf", "-o", archive, "--with-disk");
+    // A debugfs that reads, but fails every write.
+    const bin = path.join(dir, "failing-bin");
+    await fs.mkdir(bin, { recursive: true });
+    const real = (await exec("sh", ["-c", "command -v debugfs"])).stdout.trim();
+    await fs.writeFile(
+      path.join(bin, "debugfs"),
+      `#!/bin/sh\nfor a in "$@"; do [ "$a" = -w ] && { echo 'debugfs: simulated write failure' >&2; exit 1; }; done\nexec ${real} "$@"\n`,
+      { mode: 0o755 },
+    );
+    const before = await tree();
+    const r = await runCli(["restore", archive, "--as", "sf-clone", "--as-clone", "--home", home], {
+      env: { PATH: `${bin}:${process.env.PATH ?? ""}` },
+    });
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toContain("simulated write failure");
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    expect(existsSync(path.join(home, "sf-clone"))).toBe(false);
+    expect(await tree()).toEqual(before);
+    const check = await glint("registry", "check");
+    expect(check.code, check.stdout + check.stderr).toBe(0);
+    // Without the failure, the same restore works.
+    await g("restore", archive, "--as", "sf-clone", "--as-clone");
+    expect((await verify("sf-clone")).code).toBe(0);
+  }, 180_000);
+
   it("a VM made with --no-sysprep: the clone's disk is the restored one, left as it was", async () => {
     await g("create", "ns", "--base", img.qcow2, "--overlay", "--no-sysprep");
     await writeMarker("ns", "kept as is\n");
