@@ -34,13 +34,7 @@ import type { Registry } from "../registry/registry.js";
 import type { Engine } from "../txn/engine.js";
 import { fsyncDir, tempPathFor } from "../vm/atomic.js";
 import { vmConfigSchema } from "../vm/config.js";
-import {
-  assertVmName,
-  historyPath,
-  storePaths,
-  VM_FILES,
-  vmPaths,
-} from "../vm/layout.js";
+import { assertVmName, historyPath, storePaths, VM_FILES, vmPaths } from "../vm/layout.js";
 import { UsedValues } from "../vm/registry.js";
 import { readIdentifiers } from "../vm/store.js";
 import { badArchive, extractArchive, type Manifest } from "./archive.js";

@@ -54,7 +54,7 @@ async function verify(
 ): Promise<{ code: number; seen: Map<string, VerifyJson["checks"][0]> }> {
   const r = await glint("verify", vm, "--json");
   const [report] = JSON.parse(r.stdout) as VerifyJson[];
-  return { code: r.code, seen: new Map((report?.checks ?? []).map((c) => [c.field, c])) };
+  return { code: r.code ?? -1, seen: new Map((report?.checks ?? []).map((c) => [c.field, c])) };
 }
 
 const rootPart = () => {

@@ -99,6 +99,26 @@ describe("interrupted operations", () => {
     expect(notices.join("\n")).toMatch(/finished the interrupted `glint regen base` of "v" first/);
   });
 
+  it("an interrupted nuke that leaves out its overlay step (restore --as-clone) is finished without one", async () => {
+    const m = new UuidManager({ home });
+    const paths = vmPaths(home, "k");
+    const base = path.join(home, "k-base.qcow2");
+    await run("qemu-img", ["create", "-q", "-f", "qcow2", base, "1M"]);
+    await m.createVm("k", { base, overlay: true });
+    const overlay = await fs.readFile(paths.overlay);
+    const op = await leaveJournal(paths, "nuke", "committing", { skip: ["overlay"] });
+    expect((await readJournal(paths))?.skip).toEqual(["overlay"]);
+    await m.createPostInstallScript("k");
+    expect((await readIds("k")).vm_uuid).toBe(op.identifiers.vm_uuid);
+    // The same overlay (no fresh one, nothing archived).
+    expect((await fs.readFile(paths.overlay)).equals(overlay)).toBe(true);
+    expect((await historyNames("k")).filter((n) => n.endsWith(".qcow2"))).toEqual([]);
+    // Without `skip`, the same interrupted nuke starts a fresh overlay.
+    await leaveJournal(paths, "nuke", "committing");
+    await m.createPostInstallScript("k");
+    expect((await historyNames("k")).filter((n) => n.endsWith(".qcow2"))).toHaveLength(1);
+  });
+
   it("finishing an interrupted create removes its .creating marker, so the VM is never wiped later", async () => {
     const m = new UuidManager({ home });
     const paths = vmPaths(home, "x");
