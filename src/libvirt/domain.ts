@@ -8,7 +8,7 @@ import path from "node:path";
 import { GlintError, UsageError } from "../errors.js";
 import type { SystemIdentifiers } from "../identity/model.js";
 import { type FirmwareFiles, identityPlacement, SHARE_MOUNT_TAG } from "../qemu/index.js";
-import { IFNAME_RE, type VmConfig } from "../vm/config.js";
+import { extraNicCount, IFNAME_RE, type VmConfig } from "../vm/config.js";
 import { el, renderXml, type XmlElement } from "./xml.js";
 
 /** libvirt's namespace for `<qemu:commandline>` (SMBIOS type 4 has no sysinfo element). */
@@ -27,7 +27,10 @@ export interface DomainInput {
   /** The Glint VM it is made from. */
   readonly vm: string;
   readonly ids: SystemIdentifiers;
-  /** MACs of the NICs after the first (identifiers.json `extra_macs`). */
+  /**
+   * MACs of the NICs after the first (identifiers.json `extra_macs`); the
+   * first `config.nics - 1` are used, one per NIC.
+   */
   readonly extraMacs?: readonly string[];
   readonly config: VmConfig;
   readonly type: DomainType;
@@ -87,6 +90,19 @@ function nic(config: VmConfig, vm: string, mac: string): XmlElement {
   }
 }
 
+/** The MAC of each of the VM's own NICs (`config.nics`, none for net `none`; the first is `mac_address`). */
+function nicMacs(input: DomainInput, first: string): string[] {
+  if (input.config.net === "none") return [];
+  const extra = extraNicCount(input.config);
+  const have = input.extraMacs ?? [];
+  if (have.length < extra) {
+    throw new GlintError(
+      `VM ${input.vm} has ${extra + 1} NICs but only ${have.length + 1} MACs: run \`glint edit ${input.vm} --nics ${extra + 1}\` to draw the missing ones`,
+    );
+  }
+  return [first, ...have.slice(0, extra)];
+}
+
 function osElement(input: DomainInput): XmlElement {
   const fw = input.firmware;
   const { config } = input;
@@ -114,7 +130,7 @@ export function buildDomain(input: DomainInput): XmlElement {
   assertDomainName(input.name);
   const { ids, config } = input;
   const p = identityPlacement(ids, input.hostname);
-  const macs = [p.mac, ...(input.extraMacs ?? [])];
+  const macs = nicMacs(input, p.mac);
   const smbios = (type: 1 | 2 | 3 | 4): string => {
     const v = p.smbios.get(type);
     if (v === undefined) throw new Error(`no SMBIOS type ${type} serial`); // unreachable
@@ -161,7 +177,7 @@ export function buildDomain(input: DomainInput): XmlElement {
         el("target", { dir: SHARE_MOUNT_TAG }),
         el("readonly"),
       ),
-    ...(config.net === "none" ? [] : macs.map((mac) => nic(config, input.vm, mac))),
+    ...macs.map((mac) => nic(config, input.vm, mac)),
     config.tpm &&
       el("tpm", { model: config.tpm_model }, el("backend", { type: "emulator", version: "2.0" })),
     el("serial", { type: "pty" }, el("target", { port: 0 })),
