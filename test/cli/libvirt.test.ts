@@ -77,6 +77,22 @@ describe("glint libvirt: bad input", () => {
       1,
       /cannot read .*missing\.xml/,
     );
+    // More NICs than a Glint VM has.
+    const many = path.join(dir, "many.xml");
+    const nics = Array.from(
+      { length: 17 },
+      (_, i) =>
+        `<interface type='network'><mac address='52:54:00:50:00:${String(i).padStart(2, "0")}'/></interface>`,
+    ).join("");
+    await fs.writeFile(
+      many,
+      `<domain type='kvm'><name>many</name><devices>${nics}</devices></domain>`,
+    );
+    await fails(
+      ["libvirt", "import", many],
+      1,
+      /domain "many" has 17 NICs; a Glint VM has at most 16; import a copy of the XML with fewer <interface> elements$/,
+    );
   });
 
   it("an unreachable daemon", async () => {
