@@ -7,8 +7,13 @@
 import path from "node:path";
 import { GlintError, UsageError } from "../errors.js";
 import type { SystemIdentifiers } from "../identity/model.js";
-import { type FirmwareFiles, identityPlacement, SHARE_MOUNT_TAG } from "../qemu/index.js";
-import { extraNicCount, IFNAME_RE, type VmConfig } from "../vm/config.js";
+import {
+  type FirmwareFiles,
+  identityPlacement,
+  OPENSTACK_SMBIOS,
+  SHARE_MOUNT_TAG,
+} from "../qemu/index.js";
+import { extraNicCount, IFNAME_RE, type SmbiosStrings, type VmConfig } from "../vm/config.js";
 import { el, renderXml, type XmlElement } from "./xml.js";
 
 /** libvirt's namespace for `<qemu:commandline>` (SMBIOS type 4 has no sysinfo element). */
@@ -62,8 +67,13 @@ function absolute(p: string, what: string): string {
   return path.resolve(p);
 }
 
-function entry(name: string, value: string): XmlElement {
-  return el("entry", { name }, value);
+function entry(name: string, value: string | undefined): XmlElement | false {
+  return value !== undefined && el("entry", { name }, value);
+}
+
+/** The VM's SMBIOS strings, as `glint run` gives them (the OpenStack profile's, then the config's). */
+function smbiosStrings(config: VmConfig): SmbiosStrings {
+  return { ...(config.cloud === "openstack" ? OPENSTACK_SMBIOS : {}), ...config.smbios };
 }
 
 function nic(config: VmConfig, vm: string, mac: string): XmlElement {
@@ -136,15 +146,37 @@ export function buildDomain(input: DomainInput): XmlElement {
     if (v === undefined) throw new Error(`no SMBIOS type ${type} serial`); // unreachable
     return v;
   };
+  const strings = smbiosStrings(config);
   const sysinfo = el(
     "sysinfo",
     { type: "smbios" },
     // No `uuid` entry: libvirt gives SMBIOS type 1 the domain's <uuid> (QEMU's -uuid), and an
     // explicit one would make virt-clone, which changes <uuid> only, refuse the clone.
-    el("system", {}, entry("serial", smbios(1))),
-    el("baseBoard", {}, entry("serial", smbios(2))),
-    el("chassis", {}, entry("serial", smbios(3)), entry("asset", ids.dmi_uuid)),
-    el("oemStrings", {}, ...p.oem.map((s) => el("entry", {}, s))),
+    el(
+      "system",
+      {},
+      entry("manufacturer", strings.system_manufacturer),
+      entry("product", strings.system_product),
+      entry("version", strings.system_version),
+      // OpenStack's profile: Nova's system serial is the instance UUID (as under `glint run`).
+      entry("serial", config.cloud === "openstack" ? p.uuid : smbios(1)),
+      entry("family", strings.system_family),
+    ),
+    el(
+      "baseBoard",
+      {},
+      entry("manufacturer", strings.board_manufacturer),
+      entry("serial", smbios(2)),
+    ),
+    el(
+      "chassis",
+      {},
+      entry("manufacturer", strings.chassis_manufacturer),
+      entry("serial", smbios(3)),
+      entry("asset", strings.chassis_asset_tag ?? ids.dmi_uuid),
+    ),
+    // Glint's own first, then the VM's extra OEM strings (`glint run` gives those a second table).
+    el("oemStrings", {}, ...[...p.oem, ...config.oem_strings].map((s) => el("entry", {}, s))),
   );
   const secure = input.firmware?.secure === true;
   const devices = el(

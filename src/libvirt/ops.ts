@@ -4,7 +4,7 @@
  */
 import { accessSync, existsSync, promises as fs, constants as fsConstants } from "node:fs";
 import { BusyError, glintError } from "../errors.js";
-import { hostnameFor } from "../guest/index.js";
+import { hostnameFor, seedFileOf } from "../guest/index.js";
 import { requireTool } from "../host/tools.js";
 import { extraMacsOf } from "../identity/model.js";
 import type { UsableVm, UuidManager } from "../manager.js";
@@ -50,6 +50,8 @@ export async function domainInputOf(
   const { paths, ids, config } = vm;
   const firmware = await vmFirmware(config, paths, env);
   const disk = config.overlay ? paths.overlay : existsSync(paths.base) ? paths.base : undefined;
+  // seed.iso (NoCloud), or config-drive.iso for the OpenStack profile.
+  const seed = seedFileOf(paths, config.cloud);
   return {
     name,
     vm: paths.name,
@@ -60,7 +62,7 @@ export async function domainInputOf(
     emulator: await requireTool("qemu-system-x86_64", env),
     ...(firmware ? { firmware } : {}),
     ...(disk !== undefined ? { disk } : {}),
-    ...(existsSync(paths.seedIso) ? { seedIso: paths.seedIso } : {}),
+    ...(existsSync(seed) ? { seedIso: seed } : {}),
     shareDir: paths.shared,
     hostname: hostnameFor(paths.name, ids, config.hostname_from, config.hostname_pattern),
   };

@@ -74,6 +74,17 @@ describe("buildDomain", () => {
         extraMacs: ["52:54:00:00:00:02", "52:54:00:00:00:03"],
       }),
       input({ config: config({ net: "none" }) }),
+      input({
+        config: config({
+          cloud: "openstack",
+          smbios: {
+            system_version: "2.1",
+            board_manufacturer: "Acme & Co",
+            chassis_manufacturer: "A",
+          },
+          oem_strings: ["site=berlin"],
+        }),
+      }),
     ];
     for (const v of variants) {
       const r = await validate(domainXml(v));
@@ -114,6 +125,57 @@ describe("buildDomain", () => {
     expect(xml).toContain("<mac address='52:54:00:aa:bb:cc'/>");
     expect(xml).toContain(`<serial>${diskSerial(ids.disk_uuid)}</serial>`);
     expect(xml).toContain(`<qemu:arg value='type=4,serial=${ids.cpu_serial}'/>`);
+  });
+
+  it("carries the VM's SMBIOS strings and extra OEM strings as `glint run` gives them", () => {
+    const ids = freshIds();
+    const xml = domainXml(
+      input(
+        {
+          config: config({
+            smbios: {
+              system_manufacturer: "Acme, Inc.",
+              system_product: "Box",
+              system_version: "2",
+              system_family: "Fam",
+              board_manufacturer: "Board Co",
+              chassis_manufacturer: "Chassis Co",
+              chassis_asset_tag: "ASSET-7",
+            },
+            oem_strings: ["site=berlin"],
+          }),
+        },
+        ids,
+      ),
+    );
+    for (const [name, value] of [
+      ["manufacturer", "Acme, Inc."],
+      ["product", "Box"],
+      ["version", "2"],
+      ["family", "Fam"],
+      ["manufacturer", "Board Co"],
+      ["manufacturer", "Chassis Co"],
+      ["asset", "ASSET-7"],
+    ]) {
+      expect(xml).toContain(`<entry name='${name}'>${value}</entry>`);
+    }
+    expect(xml).not.toContain(`<entry name='asset'>${ids.dmi_uuid}</entry>`);
+    // Glint's OEM strings first, then the VM's own.
+    expect(xml).toMatch(
+      /<entry>glint\.[^<]+<\/entry>\s*<entry>site=berlin<\/entry>\s*<\/oemStrings>/,
+    );
+    // The OpenStack profile: Nova's strings, the instance UUID as system serial, the config drive.
+    const os = domainXml(
+      input({ config: config({ cloud: "openstack" }), seedIso: "/v/config-drive.iso" }, ids),
+    );
+    expect(os).toContain("<entry name='manufacturer'>OpenStack Foundation</entry>");
+    expect(os).toContain("<entry name='product'>OpenStack Nova</entry>");
+    expect(os).toContain("<entry name='asset'>OpenStack Nova</entry>");
+    expect(os).toContain(`<entry name='serial'>${ids.vm_uuid}</entry>`);
+    expect(os).toContain("<source file='/v/config-drive.iso'/>");
+    // The identity still reads back whole (smbios_uuid from its OEM string).
+    const { preset } = adoptable(readDomain(os, "os").found);
+    expect(preset.smbios_uuid).toBe(ids.smbios_uuid);
   });
 
   it("gives each of the VM's own NICs an interface, in order, with its MAC", () => {
