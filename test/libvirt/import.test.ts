@@ -153,8 +153,13 @@ describe("glint libvirt import: values the domain lacks", () => {
     expect(ids.vm_uuid).toBe("0b5c1a8e-6f1d-4c8e-9a43-2d4f0e6b7c11");
     const values = IDENTIFIER_FIELDS.map((f) => ids[f].replaceAll("-", ""));
     expect(new Set(values).size).toBe(values.length);
-    // Checkable like any VM.
-    const verify = await runCli(["verify", "bare", "--home", home]);
-    expect(verify.code, verify.stdout + verify.stderr).toBe(0);
+    // Reserved in the registry like a created VM's, and given to QEMU by `glint run`.
+    const check = await runCli(["registry", "check", "--home", home]);
+    expect(check.code, check.stdout + check.stderr).toBe(0);
+    const argv = (JSON.parse(await glint(["qemu-args", "bare", "--json"])) as string[]).join(" ");
+    expect(argv).toContain(`-uuid ${ids.vm_uuid}`);
+    expect(argv).toContain(`guid=${ids.vm_generation_id}`);
+    expect(argv).toContain(`type=2,serial=${ids.motherboard_serial}`);
+    expect(argv).toContain(`io.systemd.credential:system.machine_id=${ids.machine_id}`);
   });
 });
