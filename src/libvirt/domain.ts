@@ -107,7 +107,7 @@ function nicMacs(input: DomainInput, first: string): string[] {
   const have = input.extraMacs ?? [];
   if (have.length < extra) {
     throw new GlintError(
-      `VM ${input.vm} has ${extra + 1} NICs but only ${have.length + 1} MACs: run \`glint edit ${input.vm} --nics ${extra + 1}\` to draw the missing ones`,
+      `VM ${input.vm} has ${extra + 1} NICs but MACs for only ${have.length + 1}: run \`glint edit ${input.vm} --nics ${extra + 1}\` to draw the missing ones`,
     );
   }
   return [first, ...have.slice(0, extra)];

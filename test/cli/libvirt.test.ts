@@ -143,6 +143,20 @@ describe("glint libvirt: bad input", () => {
     );
   });
 
+  it("a VM whose config has more NICs than its identity has MACs", async () => {
+    await runCliOk(["create", "vm3", "--home", home], { env });
+    const file = path.join(home, "vm3", "config.json");
+    const config = JSON.parse(await fs.readFile(file, "utf8"));
+    await fs.writeFile(file, JSON.stringify({ ...config, nics: 3 }));
+    const line = /VM vm3 has 3 NICs but MACs for only 1: run `glint edit vm3 --nics 3`/;
+    await fails(["libvirt", "export", "vm3"], 1, line);
+    await fails(["libvirt", "define", "vm3", "--connect", daemon.uri], 1, line);
+    // The advice works: then every NIC has its MAC.
+    await runCliOk(["edit", "vm3", "--nics", "3", "--yes", "--home", home], { env });
+    const xml = await runCliOk(["libvirt", "export", "vm3", "--home", home], { env });
+    expect(xml.match(/<interface /g)).toHaveLength(3);
+  });
+
   it("--json failures are one JSON object with the code", async () => {
     const r = await runCli(
       ["libvirt", "import", "no-such-domain", "--connect", daemon.uri, "--json", "--home", home],

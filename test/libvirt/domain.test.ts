@@ -192,7 +192,7 @@ describe("buildDomain", () => {
     );
     expect(() =>
       domainXml(input({ config: config({ nics: 3 }), extraMacs: [extra[0] as string] })),
-    ).toThrow(/has 3 NICs but only 2 MACs: run `glint edit web-1 --nics 3`/);
+    ).toThrow(/has 3 NICs but MACs for only 2: run `glint edit web-1 --nics 3`/);
   });
 
   it("escapes every path and refuses names that are not domain names", () => {
