@@ -6,8 +6,8 @@
  * short, or QEMU runs); without one, every VM's files are read.
  */
 import { existsSync, promises as fs, statSync } from "node:fs";
-import path from "node:path";
 import { messageOf } from "../errors.js";
+import { VM_NAME_RE } from "../identity/formats.js";
 import { EXTRA_MACS, IDENTIFIER_FIELDS, type ValueField } from "../identity/model.js";
 import type { IndexEntry } from "../registry/model.js";
 import type { Registry } from "../registry/registry.js";
@@ -15,7 +15,6 @@ import { stampOf, summaryOf, type VmSummary } from "../registry/vm-index.js";
 import { storePaths, VM_FILES, type VmPaths, vmPaths } from "../vm/layout.js";
 import { type Duplicate, valueKey } from "../vm/registry.js";
 import { runningQemuPid } from "../vm/running.js";
-import { listVmNames } from "../vm/store.js";
 import { readIdentity, readVmConfig } from "./inspect.js";
 
 export type VmState = "running" | "stopped" | "interrupted";
@@ -66,62 +65,162 @@ async function fromFiles(paths: VmPaths): Promise<VmListing> {
 
 /** VMs read from their files at once. */
 const BATCH = 64;
+/** VMs decided at once: those read from their files in between are read in parallel. */
+const WINDOW = 2048;
 
+/**
+ * Every VM of `home`, in name order, given to `visit` one at a time (nothing
+ * is held for the whole home): from the registry's index, a page at a time,
+ * when there is one; from its files when the index lacks the VM, something
+ * may be going on in it, or its identifiers.json changed since it was indexed.
+ */
+export async function eachListing(
+  home: string,
+  registry: Registry | undefined,
+  visit: (listing: VmListing) => void,
+): Promise<void> {
+  let entries: import("node:fs").Dirent[];
+  try {
+    entries = await fs.readdir(home, { withFileTypes: true });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw error;
+  }
+  // What listVmNames gives, with and without symlinks, from one readdir.
+  const names: string[] = [];
+  const realDirs = new Set<string>();
+  for (const e of entries) {
+    if (!VM_NAME_RE.test(e.name)) continue;
+    if (e.isDirectory()) {
+      names.push(e.name);
+      realDirs.add(e.name);
+    } else if (e.isSymbolicLink()) names.push(e.name);
+  }
+  entries = [];
+  names.sort();
+  const locked = await lockedVms(home);
+  const index = registry?.vmIndexEntries()[Symbol.asyncIterator]();
+  let next: IndexEntry | undefined;
+  let done = index === undefined;
+  /** The index entry of `vm`, if it has one (names come in order). */
+  const entryOf = async (vm: string): Promise<IndexEntry | undefined> => {
+    while (!done && (next === undefined || next.vm < vm)) {
+      const r = await index?.next();
+      if (!r || r.done) {
+        done = true;
+        next = undefined;
+      } else next = r.value;
+    }
+    return next?.vm === vm ? next : undefined;
+  };
+  for (let w = 0; w < names.length; w += WINDOW) {
+    const out: (VmListing | undefined)[] = [];
+    const toRead: number[] = [];
+    for (const vm of names.slice(w, w + WINDOW)) {
+      const entry = await entryOf(vm);
+      const dir = `${home}/${vm}`;
+      if (
+        entry === undefined ||
+        locked.has(vm) ||
+        !realDirs.has(vm) ||
+        // identifiers.json changed since it was indexed (by hand, or by an older Glint)
+        stampOf(statSync(`${dir}/${VM_FILES.identifiers}`, { throwIfNoEntry: false })) !==
+          entry.stamp ||
+        // a journal left without a lock file still says interrupted
+        statSync(`${dir}/${VM_FILES.journal}`, { throwIfNoEntry: false }) !== undefined
+      ) {
+        toRead.push(out.length);
+        out.push(undefined);
+      } else out.push({ vm, state: "stopped", json: entry.data });
+    }
+    for (let i = 0; i < toRead.length; i += BATCH) {
+      await Promise.all(
+        toRead.slice(i, i + BATCH).map(async (n) => {
+          out[n] = await fromFiles(vmPaths(home, names[w + n] ?? ""));
+        }),
+      );
+    }
+    for (const l of out) if (l) visit(l);
+  }
+}
+
+/** Every VM of `home` (see {@link eachListing}). */
 export async function listHome(home: string, registry: Registry | undefined): Promise<VmListing[]> {
-  const [names, dirs, locked, index] = await Promise.all([
-    listVmNames(home, { includeSymlinks: true }),
-    listVmNames(home),
-    lockedVms(home),
-    registry ? registry.vmIndex() : new Map<string, IndexEntry>(),
-  ]);
-  const realDirs = new Set(dirs);
-  const out: (VmListing | undefined)[] = new Array(names.length);
-  const toRead: number[] = [];
-  for (const [i, vm] of names.entries()) {
-    const entry = index.get(vm);
-    const dir = path.join(home, vm);
-    if (
-      entry === undefined ||
-      locked.has(vm) ||
-      !realDirs.has(vm) ||
-      // identifiers.json changed since it was indexed (by hand, or by an older Glint)
-      stampOf(statSync(path.join(dir, VM_FILES.identifiers), { throwIfNoEntry: false })) !==
-        entry.stamp ||
-      // a journal left without a lock file still says interrupted
-      existsSync(path.join(dir, VM_FILES.journal))
-    )
-      toRead.push(i);
-    else out[i] = { vm, state: "stopped", json: entry.data };
+  const out: VmListing[] = [];
+  await eachListing(home, registry, (l) => out.push(l));
+  return out;
+}
+
+const VALUE_FIELDS: readonly ValueField[] = [...IDENTIFIER_FIELDS, EXTRA_MACS];
+const HEX_KEY = /^[0-9a-f]{32}$/;
+
+/**
+ * Finds the values that the current identities of two or more VMs hold,
+ * VM by VM, keeping little per value: its key (16 bytes for a UUID or
+ * machine-id), the first VM's number and field, in one small integer.
+ */
+export class DuplicateFinder {
+  private readonly vms: string[] = [];
+  /** key → ((first VM · 16 + field) · 2 + dashed). */
+  private readonly first = new Map<string, number>();
+  private readonly shared = new Map<string, Duplicate & { vms: string[] }>();
+
+  add(listing: VmListing): void {
+    const summary = summaryIn(listing);
+    if (!summary) return;
+    const n = this.vms.push(listing.vm) - 1;
+    for (const [f, field] of VALUE_FIELDS.entries()) {
+      const v = summary[field];
+      if (typeof v === "string") this.own(n, f, v);
+      else if (Array.isArray(v)) for (const mac of v) this.own(n, f, mac);
+    }
   }
-  for (let i = 0; i < toRead.length; i += BATCH) {
-    await Promise.all(
-      toRead.slice(i, i + BATCH).map(async (n) => {
-        out[n] = await fromFiles(vmPaths(home, names[n] ?? ""));
-      }),
-    );
+
+  private own(n: number, f: number, value: string): void {
+    const key = valueKey(value);
+    const compact = HEX_KEY.test(key) ? `\0${Buffer.from(key, "hex").toString("latin1")}` : key;
+    const held = this.first.get(compact);
+    if (held === undefined) {
+      this.first.set(compact, (n * 16 + f) * 2 + (value.includes("-") ? 1 : 0));
+      return;
+    }
+    const firstVm = Math.floor(held / 32);
+    if (firstVm === n) return;
+    const dup = this.shared.get(compact);
+    const vm = this.vms[n] ?? "";
+    if (dup) {
+      if (!dup.vms.includes(vm)) dup.vms.push(vm);
+      return;
+    }
+    const field = VALUE_FIELDS[Math.floor(held / 2) % 16] ?? "vm_uuid";
+    this.shared.set(compact, {
+      field,
+      value: firstValue(field, key, held % 2 === 1),
+      vms: [this.vms[firstVm] ?? "", vm],
+    });
   }
-  return out.filter((l): l is VmListing => l !== undefined);
+
+  /** The values held twice or more, sorted by their VMs, then field. */
+  result(): Duplicate[] {
+    return [...this.shared.values()]
+      .map((d) => ({ field: d.field, value: d.value, vms: [...new Set(d.vms)].sort() }))
+      .sort((a, b) => a.vms.join().localeCompare(b.vms.join()) || a.field.localeCompare(b.field));
+  }
+}
+
+/** A value as its field writes it, from its key (values are valid: lowercase hex and MACs, uppercase serials). */
+function firstValue(field: ValueField, key: string, dashed: boolean): string {
+  if (HEX_KEY.test(key)) {
+    return dashed
+      ? `${key.slice(0, 8)}-${key.slice(8, 12)}-${key.slice(12, 16)}-${key.slice(16, 20)}-${key.slice(20)}`
+      : key;
+  }
+  return field === "cpu_serial" || field === "motherboard_serial" ? key.toUpperCase() : key;
 }
 
 /** Every value that the current identities of two or more listed VMs hold. */
 export function duplicatesOf(listings: readonly VmListing[]): Duplicate[] {
-  const owners = new Map<string, { field: ValueField; value: string; vms: Set<string> }>();
-  const own = (vm: string, field: ValueField, value: unknown) => {
-    if (typeof value !== "string") return;
-    const key = valueKey(value);
-    const o = owners.get(key) ?? { field, value, vms: new Set<string>() };
-    o.vms.add(vm);
-    owners.set(key, o);
-  };
-  for (const listing of listings) {
-    const summary = summaryIn(listing);
-    if (!summary) continue;
-    for (const field of IDENTIFIER_FIELDS) own(listing.vm, field, summary[field]);
-    const extra = summary[EXTRA_MACS];
-    if (Array.isArray(extra)) for (const mac of extra) own(listing.vm, EXTRA_MACS, mac);
-  }
-  return [...owners.values()]
-    .filter((o) => o.vms.size > 1)
-    .map((o) => ({ field: o.field, value: o.value, vms: [...o.vms].sort() }))
-    .sort((a, b) => a.vms.join().localeCompare(b.vms.join()) || a.field.localeCompare(b.field));
+  const finder = new DuplicateFinder();
+  for (const l of listings) finder.add(l);
+  return finder.result();
 }

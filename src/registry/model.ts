@@ -108,6 +108,11 @@ export interface RegistryStore {
   ): Promise<void>;
   /** The index of `home`, or undefined if it was never built. */
   index(home: string): Promise<IndexEntry[] | undefined>;
+  /**
+   * At most `limit` index entries of `home` whose VM name sorts after
+   * `after` (byte order), in that order; undefined if the index was never built.
+   */
+  indexPage(home: string, after: string, limit: number): Promise<IndexEntry[] | undefined>;
   /** Replace the index of `home` (and record it as built). */
   replaceIndex(home: string, entries: readonly IndexEntry[]): Promise<void>;
   /**

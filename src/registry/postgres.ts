@@ -206,6 +206,21 @@ export async function openPostgres(url: string): Promise<RegistryStore> {
         stamp: String(row.stamp),
       }));
     },
+    indexPage: async (home, after, limit) => {
+      const built = await client.query("SELECT 1 FROM glint_indexed WHERE home = $1", [home]);
+      if (built.rows.length === 0) return undefined;
+      // Byte order, as the directory listing is sorted (VM names are ASCII).
+      const r = await client.query(
+        `SELECT vm, data, stamp FROM glint_vms WHERE home = $1 AND vm COLLATE "C" > $2
+           ORDER BY vm COLLATE "C" LIMIT $3`,
+        [home, after, limit],
+      );
+      return r.rows.map((row) => ({
+        vm: String(row.vm),
+        data: String(row.data),
+        stamp: String(row.stamp),
+      }));
+    },
     replaceIndex: (home, entries) =>
       tx(async () => {
         await client.query("DELETE FROM glint_vms WHERE home = $1", [home]);

@@ -225,6 +225,26 @@ export class Registry {
     return new Map(entries.map((e) => [e.vm, e]));
   }
 
+  /**
+   * The index `glint list` reads, in VM name order (byte order), a page at a
+   * time, built from the files on first use.
+   */
+  async *vmIndexEntries(storeLockWaitMs = 30_000, pageSize = 4096): AsyncGenerator<IndexEntry> {
+    const page = (after: string) =>
+      this.call("reading the VM index", () => this.store.indexPage(this.homeId, after, pageSize));
+    let rows = await page("");
+    if (rows === undefined) {
+      await this.vmIndex(storeLockWaitMs);
+      rows = (await page("")) ?? [];
+    }
+    for (;;) {
+      yield* rows;
+      const last = rows.at(-1);
+      if (rows.length < pageSize || last === undefined) return;
+      rows = (await page(last.vm)) ?? [];
+    }
+  }
+
   /** Replace the index with `entries` (default: read from the files). */
   async rebuildIndex(entries?: readonly IndexEntry[]): Promise<void> {
     const all = entries ?? (await entriesFromFiles(this.home));
