@@ -15,6 +15,7 @@ import { stampOf, summaryOf, type VmSummary } from "../registry/vm-index.js";
 import { storePaths, VM_FILES, type VmPaths, vmPaths } from "../vm/layout.js";
 import { type Duplicate, valueKey } from "../vm/registry.js";
 import { runningQemuPid } from "../vm/running.js";
+import { SharedValues } from "../vm/shared-values.js";
 import { readIdentity, readVmConfig } from "./inspect.js";
 
 export type VmState = "running" | "stopped" | "interrupted";
@@ -151,71 +152,30 @@ export async function listHome(home: string, registry: Registry | undefined): Pr
   return out;
 }
 
-const VALUE_FIELDS: readonly ValueField[] = [...IDENTIFIER_FIELDS, EXTRA_MACS];
-const HEX_KEY = /^[0-9a-f]{32}$/;
-
 /**
- * Finds the values that the current identities of two or more VMs hold,
- * VM by VM, keeping little per value: its key (16 bytes for a UUID or
- * machine-id), the first VM's number and field, in one small integer.
+ * Finds the values that the current identities of two or more VMs hold, VM
+ * by VM (see SharedValues: little is kept per value).
  */
 export class DuplicateFinder {
-  private readonly vms: string[] = [];
-  /** key → ((first VM · 16 + field) · 2 + dashed). */
-  private readonly first = new Map<string, number>();
-  private readonly shared = new Map<string, Duplicate & { vms: string[] }>();
+  private readonly values = new SharedValues();
 
   add(listing: VmListing): void {
     const summary = summaryIn(listing);
     if (!summary) return;
-    const n = this.vms.push(listing.vm) - 1;
-    for (const [f, field] of VALUE_FIELDS.entries()) {
-      const v = summary[field];
-      if (typeof v === "string") this.own(n, f, v);
-      else if (Array.isArray(v)) for (const mac of v) this.own(n, f, mac);
-    }
-  }
-
-  private own(n: number, f: number, value: string): void {
-    const key = valueKey(value);
-    const compact = HEX_KEY.test(key) ? `\0${Buffer.from(key, "hex").toString("latin1")}` : key;
-    const held = this.first.get(compact);
-    if (held === undefined) {
-      this.first.set(compact, (n * 16 + f) * 2 + (value.includes("-") ? 1 : 0));
-      return;
-    }
-    const firstVm = Math.floor(held / 32);
-    if (firstVm === n) return;
-    const dup = this.shared.get(compact);
-    const vm = this.vms[n] ?? "";
-    if (dup) {
-      if (!dup.vms.includes(vm)) dup.vms.push(vm);
-      return;
-    }
-    const field = VALUE_FIELDS[Math.floor(held / 2) % 16] ?? "vm_uuid";
-    this.shared.set(compact, {
-      field,
-      value: firstValue(field, key, held % 2 === 1),
-      vms: [this.vms[firstVm] ?? "", vm],
-    });
+    const own = (field: ValueField, value: unknown) => {
+      if (typeof value === "string") this.values.add(listing.vm, field, value, valueKey(value));
+    };
+    for (const field of IDENTIFIER_FIELDS) own(field, summary[field]);
+    const extra = summary[EXTRA_MACS];
+    if (Array.isArray(extra)) for (const mac of extra) own(EXTRA_MACS, mac);
   }
 
   /** The values held twice or more, sorted by their VMs, then field. */
   result(): Duplicate[] {
-    return [...this.shared.values()]
-      .map((d) => ({ field: d.field, value: d.value, vms: [...new Set(d.vms)].sort() }))
+    return this.values
+      .result()
       .sort((a, b) => a.vms.join().localeCompare(b.vms.join()) || a.field.localeCompare(b.field));
   }
-}
-
-/** A value as its field writes it, from its key (values are valid: lowercase hex and MACs, uppercase serials). */
-function firstValue(field: ValueField, key: string, dashed: boolean): string {
-  if (HEX_KEY.test(key)) {
-    return dashed
-      ? `${key.slice(0, 8)}-${key.slice(8, 12)}-${key.slice(12, 16)}-${key.slice(16, 20)}-${key.slice(20)}`
-      : key;
-  }
-  return field === "cpu_serial" || field === "motherboard_serial" ? key.toUpperCase() : key;
 }
 
 /** Every value that the current identities of two or more listed VMs hold. */

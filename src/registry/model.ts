@@ -122,6 +122,10 @@ export interface RegistryStore {
   claim(rows: readonly RegistryRow[]): Promise<RegistryRow[]>;
   /** The `reserved` rows of one VM. */
   reservedOf(owner: Owner): Promise<RegistryRow[]>;
+  /** Every row of the VMs of `home` named `first` to `last` (byte order), in VM order. */
+  rowsOfVms(home: string, first: string, last: string): Promise<RegistryRow[]>;
+  /** How many rows each VM of a home has (VMs with none are left out). */
+  rowCounts(home: string): Promise<{ vm: string; n: number }[]>;
   /** Every row of a home. */
   rowsOf(home: string): Promise<RegistryRow[]>;
   /** Delete every row of `home`, then insert `rows`; all or nothing. */

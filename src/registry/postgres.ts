@@ -285,6 +285,21 @@ export async function openPostgres(url: string): Promise<RegistryStore> {
           [owner.home, owner.vm],
         )
       ).rows.map(toRow),
+    rowsOfVms: async (home, first, last) =>
+      (
+        await client.query(
+          `SELECT * FROM glint_values WHERE home = $1 AND vm COLLATE "C" >= $2
+           AND vm COLLATE "C" <= $3 ORDER BY vm COLLATE "C"`,
+          [home, first, last],
+        )
+      ).rows.map(toRow),
+    rowCounts: async (home) =>
+      (
+        await client.query(
+          "SELECT vm, count(*) AS n FROM glint_values WHERE home = $1 GROUP BY vm",
+          [home],
+        )
+      ).rows.map((r) => ({ vm: String(r.vm), n: Number(r.n) })),
     rowsOf: async (home) =>
       (
         await client.query("SELECT * FROM glint_values WHERE home = $1 ORDER BY vm, field", [home])

@@ -305,6 +305,25 @@ export class Registry {
     return this.call("counting MACs", () => this.store.countMacs(prefix));
   }
 
+  /** The rows of the VMs of this home named `first` to `last` (byte order), by VM. */
+  async rowsOfVms(first: string, last: string): Promise<Map<string, RegistryRow[]>> {
+    const rows = await this.call("reading rows", () =>
+      this.store.rowsOfVms(this.homeId, first, last),
+    );
+    const out = new Map<string, RegistryRow[]>();
+    for (const r of rows) {
+      const list = out.get(r.vm);
+      if (list) list.push(r);
+      else out.set(r.vm, [r]);
+    }
+    return out;
+  }
+
+  /** How many rows each VM of this home has. */
+  rowCounts(): Promise<{ vm: string; n: number }[]> {
+    return this.call("reading rows", () => this.store.rowCounts(this.homeId));
+  }
+
   rows(): Promise<RegistryRow[]> {
     return this.call("reading rows", () => this.store.rowsOf(this.homeId));
   }

@@ -128,6 +128,10 @@ function openSqliteUnchecked(file: string): RegistryStore {
       "UPDATE glint_values SET state = 'issued', updated_at = ? WHERE home = ? AND vm = ? AND state = 'reserved'",
     ),
     rowsOf: db.prepare("SELECT * FROM glint_values WHERE home = ? ORDER BY vm, field"),
+    rowsOfVms: db.prepare(
+      "SELECT * FROM glint_values WHERE home = ? AND vm >= ? AND vm <= ? ORDER BY vm",
+    ),
+    rowCounts: db.prepare("SELECT vm, count(*) AS n FROM glint_values WHERE home = ? GROUP BY vm"),
     reservedOf: db.prepare(
       "SELECT * FROM glint_values WHERE home = ? AND vm = ? AND state = 'reserved'",
     ),
@@ -281,6 +285,12 @@ function openSqliteUnchecked(file: string): RegistryStore {
     },
     async reservedOf(owner) {
       return (q.reservedOf.all(owner.home, owner.vm) as DbRow[]).map(toRow);
+    },
+    async rowsOfVms(home, first, last) {
+      return (q.rowsOfVms.all(home, first, last) as DbRow[]).map(toRow);
+    },
+    async rowCounts(home) {
+      return q.rowCounts.all(home) as { vm: string; n: number }[];
     },
     async rowsOf(home) {
       return (q.rowsOf.all(home) as DbRow[]).map(toRow);
