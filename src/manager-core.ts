@@ -21,7 +21,7 @@ import {
   readVmConfig,
   type UsableVm,
 } from "./ops/inspect.js";
-import { duplicatesOf, listHome, type VmListing } from "./ops/listing.js";
+import { DuplicateFinder, eachListing, type VmListing } from "./ops/listing.js";
 import { DEFAULT_STEPS } from "./ops/reset-steps.js";
 import { templateFromConfig } from "./ops/template.js";
 import { readHomeConfig } from "./registry/config.js";
@@ -174,12 +174,19 @@ export abstract class ManagerCore {
    * index when the home has a registry (and it opens), else from the files.
    */
   async listing(): Promise<VmListing[]> {
+    const out: VmListing[] = [];
+    await this.eachListing((l) => out.push(l));
+    return out;
+  }
+
+  /** As {@link listing}, one VM at a time in name order, without holding them all. */
+  async eachListing(visit: (listing: VmListing) => void): Promise<void> {
     const config = await readHomeConfig(this.home).catch(() => ({ registry: undefined }));
     const has =
       (this.options.registry ?? this.env.GLINT_REGISTRY ?? config.registry) !== undefined ||
       existsSync(storePaths(this.home).registryDb);
     const registry = has ? await this.registry().catch(() => undefined) : undefined;
-    return listHome(this.home, registry);
+    await eachListing(this.home, registry, visit);
   }
 
   /** The VM's identifiers; throws if it has none, or if an operation on it is pending. */
@@ -288,6 +295,8 @@ export abstract class ManagerCore {
    * from the registry's index (and the files of VMs it lacks), as `listing`.
    */
   async duplicates(): Promise<Duplicate[]> {
-    return duplicatesOf(await this.listing());
+    const finder = new DuplicateFinder();
+    await this.eachListing((l) => finder.add(l));
+    return finder.result();
   }
 }

@@ -11,7 +11,7 @@ import {
   writeSeed,
 } from "./guest/index.js";
 import { requireTool } from "./host/tools.js";
-import { extraMacsOf, type IdentifierField, type SystemIdentifiers } from "./identity/model.js";
+import { extraMacsOf, type SystemIdentifiers, type ValueField } from "./identity/model.js";
 import { POLICIES, type PolicyName } from "./identity/policies.js";
 import { ManagerCore, type UuidManagerOptions } from "./manager-core.js";
 import { adoptVm, type CreateVmOptions, createVm } from "./ops/create.js";
@@ -326,19 +326,20 @@ export class UuidManager extends ManagerCore {
     vm: string,
     setup: (paths: VmPaths) => Promise<void>,
     preset: NonNullable<OperationOptions["preset"]>,
-    options: Pick<OperationOptions, "onProgress"> = {},
+    options: Pick<OperationOptions, "onProgress" | "presetExtraMacs"> = {},
   ): Promise<{ result: OperationResult; collisions: Duplicate[] }> {
     const paths = this.paths(vm);
     return this.engine.withVm(paths, "glint libvirt import", async () => {
-      const taken = new Map<IdentifierField, string>();
+      // Field and value, once each (a value is offered again in each round of drawing).
+      const taken = new Map<string, [ValueField, string]>();
       const result = await adoptVm(this.engine, paths, setup, {
         ...options,
         preset,
-        onPresetTaken: (field, value) => taken.set(field, value),
+        onPresetTaken: (field, value) => taken.set(`${field}|${value}`, [field, value]),
       });
       const registry = await this.registry();
       const collisions: Duplicate[] = [];
-      for (const [field, value] of taken) {
+      for (const [field, value] of taken.values()) {
         const rows = await registry.ownersOf([registryValue(field, value)]);
         const owners = rows.map((r) => r.vm).filter((o) => o !== vm);
         collisions.push({ field, value, vms: owners });

@@ -5,7 +5,14 @@
  * changes, backup, restore) record themselves through it.
  */
 import { type AuditedOptions, auditedChange, recoverIntents, type Witness } from "./intent.js";
-import { type AuditSink, appendAudit, readAudit, type VerifyResult, verifyAudit } from "./log.js";
+import {
+  type AuditSink,
+  appendAudit,
+  appendAuditMany,
+  readAudit,
+  type VerifyResult,
+  verifyAudit,
+} from "./log.js";
 import {
   type AuditActor,
   type AuditChange,
@@ -62,6 +69,14 @@ export class HomeAudit {
   async append(vm: string | null, operation: string, changes: Changes): Promise<AuditRecord> {
     const entry = this.entry(vm, operation, changes);
     return appendAudit(this.home, entry, await this.appendOptions(true));
+  }
+
+  /** Append one record per item now, with one write and one fsync (a bulk create's). */
+  async appendMany(
+    items: readonly { vm: string | null; operation: string; changes: Changes }[],
+  ): Promise<AuditRecord[]> {
+    const entries = items.map((i) => this.entry(i.vm, i.operation, i.changes));
+    return appendAuditMany(this.home, entries, await this.appendOptions(true));
   }
 
   /** Record the interrupted changes whose witness shows they happened. */

@@ -16,6 +16,7 @@ export {
 export {
   type AuditSink,
   appendAudit,
+  appendAuditMany,
   assertAppendable,
   readAudit,
   type VerifyResult,

@@ -13,6 +13,11 @@
  * died holding the lock (its operation then still has a journal or intent,
  * whose recovery writes the record again): the next append, holding the
  * lock, cuts it off.
+ *
+ * Several records appended at once (a bulk create's) are written with one
+ * write and one fsync; the head is first rewritten with `upto`, the last seq
+ * they will have, so that a writer killed before the head names the last of
+ * them leaves a head that is behind by up to that many records, not one.
  */
 import { constants, promises as fs } from "node:fs";
 import * as z from "zod";
@@ -28,7 +33,7 @@ import {
   GENESIS,
   hashOf,
   recordSchema,
-  sealRecord,
+  sealRecordLine,
 } from "./record.js";
 
 /** Where records also go (the PostgreSQL registry's `glint_audit` table). */
@@ -53,7 +58,12 @@ export interface AppendOptions {
   readonly notify?: (message: string) => void;
 }
 
-const headSchema = z.strictObject({ seq: z.number().int().nonnegative(), hash: z.string() });
+const headSchema = z.strictObject({
+  seq: z.number().int().nonnegative(),
+  hash: z.string(),
+  /** Set while several records are appended at once: they may end at any seq up to this. */
+  upto: z.number().int().positive().optional(),
+});
 
 /** The audit log is not what it was: appending would hide it. */
 export function tampered(file: string, message: string, seq?: number): GlintError {
@@ -107,7 +117,9 @@ async function readTail(file: string): Promise<Tail> {
   }
 }
 
-async function readHead(home: string): Promise<{ seq: number; hash: string } | undefined> {
+type Head = z.infer<typeof headSchema>;
+
+async function readHead(home: string): Promise<Head | undefined> {
   const file = storePaths(home).auditHead;
   const raw = await readFileIfExists(file);
   if (raw === undefined) return undefined;
@@ -119,7 +131,7 @@ async function readHead(home: string): Promise<{ seq: number; hash: string } | u
 }
 
 /** Throws unless the head agrees with the log's last record (see the module comment). */
-function checkHead(file: string, head: { seq: number; hash: string } | undefined, tail: Tail) {
+function checkHead(file: string, head: Head | undefined, tail: Tail) {
   if (!head) return;
   const lastSeq = tail.last?.seq ?? 0;
   if (head.seq > lastSeq) {
@@ -167,63 +179,103 @@ export async function appendAudit(
   entry: AuditEntry,
   options: AppendOptions = {},
 ): Promise<AuditRecord> {
+  const [record] = await appendRecords(home, [entry], options);
+  if (!record) throw new Error("no audit record appended");
+  return record;
+}
+
+/**
+ * Append `entries` as the next records of `home`'s log, in order, with one
+ * write and one fsync (a bulk create's records, appended after its commit).
+ */
+export async function appendAuditMany(
+  home: string,
+  entries: readonly AuditEntry[],
+  options: Omit<AppendOptions, "idempotent"> = {},
+): Promise<AuditRecord[]> {
+  if (entries.length === 0) return [];
+  return appendRecords(home, entries, options);
+}
+
+async function appendRecords(
+  home: string,
+  entries: readonly AuditEntry[],
+  options: AppendOptions,
+): Promise<AuditRecord[]> {
   const sp = storePaths(home);
   await fs.mkdir(sp.dir, { recursive: true });
-  const record = await withLock(
+  const records = await withLock(
     sp.auditLock,
     { purpose: "appending to the audit log", waitMs: options.waitMs ?? 30_000 },
     async () => {
       const tail = await readTail(sp.audit);
       checkHead(sp.audit, await readHead(home), tail);
       if (tail.end < tail.size) await fs.truncate(sp.audit, tail.end);
-      if (options.idempotent) {
-        const found = await findOp(sp.audit, entry.op_id);
-        if (found) return found;
+      const first = entries[0];
+      if (options.idempotent && entries.length === 1 && first) {
+        const found = await findOp(sp.audit, first.op_id);
+        if (found) return [found];
       }
-      const sealed = sealRecord(entry, (tail.last?.seq ?? 0) + 1, tail.last?.hash ?? GENESIS);
-      const line = `${canonicalJson(sealed)}\n`;
+      if (entries.length > 1) {
+        const upto = (tail.last?.seq ?? 0) + entries.length;
+        const at = { seq: tail.last?.seq ?? 0, hash: tail.last?.hash ?? GENESIS, upto };
+        await writeFileAtomic(sp.auditHead, `${JSON.stringify(at)}\n`);
+      }
+      const sealed: AuditRecord[] = [];
+      const lines: string[] = [];
+      let seq = tail.last?.seq ?? 0;
+      let prev = tail.last?.hash ?? GENESIS;
+      for (const entry of entries) {
+        const { record, line } = sealRecordLine(entry, ++seq, prev);
+        prev = record.hash;
+        sealed.push(record);
+        lines.push(line);
+      }
+      const text = `${lines.join("\n")}\n`;
       const fh = await fs.open(
         sp.audit,
         constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW,
         0o644,
       );
       try {
-        await fh.write(line);
+        await fh.write(text);
         await fh.sync();
       } finally {
         await fh.close();
       }
       if (tail.size === 0) await fsyncDir(sp.dir);
-      // The record is durable; a head left one behind is tolerated (see above).
-      await writeFileAtomic(
-        sp.auditHead,
-        `${JSON.stringify({ seq: sealed.seq, hash: sealed.hash })}\n`,
-      ).catch(() => {});
+      // The records are durable; a head left behind is tolerated (see above).
+      await writeFileAtomic(sp.auditHead, `${JSON.stringify({ seq, hash: prev })}\n`).catch(
+        () => {},
+      );
       return sealed;
     },
   );
-  if (options.sink) await pushToSink(home, options.sink, record, options.notify);
-  return record;
+  const last = records.at(-1);
+  if (options.sink && last) await pushToSink(home, options.sink, records, options.notify);
+  return records;
 }
 
-/** Send `record`, and any earlier record the sink lacks, to the sink; a failure is only told. */
+/** Send `records` (consecutive), and any earlier record the sink lacks, to the sink; a failure is only told. */
 async function pushToSink(
   home: string,
   sink: AuditSink,
-  record: AuditRecord,
+  records: readonly AuditRecord[],
   notify: ((message: string) => void) | undefined,
 ): Promise<void> {
+  const first = records[0]?.seq ?? 0;
+  const last = records.at(-1)?.seq ?? 0;
   try {
     const have = await sink.lastSeq();
-    if (have >= record.seq) return;
+    if (have >= last) return;
     const missing =
-      have === record.seq - 1
-        ? [record]
-        : (await readAudit(home)).filter((r) => r.seq > have && r.seq <= record.seq);
+      have >= first - 1
+        ? records.filter((r) => r.seq > have)
+        : (await readAudit(home)).filter((r) => r.seq > have && r.seq <= last);
     await sink.put(missing);
   } catch (error) {
     notify?.(
-      `audit record ${record.seq} was not sent to the registry (${messageOf(error)}); the next one sends it`,
+      `audit record ${last} was not sent to the registry (${messageOf(error)}); the next one sends it`,
     );
   }
 }
@@ -294,7 +346,7 @@ export async function verifyAudit(home: string): Promise<VerifyResult> {
     seq = r.seq;
   }
   if (unfinished !== "") return bad(seq + 1, `record ${seq + 1} is unfinished (truncated)`);
-  const head = await readHead(home).catch(() => ({ seq: -1, hash: "" }));
+  const head = await readHead(home).catch((): Head => ({ seq: -1, hash: "" }));
   if (head) {
     if (head.seq < 0) return bad(seq, "the audit head is unreadable");
     if (head.seq > seq) {
@@ -307,7 +359,7 @@ export async function verifyAudit(home: string): Promise<VerifyResult> {
         `record ${head.seq} is not the one appended (the head names another hash)`,
       );
     }
-    if (head.seq < seq - 1)
+    if (head.seq < seq - 1 && !(head.upto !== undefined && seq <= head.upto))
       return bad(
         head.seq + 1,
         `records after ${head.seq} were added by hand (the head names ${head.seq})`,

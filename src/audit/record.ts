@@ -73,10 +73,16 @@ export const recordSchema = entrySchema.extend({
 export function canonicalJson(v: unknown): string {
   if (v === null || typeof v !== "object") return JSON.stringify(v);
   if (Array.isArray(v)) return `[${v.map(canonicalJson).join(",")}]`;
-  const entries = Object.entries(v as Record<string, unknown>)
-    .filter(([, x]) => x !== undefined)
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return `{${entries.map(([k, x]) => `${JSON.stringify(k)}:${canonicalJson(x)}`).join(",")}}`;
+  const o = v as Record<string, unknown>;
+  // Code-unit order, as `<` compares (what the log has always used).
+  const keys = Object.keys(o).sort();
+  let out = "{";
+  for (const k of keys) {
+    const x = o[k];
+    if (x === undefined) continue;
+    out += `${out.length > 1 ? "," : ""}${JSON.stringify(k)}:${canonicalJson(x)}`;
+  }
+  return `${out}}`;
 }
 
 /** sha256 (hex) of the canonical JSON of `record` without its `hash`. */
@@ -87,8 +93,32 @@ export function hashOf(record: Omit<AuditRecord, "hash"> | AuditRecord): string 
 
 /** Chain `entry` after the record whose hash is `prev`. */
 export function sealRecord(entry: AuditEntry, seq: number, prev: string): AuditRecord {
-  const unsealed = { ...entry, seq, prev };
-  return { ...unsealed, hash: hashOf(unsealed) };
+  return sealRecordLine(entry, seq, prev).record;
+}
+
+/**
+ * {@link sealRecord}, and the record's canonical JSON (its line), each
+ * field's canonical JSON made once for both the hash and the line.
+ */
+export function sealRecordLine(
+  entry: AuditEntry,
+  seq: number,
+  prev: string,
+): { record: AuditRecord; line: string } {
+  const unsealed: Record<string, unknown> = { ...entry, seq, prev };
+  const keys = Object.keys(unsealed)
+    .filter((k) => unsealed[k] !== undefined)
+    .sort();
+  const parts = new Map(keys.map((k) => [k, `${JSON.stringify(k)}:${canonicalJson(unsealed[k])}`]));
+  const hash = createHash("sha256")
+    .update(`{${keys.map((k) => parts.get(k)).join(",")}}`)
+    .digest("hex");
+  parts.set("hash", `"hash":${JSON.stringify(hash)}`);
+  const line = `{${[...keys, "hash"]
+    .sort()
+    .map((k) => parts.get(k))
+    .join(",")}}`;
+  return { record: { ...(unsealed as Omit<AuditRecord, "hash">), hash }, line };
 }
 
 /** A fresh operation id (32 hex digits). */

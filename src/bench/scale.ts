@@ -26,15 +26,27 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const CLI = path.resolve(here, "..", "cli", "main.js");
 const CHILD = path.join(here, "scale-child.js");
 
-/** Wall time, peak RSS (MiB) and stdout of one process. */
-async function proc(argv: string[]): Promise<{ ms: number; rssMiB: number; stdout: string }> {
+/** One process's wall time, CPU time (user + sys, its children's too), peak RSS (MiB) and stdout. */
+interface Proc {
+  ms: number;
+  cpuMs: number;
+  rssMiB: number;
+  stdout: string;
+}
+
+async function proc(argv: string[]): Promise<Proc> {
   const { ms, value } = await timed(() =>
-    run("/usr/bin/time", ["-f", "%M", process.execPath, ...argv], {
+    run("/usr/bin/time", ["-f", "%U %S %M", process.execPath, ...argv], {
       maxBuffer: 2 * 1024 * 1024 * 1024,
     }),
   );
-  const kib = Number(value.stderr.trim().split("\n").at(-1));
-  return { ms, rssMiB: kib / 1024, stdout: value.stdout };
+  const [user, sys, kib] = (value.stderr.trim().split("\n").at(-1) ?? "").split(" ").map(Number);
+  return {
+    ms,
+    cpuMs: ((user ?? 0) + (sys ?? 0)) * 1000,
+    rssMiB: (kib ?? 0) / 1024,
+    stdout: value.stdout,
+  };
 }
 
 const glint = (home: string, ...args: string[]) => proc([CLI, ...args, "--home", home]);
@@ -42,14 +54,17 @@ const glint = (home: string, ...args: string[]) => proc([CLI, ...args, "--home",
 async function atCount(count: number, log?: (line: string) => void): Promise<Figure[]> {
   return withTempDir("glint-bench-scale-", async (home) => {
     const f: Figure[] = [];
-    const add = (label: string, r: { ms: number; rssMiB: number }) => {
+    const add = (label: string, r: Proc) => {
+      const load = os.loadavg()[0] ?? 0;
       f.push(
         { label: `${label}`, value: r.ms / 1000, unit: "s" },
+        { label: `${label}: CPU (user + sys)`, value: r.cpuMs / 1000, unit: "s" },
         { label: `${label}: peak RSS`, value: r.rssMiB, unit: "MiB" },
+        { label: `${label}: load average (1 min)`, value: load, unit: "" },
       );
       // As it goes too: a long run that fails later keeps what it measured.
       log?.(
-        `  [${count}] ${label}: ${(r.ms / 1000).toFixed(2)} s, ${r.rssMiB.toFixed(0)} MiB, load ${os.loadavg()[0]?.toFixed(1)}`,
+        `  [${count}] ${label}: ${(r.ms / 1000).toFixed(2)} s, CPU ${(r.cpuMs / 1000).toFixed(2)} s, ${r.rssMiB.toFixed(0)} MiB, load ${load.toFixed(1)}`,
       );
     };
     log?.(`scale: ${count} identity-only creates`);

@@ -37,6 +37,8 @@ export function adviceFor(error: GlintError): string | undefined {
       if (d.reason === "symlink")
         return "replace the link with the real file or directory and try again";
       if (d.reason === "template") return "fix the template (see README, Identity templates)";
+      if (d.reason === "too-many-nics")
+        return "import a copy of the XML with fewer <interface> elements";
       return "fix it";
     case "interrupted":
       if (d.reason === "pending-create")

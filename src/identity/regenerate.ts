@@ -46,7 +46,12 @@ export interface RegenerateOptions {
    * reported to `onPresetTaken` and drawn fresh instead.
    */
   preset?: Readonly<Partial<Record<IdentifierField, string>>>;
-  onPresetTaken?: (field: IdentifierField, value: string) => void;
+  /**
+   * Extra MACs to take instead of drawing, by position (`undefined`: draw
+   * that one); offered like `preset`, for as many extra MACs as the VM gets.
+   */
+  presetExtraMacs?: readonly (string | undefined)[];
+  onPresetTaken?: (field: ValueField, value: string) => void;
 }
 
 /**
@@ -122,7 +127,18 @@ function* draws(
     Math.max(options.extraMacs ?? 0, current ? extraMacsOf(current).length : 0),
   );
   const extra = [...keptExtra];
-  while (extra.length < extraCount) extra.push(yield* drawOne(EXTRA_MACS));
+  while (extra.length < extraCount) {
+    const preset = options.presetExtraMacs?.[extra.length];
+    if (preset !== undefined) {
+      if (!drawn.has(preset) && !(yield [EXTRA_MACS, preset])) {
+        drawn.add(preset);
+        extra.push(preset);
+        continue;
+      }
+      options.onPresetTaken?.(EXTRA_MACS, preset);
+    }
+    extra.push(yield* drawOne(EXTRA_MACS));
+  }
   return sealIdentifiers({
     schema_version: SCHEMA_VERSION,
     ...values,

@@ -7,8 +7,13 @@
 import path from "node:path";
 import { GlintError, UsageError } from "../errors.js";
 import type { SystemIdentifiers } from "../identity/model.js";
-import { type FirmwareFiles, identityPlacement, SHARE_MOUNT_TAG } from "../qemu/index.js";
-import { IFNAME_RE, type VmConfig } from "../vm/config.js";
+import {
+  type FirmwareFiles,
+  identityPlacement,
+  OPENSTACK_SMBIOS,
+  SHARE_MOUNT_TAG,
+} from "../qemu/index.js";
+import { extraNicCount, IFNAME_RE, type SmbiosStrings, type VmConfig } from "../vm/config.js";
 import { el, renderXml, type XmlElement } from "./xml.js";
 
 /** libvirt's namespace for `<qemu:commandline>` (SMBIOS type 4 has no sysinfo element). */
@@ -27,7 +32,10 @@ export interface DomainInput {
   /** The Glint VM it is made from. */
   readonly vm: string;
   readonly ids: SystemIdentifiers;
-  /** MACs of the NICs after the first (identifiers.json `extra_macs`). */
+  /**
+   * MACs of the NICs after the first (identifiers.json `extra_macs`); the
+   * first `config.nics - 1` are used, one per NIC.
+   */
   readonly extraMacs?: readonly string[];
   readonly config: VmConfig;
   readonly type: DomainType;
@@ -59,8 +67,13 @@ function absolute(p: string, what: string): string {
   return path.resolve(p);
 }
 
-function entry(name: string, value: string): XmlElement {
-  return el("entry", { name }, value);
+function entry(name: string, value: string | undefined): XmlElement | false {
+  return value !== undefined && el("entry", { name }, value);
+}
+
+/** The VM's SMBIOS strings, as `glint run` gives them (the OpenStack profile's, then the config's). */
+function smbiosStrings(config: VmConfig): SmbiosStrings {
+  return { ...(config.cloud === "openstack" ? OPENSTACK_SMBIOS : {}), ...config.smbios };
 }
 
 function nic(config: VmConfig, vm: string, mac: string): XmlElement {
@@ -85,6 +98,19 @@ function nic(config: VmConfig, vm: string, mac: string): XmlElement {
     default:
       return el("interface", { type: "user" }, ...common);
   }
+}
+
+/** The MAC of each of the VM's own NICs (`config.nics`, none for net `none`; the first is `mac_address`). */
+function nicMacs(input: DomainInput, first: string): string[] {
+  if (input.config.net === "none") return [];
+  const extra = extraNicCount(input.config);
+  const have = input.extraMacs ?? [];
+  if (have.length < extra) {
+    throw new GlintError(
+      `VM ${input.vm} has ${extra + 1} NICs but MACs for only ${have.length + 1}: run \`glint edit ${input.vm} --nics ${extra + 1}\` to draw the missing ones`,
+    );
+  }
+  return [first, ...have.slice(0, extra)];
 }
 
 function osElement(input: DomainInput): XmlElement {
@@ -114,21 +140,43 @@ export function buildDomain(input: DomainInput): XmlElement {
   assertDomainName(input.name);
   const { ids, config } = input;
   const p = identityPlacement(ids, input.hostname);
-  const macs = [p.mac, ...(input.extraMacs ?? [])];
+  const macs = nicMacs(input, p.mac);
   const smbios = (type: 1 | 2 | 3 | 4): string => {
     const v = p.smbios.get(type);
     if (v === undefined) throw new Error(`no SMBIOS type ${type} serial`); // unreachable
     return v;
   };
+  const strings = smbiosStrings(config);
   const sysinfo = el(
     "sysinfo",
     { type: "smbios" },
     // No `uuid` entry: libvirt gives SMBIOS type 1 the domain's <uuid> (QEMU's -uuid), and an
     // explicit one would make virt-clone, which changes <uuid> only, refuse the clone.
-    el("system", {}, entry("serial", smbios(1))),
-    el("baseBoard", {}, entry("serial", smbios(2))),
-    el("chassis", {}, entry("serial", smbios(3)), entry("asset", ids.dmi_uuid)),
-    el("oemStrings", {}, ...p.oem.map((s) => el("entry", {}, s))),
+    el(
+      "system",
+      {},
+      entry("manufacturer", strings.system_manufacturer),
+      entry("product", strings.system_product),
+      entry("version", strings.system_version),
+      // OpenStack's profile: Nova's system serial is the instance UUID (as under `glint run`).
+      entry("serial", config.cloud === "openstack" ? p.uuid : smbios(1)),
+      entry("family", strings.system_family),
+    ),
+    el(
+      "baseBoard",
+      {},
+      entry("manufacturer", strings.board_manufacturer),
+      entry("serial", smbios(2)),
+    ),
+    el(
+      "chassis",
+      {},
+      entry("manufacturer", strings.chassis_manufacturer),
+      entry("serial", smbios(3)),
+      entry("asset", strings.chassis_asset_tag ?? ids.dmi_uuid),
+    ),
+    // Glint's own first, then the VM's extra OEM strings (`glint run` gives those a second table).
+    el("oemStrings", {}, ...[...p.oem, ...config.oem_strings].map((s) => el("entry", {}, s))),
   );
   const secure = input.firmware?.secure === true;
   const devices = el(
@@ -161,7 +209,7 @@ export function buildDomain(input: DomainInput): XmlElement {
         el("target", { dir: SHARE_MOUNT_TAG }),
         el("readonly"),
       ),
-    ...(config.net === "none" ? [] : macs.map((mac) => nic(config, input.vm, mac))),
+    ...macs.map((mac) => nic(config, input.vm, mac)),
     config.tpm &&
       el("tpm", { model: config.tpm_model }, el("backend", { type: "emulator", version: "2.0" })),
     el("serial", { type: "pty" }, el("target", { port: 0 })),

@@ -10,17 +10,25 @@ import path from "node:path";
 import { glintError, UsageError } from "../errors.js";
 import { createTpmState, installUefiVars, resolveFirmware } from "../firmware/index.js";
 import {
+  EXTRA_MACS,
+  extraMacsOf,
   IDENTIFIER_FIELDS,
-  type IdentifierField,
   type SystemIdentifiers,
+  type ValueField,
 } from "../identity/model.js";
 import type { UuidManager } from "../manager.js";
 import { copyFileAtomic } from "../vm/atomic.js";
-import { type VmConfig, vmConfigSchema } from "../vm/config.js";
+import { MAX_NICS, type VmConfig, vmConfigSchema } from "../vm/config.js";
 import { assertVmName, storePaths, TPM2_PERMALL, type VmPaths } from "../vm/layout.js";
 import type { Duplicate } from "../vm/registry.js";
 import { writeConfig } from "../vm/store.js";
-import { adoptable, type DomainFacts, readDomain } from "./read.js";
+import {
+  adoptable,
+  adoptableExtraMacs,
+  type DomainFacts,
+  type Rejected,
+  readDomain,
+} from "./read.js";
 import { libvirtTpmState, swtpmDir } from "./state.js";
 import { dumpXml } from "./virsh.js";
 
@@ -36,14 +44,23 @@ export interface ImportResult {
   readonly vm: string;
   readonly domain: string;
   readonly identifiers: SystemIdentifiers;
-  /** Fields whose value came from the domain. */
-  readonly adopted: IdentifierField[];
-  /** Fields drawn fresh: the domain lacked them, or had them in another format, or another VM holds them. */
-  readonly drawn: IdentifierField[];
+  /**
+   * Fields whose value came from the domain; `extra_macs` when every NIC
+   * after the first kept the domain's MAC.
+   */
+  readonly adopted: ValueField[];
+  /**
+   * Fields drawn fresh: the domain lacked them, or had them in another
+   * format, or another VM holds them; `extra_macs` when any NIC after the
+   * first got a fresh MAC.
+   */
+  readonly drawn: ValueField[];
+  /** How many NICs the VM has: one per `<interface>` of the domain. */
+  readonly nics: number;
   /** Domain values another VM holds (drawn fresh instead). */
   readonly collisions: Duplicate[];
-  /** Domain values not in Glint's format (drawn fresh instead). */
-  readonly rejected: { field: IdentifierField; value: string; why: string }[];
+  /** Domain values not in Glint's format, or repeated (drawn fresh instead). */
+  readonly rejected: Rejected[];
   /** Where the TPM state came from: libvirt's state, or a fresh TPM. */
   readonly tpm: "adopted" | "fresh" | null;
 }
@@ -55,12 +72,22 @@ function looksLikeFile(source: string): boolean {
 
 function configOf(facts: DomainFacts, uri: string | null): VmConfig {
   const nic = facts.nics[0];
+  const count = facts.nics.length;
+  if (count > MAX_NICS) {
+    throw glintError(
+      "invalid-file",
+      `domain "${facts.name}" has ${count} NICs; a Glint VM has at most ${MAX_NICS}`,
+      { reason: "too-many-nics" },
+    );
+  }
+  // The first NIC decides the backend of all (a Glint VM's NICs share one);
+  // one tap interface serves one NIC, so several NICs of type ethernet become `user`.
   const net =
     nic === undefined
       ? "none"
       : nic.type === "bridge" && nic.ifname
         ? "bridge"
-        : nic.type === "ethernet" && nic.ifname
+        : nic.type === "ethernet" && nic.ifname && count === 1
           ? "tap"
           : "user";
   const disk = facts.disks.find((d) => d.device === "disk" && d.path !== undefined);
@@ -77,6 +104,7 @@ function configOf(facts: DomainFacts, uri: string | null): VmConfig {
     overlay: false,
     net,
     net_ifname: net === "bridge" || net === "tap" ? (nic?.ifname ?? null) : null,
+    nics: Math.max(1, count),
     memory_mb: Math.max(16, Math.min(1048576, facts.memoryMb ?? 512)),
     cpus: Math.max(1, Math.min(255, facts.cpus ?? 1)),
     // The domain's disks are not Glint's: never rewritten offline unless asked (`glint sysprep`).
@@ -174,6 +202,7 @@ export async function importDomain(
     );
   }
   const { preset, rejected } = adoptable(facts.found);
+  const macs = adoptableExtraMacs(facts.nics);
   const config = configOf(facts, fromFile ? null : (options.uri ?? null));
   const root = swtpmDir(options.swtpmDir, env);
   const tpmSource =
@@ -182,18 +211,30 @@ export async function importDomain(
     vm,
     (paths) => setUp(paths, config, facts, tpmSource, env),
     preset,
-    options.onProgress ? { onProgress: options.onProgress } : {},
+    {
+      presetExtraMacs: macs.extra,
+      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    },
   );
   const ids = result.identifiers;
-  const adopted = IDENTIFIER_FIELDS.filter((f) => preset[f] !== undefined && ids[f] === preset[f]);
+  const adopted: ValueField[] = IDENTIFIER_FIELDS.filter(
+    (f) => preset[f] !== undefined && ids[f] === preset[f],
+  );
+  const drawn: ValueField[] = IDENTIFIER_FIELDS.filter((f) => !adopted.includes(f));
+  const extra = extraMacsOf(ids);
+  if (extra.length > 0) {
+    if (extra.every((m, i) => m === macs.extra[i])) adopted.push(EXTRA_MACS);
+    else drawn.push(EXTRA_MACS);
+  }
   return {
     vm,
     domain: facts.name,
     identifiers: ids,
     adopted,
-    drawn: IDENTIFIER_FIELDS.filter((f) => !adopted.includes(f)),
+    drawn,
+    nics: config.net === "none" ? 0 : config.nics,
     collisions,
-    rejected,
+    rejected: [...rejected, ...macs.rejected],
     tpm: config.tpm ? (tpmSource !== undefined ? "adopted" : "fresh") : null,
   };
 }

@@ -4,8 +4,9 @@
  */
 import { accessSync, existsSync, promises as fs, constants as fsConstants } from "node:fs";
 import { BusyError, glintError } from "../errors.js";
-import { hostnameFor } from "../guest/index.js";
+import { hostnameFor, seedFileOf } from "../guest/index.js";
 import { requireTool } from "../host/tools.js";
+import { extraMacsOf } from "../identity/model.js";
 import type { UsableVm, UuidManager } from "../manager.js";
 import { vmFirmware } from "../ops/run.js";
 import { writeFileAtomic } from "../vm/atomic.js";
@@ -39,12 +40,6 @@ export function chooseDomainType(choice: DomainTypeChoice = "auto", kvm = "/dev/
   }
 }
 
-/** The MACs of the NICs after the first, when identifiers.json has `extra_macs`. */
-export function extraMacsOf(ids: UsableVm["ids"]): string[] {
-  const extra = (ids as unknown as { extra_macs?: unknown }).extra_macs;
-  return Array.isArray(extra) ? extra.filter((m): m is string => typeof m === "string") : [];
-}
-
 /** The domain inputs of a usable VM. */
 export async function domainInputOf(
   vm: UsableVm,
@@ -55,19 +50,21 @@ export async function domainInputOf(
   const { paths, ids, config } = vm;
   const firmware = await vmFirmware(config, paths, env);
   const disk = config.overlay ? paths.overlay : existsSync(paths.base) ? paths.base : undefined;
+  // seed.iso (NoCloud), or config-drive.iso for the OpenStack profile.
+  const seed = seedFileOf(paths, config.cloud);
   return {
     name,
     vm: paths.name,
     ids,
-    extraMacs: extraMacsOf(ids),
+    extraMacs: [...extraMacsOf(ids)],
     config,
     type,
     emulator: await requireTool("qemu-system-x86_64", env),
     ...(firmware ? { firmware } : {}),
     ...(disk !== undefined ? { disk } : {}),
-    ...(existsSync(paths.seedIso) ? { seedIso: paths.seedIso } : {}),
+    ...(existsSync(seed) ? { seedIso: seed } : {}),
     shareDir: paths.shared,
-    hostname: hostnameFor(paths.name, ids, config.hostname_from),
+    hostname: hostnameFor(paths.name, ids, config.hostname_from, config.hostname_pattern),
   };
 }
 

@@ -5,9 +5,11 @@
  */
 import { glintError } from "../errors.js";
 import {
+  EXTRA_MACS,
   IDENTIFIER_FIELDS,
   type IdentifierField,
   systemIdentifiersSchema,
+  type ValueField,
 } from "../identity/model.js";
 import { GLINT_OEM_PREFIX, MACHINE_ID_CREDENTIAL } from "../qemu/index.js";
 import { childOf, childrenOf, parseXml, textOf, type XmlNode } from "./tree.js";
@@ -172,13 +174,20 @@ export function readDomain(xml: string, what: string): DomainFacts {
   };
 }
 
+/** A domain value not adopted (not in Glint's format, or repeated), drawn fresh instead. */
+export interface Rejected {
+  readonly field: ValueField;
+  readonly value: string;
+  readonly why: string;
+}
+
 /** Split found values into those in Glint's formats (adoptable) and the others (drawn fresh). */
 export function adoptable(found: Partial<Record<IdentifierField, string>>): {
   preset: Partial<Record<IdentifierField, string>>;
-  rejected: { field: IdentifierField; value: string; why: string }[];
+  rejected: Rejected[];
 } {
   const preset: Partial<Record<IdentifierField, string>> = {};
-  const rejected: { field: IdentifierField; value: string; why: string }[] = [];
+  const rejected: Rejected[] = [];
   for (const field of IDENTIFIER_FIELDS) {
     const value = found[field];
     if (value === undefined) continue;
@@ -187,4 +196,46 @@ export function adoptable(found: Partial<Record<IdentifierField, string>>): {
     else rejected.push({ field, value, why: r.error.issues[0]?.message ?? "invalid" });
   }
   return { preset, rejected };
+}
+
+/**
+ * The MACs of the NICs after the first, by position, as `extra_macs` to
+ * adopt: `undefined` where a NIC has no MAC, one not in Glint's format, or
+ * one that an earlier NIC of the domain has already (those are drawn fresh,
+ * the last two reported).
+ */
+export function adoptableExtraMacs(nics: readonly DomainNic[]): {
+  extra: (string | undefined)[];
+  rejected: Rejected[];
+} {
+  const seen = new Set<string>();
+  const extra: (string | undefined)[] = [];
+  const rejected: Rejected[] = [];
+  nics.forEach((nic, i) => {
+    const mac = nic.mac;
+    if (mac === undefined || mac === "") {
+      if (i > 0) extra.push(undefined);
+      return;
+    }
+    if (i === 0) {
+      seen.add(mac);
+      return;
+    }
+    const r = systemIdentifiersSchema.shape.mac_address.safeParse(mac);
+    if (!r.success) {
+      rejected.push({
+        field: EXTRA_MACS,
+        value: mac,
+        why: r.error.issues[0]?.message ?? "invalid",
+      });
+      extra.push(undefined);
+    } else if (seen.has(mac)) {
+      rejected.push({ field: EXTRA_MACS, value: mac, why: `repeats the MAC of an earlier NIC` });
+      extra.push(undefined);
+    } else {
+      seen.add(mac);
+      extra.push(mac);
+    }
+  });
+  return { extra, rejected };
 }

@@ -24,7 +24,16 @@
  * the staging directory is removed.
  */
 import { randomBytes } from "node:crypto";
-import { promises as fs, renameSync } from "node:fs";
+import {
+  closeSync,
+  promises as fs,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  renameSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
 import path from "node:path";
 import * as z from "zod";
 import { GlintError, glintError, messageOf } from "../errors.js";
@@ -76,6 +85,12 @@ function itemOf(vm: string, ids: SystemIdentifiers): BatchItem {
   return { vm, generation: ids.generation, values: valuesOf(ids) };
 }
 
+/** A VM's drawn identity and its values as the registry stores them. */
+interface Drawn {
+  readonly ids: SystemIdentifiers;
+  readonly item: BatchItem;
+}
+
 function resultOf(vm: string, ids: SystemIdentifiers, guestFiles: boolean): OperationResult {
   const steps: Partial<Record<ResetStep, "done" | "not applicable">> = {};
   for (const step of POLICIES.fresh.reset) steps[step] = "not applicable";
@@ -93,7 +108,7 @@ async function drawAndReserve(
   journalFile: string,
   journal: BatchJournal,
   names: readonly string[],
-): Promise<Map<string, SystemIdentifiers>> {
+): Promise<Map<string, Drawn>> {
   const macPrefix = await ctx.macPrefix(registry);
   const options = {
     random: ctx.random ?? bufferedCryptoRandom(),
@@ -101,7 +116,7 @@ async function drawAndReserve(
   };
   const drawnKeys = new Set<string>();
   const used = { has: (v: string) => drawnKeys.has(valueKey(v)) };
-  const out = new Map<string, SystemIdentifiers>();
+  const out = new Map<string, Drawn>();
   let pending = [...names];
   for (let round = 1; pending.length > 0; round++) {
     if (round > MAX_ROUNDS) {
@@ -113,16 +128,17 @@ async function drawAndReserve(
         },
       );
     }
-    const drawn = pending.map((vm) => {
+    const drawn = pending.map((vm): Drawn => {
       const ids = applyPolicy(undefined, POLICIES.fresh, used, options);
-      for (const v of valuesOf(ids)) drawnKeys.add(v.key);
-      return [vm, ids] as const;
+      const item = itemOf(vm, ids);
+      for (const v of item.values) drawnKeys.add(v.key);
+      return { ids, item };
     });
-    for (const [vm, ids] of drawn)
-      journal.entries.push({ vm, identifiers: identifiersToDict(ids) });
+    for (const d of drawn)
+      journal.entries.push({ vm: d.item.vm, identifiers: identifiersToDict(d.ids) });
     await writeFileAtomic(journalFile, JSON.stringify(journal));
-    const refused = new Set(await registry.reserveMany(drawn.map(([vm, ids]) => itemOf(vm, ids))));
-    for (const [vm, ids] of drawn) if (!refused.has(vm)) out.set(vm, ids);
+    const refused = new Set(await registry.reserveMany(drawn.map((d) => d.item)));
+    for (const d of drawn) if (!refused.has(d.item.vm)) out.set(d.item.vm, d);
     pending = pending.filter((vm) => refused.has(vm));
   }
   return out;
@@ -142,7 +158,7 @@ export async function createBatch(
   try {
     const registry = await ctx.registry();
     const journal: BatchJournal = { id, entries: [] };
-    let drawn: Map<string, SystemIdentifiers>;
+    let drawn: Map<string, Drawn>;
     try {
       drawn = await withLock(
         sp.lock,
@@ -157,15 +173,15 @@ export async function createBatch(
       for (const vm of names) done.set(vm, err);
       return { done };
     }
-    const made = new Map<string, SystemIdentifiers>();
+    const made = new Map<string, Drawn>();
     const stamps = new Map<string, string>();
     try {
-      await buildStage(stage, drawn, ctx.guestFiles, stamps);
+      buildStage(stage, drawn, ctx.guestFiles, stamps);
       await runTool("sync", ["--file-system", stage], { env: ctx.env });
-      for (const [vm, ids] of drawn) {
+      for (const [vm, d] of drawn) {
         try {
-          renameSync(path.join(stage, vm), path.join(ctx.home, vm));
-          made.set(vm, ids);
+          renameSync(`${stage}/${vm}`, `${ctx.home}/${vm}`);
+          made.set(vm, d);
         } catch (error) {
           const code = (error as NodeJS.ErrnoException).code;
           done.set(
@@ -190,7 +206,7 @@ export async function createBatch(
       // process that opens the registry settles this batch (recoverBatches).
       void error;
     }
-    for (const [vm, ids] of made) done.set(vm, resultOf(vm, ids, ctx.guestFiles));
+    for (const [vm, d] of made) done.set(vm, resultOf(vm, d.ids, ctx.guestFiles));
     for (const vm of names) {
       if (!done.has(vm)) done.set(vm, new GlintError(`VM "${vm}" was not created`));
     }
@@ -201,46 +217,41 @@ export async function createBatch(
   }
 }
 
-/** VM directories written at once (the file system's latency overlaps). */
-const WRITE_JOBS = 32;
-
-/** Write every VM directory of the batch into `stage` (no fsync: the caller syncs once). */
-async function buildStage(
+/**
+ * Write every VM directory of the batch into `stage` (no fsync: the caller
+ * syncs once). Synchronous calls: a few small files each, which the page
+ * cache takes at once; the thread pool's round trips would cost more.
+ */
+function buildStage(
   stage: string,
-  drawn: Map<string, SystemIdentifiers>,
+  drawn: ReadonlyMap<string, Drawn>,
   guestFiles: boolean,
   stamps: Map<string, string>,
-): Promise<void> {
-  await fs.mkdir(stage, { recursive: true, mode: 0o700 });
+): void {
+  mkdirSync(stage, { recursive: true, mode: 0o700 });
   const script = guestFiles ? loadScript() : "";
-  const todo = [...drawn];
-  const worker = async () => {
-    for (let next = todo.pop(); next; next = todo.pop()) {
-      const [vm, ids] = next;
-      // The layout's names (vmPaths would build every path of the VM).
-      const dir = path.join(stage, vm);
-      await fs.mkdir(dir);
-      const idsFile = path.join(dir, VM_FILES.identifiers);
-      const writes = [
-        fs.writeFile(idsFile, SystemIdentifiers.toJSON(ids), { mode: 0o644 }).then(async () => {
-          // A rename keeps the mtime: the stamp list checks (IndexEntry.stamp).
-          stamps.set(vm, stampOf(await fs.stat(idsFile)));
-        }),
-      ];
-      if (guestFiles) {
-        const shared = path.join(dir, VM_FILES.shared);
-        await fs.mkdir(shared);
-        writes.push(
-          fs.writeFile(path.join(shared, VM_FILES.identityEnv), renderIdentityEnv(vm, ids), {
-            mode: IDENTITY_ENV_MODE,
-          }),
-          fs.writeFile(path.join(shared, VM_FILES.script), script, { mode: SCRIPT_MODE }),
-        );
-      }
-      await Promise.all(writes);
+  for (const [vm, { ids }] of drawn) {
+    // The layout's names (vmPaths would build every path of the VM).
+    const dir = `${stage}/${vm}`;
+    mkdirSync(dir);
+    const fd = openSync(`${dir}/${VM_FILES.identifiers}`, "wx", 0o644);
+    try {
+      writeSync(fd, SystemIdentifiers.toJSON(ids));
+      // A rename keeps the mtime: the stamp list checks (IndexEntry.stamp).
+      stamps.set(vm, stampOf(fstatSync(fd)));
+    } finally {
+      closeSync(fd);
     }
-  };
-  await Promise.all(Array.from({ length: WRITE_JOBS }, worker));
+    if (guestFiles) {
+      const shared = `${dir}/${VM_FILES.shared}`;
+      mkdirSync(shared);
+      writeFileSync(`${shared}/${VM_FILES.identityEnv}`, renderIdentityEnv(vm, ids), {
+        mode: IDENTITY_ENV_MODE,
+        flag: "wx",
+      });
+      writeFileSync(`${shared}/${VM_FILES.script}`, script, { mode: SCRIPT_MODE, flag: "wx" });
+    }
+  }
 }
 
 /**
@@ -251,16 +262,16 @@ async function buildStage(
 async function settle(
   registry: Registry,
   journal: BatchJournal,
-  made: ReadonlyMap<string, SystemIdentifiers>,
+  made: ReadonlyMap<string, Drawn>,
   stamps: ReadonlyMap<string, string>,
 ): Promise<void> {
   const config = defaultConfig();
-  const issued = [...made].map(([vm, ids]) => ({
-    ...itemOf(vm, ids),
-    entry: indexEntry(vm, ids, config, stamps.get(vm) ?? ""),
+  const issued = [...made].map(([vm, d]) => ({
+    ...d.item,
+    entry: indexEntry(vm, d.ids, config, stamps.get(vm) ?? ""),
   }));
   const released = journal.entries
-    .filter((e) => made.get(e.vm)?.vm_uuid !== e.identifiers.vm_uuid)
+    .filter((e) => made.get(e.vm)?.ids.vm_uuid !== e.identifiers.vm_uuid)
     .map((e) => ({ vm: e.vm, generation: 1, values: valuesOf(e.identifiers) }));
   await registry.settleMany(issued, released);
   await fs.rm(path.join(storePaths(registry.home).batches, `${journal.id}.json`), { force: true });
@@ -304,12 +315,12 @@ export async function recoverBatches(registry: Registry, storeLockWaitMs: number
             },
           );
         }
-        const made = new Map<string, SystemIdentifiers>();
+        const made = new Map<string, Drawn>();
         const stamps = new Map<string, string>();
         for (const e of parsed.data.entries) {
           const ids = await identityIn(registry.home, e.vm);
           if (ids && ids.vm_uuid === e.identifiers.vm_uuid) {
-            made.set(e.vm, ids);
+            made.set(e.vm, { ids, item: itemOf(e.vm, ids) });
             stamps.set(e.vm, await fileStamp(registry.home, e.vm));
           }
         }

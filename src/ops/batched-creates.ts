@@ -11,7 +11,7 @@ import type { RandomSource } from "../identity/generate.js";
 import { identifiersToDict } from "../identity/model.js";
 import type { Registry } from "../registry/registry.js";
 import type { OperationResult } from "../txn/engine.js";
-import type { VmPaths } from "../vm/layout.js";
+import { type VmPaths, vmDir } from "../vm/layout.js";
 import { createBatch } from "./batch-create.js";
 import { Batcher } from "./batcher.js";
 import type { CreateVmOptions } from "./create.js";
@@ -47,7 +47,7 @@ export class BatchedCreates {
   }
 
   create(vm: string, options: CreateVmOptions = {}): Promise<OperationResult> {
-    this.d.paths(vm); // a bad name fails here, alone
+    vmDir(this.d.home, vm); // a bad name fails here, alone
     if (!this.canBatch(options)) return this.d.createVm(vm, options);
     const guestFiles = this.d.freshSteps().includes("guest-files");
     this.batcher ??= new Batcher((names) => this.run(names, guestFiles));
@@ -61,7 +61,7 @@ export class BatchedCreates {
     const out = new Map<string, OperationResult | Error>();
     const fresh: string[] = [];
     for (const vm of names) {
-      if (existsSync(this.d.paths(vm).dir))
+      if (existsSync(vmDir(this.d.home, vm)))
         out.set(vm, await this.d.createVm(vm).catch((e: Error) => e));
       else fresh.push(vm);
     }
@@ -78,17 +78,20 @@ export class BatchedCreates {
       },
       fresh,
     );
+    const records: { vm: string; operation: string; changes: ReturnType<typeof diffFields> }[] = [];
     for (const [vm, r] of done) {
       out.set(vm, r);
-      // The batch path has no per-VM journal: its records follow the commit
-      // (a crash in between leaves those VMs without their create record).
       if (!(r instanceof Error))
-        await this.d.audit.append(
+        records.push({
           vm,
-          "create",
-          diffFields(undefined, identifiersToDict(r.identifiers)),
-        );
+          operation: "create",
+          changes: diffFields(undefined, identifiersToDict(r.identifiers)),
+        });
     }
+    // The batch path has no per-VM journal: its records follow the commit,
+    // all in one append (a crash in between leaves those VMs without their
+    // create record).
+    await this.d.audit.appendMany(records);
     return out;
   }
 }

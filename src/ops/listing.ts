@@ -6,8 +6,8 @@
  * short, or QEMU runs); without one, every VM's files are read.
  */
 import { existsSync, promises as fs, statSync } from "node:fs";
-import path from "node:path";
 import { messageOf } from "../errors.js";
+import { VM_NAME_RE } from "../identity/formats.js";
 import { EXTRA_MACS, IDENTIFIER_FIELDS, type ValueField } from "../identity/model.js";
 import type { IndexEntry } from "../registry/model.js";
 import type { Registry } from "../registry/registry.js";
@@ -15,7 +15,7 @@ import { stampOf, summaryOf, type VmSummary } from "../registry/vm-index.js";
 import { storePaths, VM_FILES, type VmPaths, vmPaths } from "../vm/layout.js";
 import { type Duplicate, valueKey } from "../vm/registry.js";
 import { runningQemuPid } from "../vm/running.js";
-import { listVmNames } from "../vm/store.js";
+import { SharedValues } from "../vm/shared-values.js";
 import { readIdentity, readVmConfig } from "./inspect.js";
 
 export type VmState = "running" | "stopped" | "interrupted";
@@ -66,62 +66,121 @@ async function fromFiles(paths: VmPaths): Promise<VmListing> {
 
 /** VMs read from their files at once. */
 const BATCH = 64;
+/** VMs decided at once: those read from their files in between are read in parallel. */
+const WINDOW = 2048;
 
+/**
+ * Every VM of `home`, in name order, given to `visit` one at a time (nothing
+ * is held for the whole home): from the registry's index, a page at a time,
+ * when there is one; from its files when the index lacks the VM, something
+ * may be going on in it, or its identifiers.json changed since it was indexed.
+ */
+export async function eachListing(
+  home: string,
+  registry: Registry | undefined,
+  visit: (listing: VmListing) => void,
+): Promise<void> {
+  let entries: import("node:fs").Dirent[];
+  try {
+    entries = await fs.readdir(home, { withFileTypes: true });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw error;
+  }
+  // What listVmNames gives, with and without symlinks, from one readdir.
+  const names: string[] = [];
+  const realDirs = new Set<string>();
+  for (const e of entries) {
+    if (!VM_NAME_RE.test(e.name)) continue;
+    if (e.isDirectory()) {
+      names.push(e.name);
+      realDirs.add(e.name);
+    } else if (e.isSymbolicLink()) names.push(e.name);
+  }
+  entries = [];
+  names.sort();
+  const locked = await lockedVms(home);
+  const index = registry?.vmIndexEntries()[Symbol.asyncIterator]();
+  let next: IndexEntry | undefined;
+  let done = index === undefined;
+  /** The index entry of `vm`, if it has one (names come in order). */
+  const entryOf = async (vm: string): Promise<IndexEntry | undefined> => {
+    while (!done && (next === undefined || next.vm < vm)) {
+      const r = await index?.next();
+      if (!r || r.done) {
+        done = true;
+        next = undefined;
+      } else next = r.value;
+    }
+    return next?.vm === vm ? next : undefined;
+  };
+  for (let w = 0; w < names.length; w += WINDOW) {
+    const out: (VmListing | undefined)[] = [];
+    const toRead: number[] = [];
+    for (const vm of names.slice(w, w + WINDOW)) {
+      const entry = await entryOf(vm);
+      const dir = `${home}/${vm}`;
+      if (
+        entry === undefined ||
+        locked.has(vm) ||
+        !realDirs.has(vm) ||
+        // identifiers.json changed since it was indexed (by hand, or by an older Glint)
+        stampOf(statSync(`${dir}/${VM_FILES.identifiers}`, { throwIfNoEntry: false })) !==
+          entry.stamp ||
+        // a journal left without a lock file still says interrupted
+        statSync(`${dir}/${VM_FILES.journal}`, { throwIfNoEntry: false }) !== undefined
+      ) {
+        toRead.push(out.length);
+        out.push(undefined);
+      } else out.push({ vm, state: "stopped", json: entry.data });
+    }
+    for (let i = 0; i < toRead.length; i += BATCH) {
+      await Promise.all(
+        toRead.slice(i, i + BATCH).map(async (n) => {
+          out[n] = await fromFiles(vmPaths(home, names[w + n] ?? ""));
+        }),
+      );
+    }
+    for (const l of out) if (l) visit(l);
+  }
+}
+
+/** Every VM of `home` (see {@link eachListing}). */
 export async function listHome(home: string, registry: Registry | undefined): Promise<VmListing[]> {
-  const [names, dirs, locked, index] = await Promise.all([
-    listVmNames(home, { includeSymlinks: true }),
-    listVmNames(home),
-    lockedVms(home),
-    registry ? registry.vmIndex() : new Map<string, IndexEntry>(),
-  ]);
-  const realDirs = new Set(dirs);
-  const out: (VmListing | undefined)[] = new Array(names.length);
-  const toRead: number[] = [];
-  for (const [i, vm] of names.entries()) {
-    const entry = index.get(vm);
-    const dir = path.join(home, vm);
-    if (
-      entry === undefined ||
-      locked.has(vm) ||
-      !realDirs.has(vm) ||
-      // identifiers.json changed since it was indexed (by hand, or by an older Glint)
-      stampOf(statSync(path.join(dir, VM_FILES.identifiers), { throwIfNoEntry: false })) !==
-        entry.stamp ||
-      // a journal left without a lock file still says interrupted
-      existsSync(path.join(dir, VM_FILES.journal))
-    )
-      toRead.push(i);
-    else out[i] = { vm, state: "stopped", json: entry.data };
+  const out: VmListing[] = [];
+  await eachListing(home, registry, (l) => out.push(l));
+  return out;
+}
+
+/**
+ * Finds the values that the current identities of two or more VMs hold, VM
+ * by VM (see SharedValues: little is kept per value).
+ */
+export class DuplicateFinder {
+  private readonly values = new SharedValues();
+
+  add(listing: VmListing): void {
+    const summary = summaryIn(listing);
+    if (!summary) return;
+    const own = (field: ValueField, value: unknown) => {
+      if (typeof value === "string") this.values.add(listing.vm, field, value, valueKey(value));
+    };
+    for (const field of IDENTIFIER_FIELDS) own(field, summary[field]);
+    const extra = summary[EXTRA_MACS];
+    if (Array.isArray(extra)) for (const mac of extra) own(EXTRA_MACS, mac);
   }
-  for (let i = 0; i < toRead.length; i += BATCH) {
-    await Promise.all(
-      toRead.slice(i, i + BATCH).map(async (n) => {
-        out[n] = await fromFiles(vmPaths(home, names[n] ?? ""));
-      }),
-    );
+
+  /** The values held twice or more, sorted by their VMs, then field. */
+  result(): Duplicate[] {
+    return this.values
+      .result()
+      .sort((a, b) => a.vms.join().localeCompare(b.vms.join()) || a.field.localeCompare(b.field));
   }
-  return out.filter((l): l is VmListing => l !== undefined);
 }
 
 /** Every value that the current identities of two or more listed VMs hold. */
 export function duplicatesOf(listings: readonly VmListing[]): Duplicate[] {
-  const owners = new Map<string, { field: ValueField; value: string; vms: Set<string> }>();
-  const own = (vm: string, field: ValueField, value: unknown) => {
-    if (typeof value !== "string") return;
-    const key = valueKey(value);
-    const o = owners.get(key) ?? { field, value, vms: new Set<string>() };
-    o.vms.add(vm);
-    owners.set(key, o);
-  };
-  for (const listing of listings) {
-    const summary = summaryIn(listing);
-    if (!summary) continue;
-    for (const field of IDENTIFIER_FIELDS) own(listing.vm, field, summary[field]);
-    const extra = summary[EXTRA_MACS];
-    if (Array.isArray(extra)) for (const mac of extra) own(listing.vm, EXTRA_MACS, mac);
-  }
-  return [...owners.values()]
-    .filter((o) => o.vms.size > 1)
-    .map((o) => ({ field: o.field, value: o.value, vms: [...o.vms].sort() }))
-    .sort((a, b) => a.vms.join().localeCompare(b.vms.join()) || a.field.localeCompare(b.field));
+  const finder = new DuplicateFinder();
+  for (const l of listings) finder.add(l);
+  return finder.result();
 }

@@ -19,10 +19,11 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { GlintError } from "../errors.js";
 import type { ValueField } from "../identity/model.js";
-import type { RegistryRow } from "./model.js";
-import { slotOf } from "./model.js";
+import { SharedValues } from "../vm/shared-values.js";
+import { listVmNames } from "../vm/store.js";
+import { type RegistryRow, registryValue, slotOf } from "./model.js";
 import { type Registry, rowsFromFiles } from "./registry.js";
-import { type FileValue, scanHome } from "./scan.js";
+import { type FileValue, SCAN_BATCH, scanHome, scanVm } from "./scan.js";
 
 export type DriftKind = "missing" | "duplicate" | "orphan" | "unknown";
 
@@ -45,22 +46,16 @@ export interface CheckReport {
 
 /** Values that the files of two or more VMs hold. */
 function fileDuplicates(found: readonly FileValue[], slots = new Set<string>()): Drift[] {
-  const holders = new Map<string, { f: FileValue; vms: Set<string> }>();
-  for (const f of found) {
-    const slot = slotOf(f);
-    const h = holders.get(slot) ?? { f, vms: new Set<string>() };
-    h.vms.add(f.vm);
-    holders.set(slot, h);
-  }
-  for (const [slot, h] of holders) if (h.vms.size > 1) slots.add(slot);
-  return [...holders.values()]
-    .filter((h) => h.vms.size > 1)
-    .map((h) => ({
-      kind: "duplicate" as const,
-      field: h.f.field,
-      value: h.f.value,
-      vms: [...h.vms].sort(),
-    }));
+  const shared = new SharedValues();
+  for (const f of found) shared.add(f.vm, f.field, f.value, slotOf(f));
+  return sharedDrift(shared, slots);
+}
+
+function sharedDrift(shared: SharedValues, slots: Set<string>): Drift[] {
+  return shared.result().map((d) => {
+    slots.add(slotOf(registryValue(d.field, d.value)));
+    return { kind: "duplicate" as const, field: d.field, value: d.value, vms: d.vms };
+  });
 }
 
 function sortDrift(drift: Drift[]): Drift[] {
@@ -72,21 +67,52 @@ function sortDrift(drift: Drift[]): Drift[] {
   );
 }
 
+/** A row that none of its VM's files hold: a reservation left behind, or a value no file has. */
+function strayRow(r: RegistryRow): Drift {
+  return {
+    kind: r.state === "reserved" ? "orphan" : "unknown",
+    field: r.field,
+    value: r.value,
+    vms: [r.vm],
+  };
+}
+
+/**
+ * Check the home's files against its rows, VM by VM: what is kept for the
+ * whole home is one small entry per value (for the duplicates between
+ * VMs), the drift found, and the VM names.
+ */
 export async function checkRegistry(registry: Registry): Promise<CheckReport> {
-  const found = await scanHome(registry.home);
-  const rows = await registry.rows();
-  const dupSlots = new Set<string>();
-  const drift: Drift[] = fileDuplicates(found, dupSlots);
-  const mine = new Map(rows.map((r) => [slotOf(r), r]));
-  const inFiles = new Map<string, Set<string>>();
-  for (const f of found) {
-    const slot = slotOf(f);
-    const vms = inFiles.get(slot) ?? new Set<string>();
-    vms.add(f.vm);
-    inFiles.set(slot, vms);
+  const home = registry.home;
+  const vms = await listVmNames(home);
+  const shared = new SharedValues();
+  const drift: Drift[] = [];
+  // Values in files that the registry does not give to their VM (few).
+  const notMine: FileValue[] = [];
+  let withValues = 0;
+  for (let i = 0; i < vms.length; i += SCAN_BATCH) {
+    const batch = vms.slice(i, i + SCAN_BATCH);
+    const [found, rows] = await Promise.all([
+      Promise.all(batch.map((vm) => scanVm(home, vm))),
+      registry.rowsOfVms(batch[0] ?? "", batch.at(-1) ?? ""),
+    ]);
+    for (const [j, vm] of batch.entries()) {
+      const files = found[j] ?? [];
+      const vmRows = rows.get(vm) ?? [];
+      const mine = new Set(vmRows.map(slotOf));
+      const inFiles = new Set<string>();
+      if (files.length > 0) withValues++;
+      for (const f of files) {
+        const slot = slotOf(f);
+        shared.add(vm, f.field, f.value, slot);
+        inFiles.add(slot);
+        if (f.source !== "journal" && !mine.has(slot)) notMine.push(f);
+      }
+      for (const r of vmRows) if (!inFiles.has(slotOf(r))) drift.push(strayRow(r));
+    }
   }
-  // Values in files the registry does not give to their VM.
-  const notMine = found.filter((f) => f.source !== "journal" && mine.get(slotOf(f))?.vm !== f.vm);
+  const dupSlots = new Set<string>();
+  drift.push(...sharedDrift(shared, dupSlots));
   const elsewhere = new Map((await registry.ownersOf(notMine)).map((r) => [slotOf(r), r] as const));
   const reported = new Set<string>();
   for (const f of notMine) {
@@ -106,22 +132,21 @@ export async function checkRegistry(registry: Registry): Promise<CheckReport> {
       });
     }
   }
+  // Rows of VMs that were not scanned: retired if the directory is gone.
+  const scanned = new Set(vms);
+  let rows = 0;
   let retired = 0;
-  for (const r of rows) {
-    if (inFiles.get(slotOf(r))?.has(r.vm)) continue;
-    if (!existsSync(path.join(registry.home, r.vm))) {
-      retired++;
-    } else if (r.state === "reserved") {
-      drift.push({ kind: "orphan", field: r.field, value: r.value, vms: [r.vm] });
-    } else {
-      drift.push({ kind: "unknown", field: r.field, value: r.value, vms: [r.vm] });
-    }
+  for (const { vm, n } of await registry.rowCounts()) {
+    rows += n;
+    if (scanned.has(vm)) continue;
+    if (!existsSync(path.join(home, vm))) retired += n;
+    else for (const r of (await registry.rowsOfVms(vm, vm)).get(vm) ?? []) drift.push(strayRow(r));
   }
   return {
     registry: registry.description,
-    vms: new Set(found.map((f) => f.vm)).size,
-    values: inFiles.size,
-    rows: rows.length,
+    vms: withValues,
+    values: shared.size,
+    rows,
     retired,
     drift: sortDrift(drift),
   };

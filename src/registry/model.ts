@@ -108,6 +108,11 @@ export interface RegistryStore {
   ): Promise<void>;
   /** The index of `home`, or undefined if it was never built. */
   index(home: string): Promise<IndexEntry[] | undefined>;
+  /**
+   * At most `limit` index entries of `home` whose VM name sorts after
+   * `after` (byte order), in that order; undefined if the index was never built.
+   */
+  indexPage(home: string, after: string, limit: number): Promise<IndexEntry[] | undefined>;
   /** Replace the index of `home` (and record it as built). */
   replaceIndex(home: string, entries: readonly IndexEntry[]): Promise<void>;
   /**
@@ -117,6 +122,10 @@ export interface RegistryStore {
   claim(rows: readonly RegistryRow[]): Promise<RegistryRow[]>;
   /** The `reserved` rows of one VM. */
   reservedOf(owner: Owner): Promise<RegistryRow[]>;
+  /** Every row of the VMs of `home` named `first` to `last` (byte order), in VM order. */
+  rowsOfVms(home: string, first: string, last: string): Promise<RegistryRow[]>;
+  /** How many rows each VM of a home has (VMs with none are left out). */
+  rowCounts(home: string): Promise<{ vm: string; n: number }[]>;
   /** Every row of a home. */
   rowsOf(home: string): Promise<RegistryRow[]>;
   /** Delete every row of `home`, then insert `rows`; all or nothing. */

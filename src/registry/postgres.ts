@@ -206,6 +206,21 @@ export async function openPostgres(url: string): Promise<RegistryStore> {
         stamp: String(row.stamp),
       }));
     },
+    indexPage: async (home, after, limit) => {
+      const built = await client.query("SELECT 1 FROM glint_indexed WHERE home = $1", [home]);
+      if (built.rows.length === 0) return undefined;
+      // Byte order, as the directory listing is sorted (VM names are ASCII).
+      const r = await client.query(
+        `SELECT vm, data, stamp FROM glint_vms WHERE home = $1 AND vm COLLATE "C" > $2
+           ORDER BY vm COLLATE "C" LIMIT $3`,
+        [home, after, limit],
+      );
+      return r.rows.map((row) => ({
+        vm: String(row.vm),
+        data: String(row.data),
+        stamp: String(row.stamp),
+      }));
+    },
     replaceIndex: (home, entries) =>
       tx(async () => {
         await client.query("DELETE FROM glint_vms WHERE home = $1", [home]);
@@ -270,6 +285,21 @@ export async function openPostgres(url: string): Promise<RegistryStore> {
           [owner.home, owner.vm],
         )
       ).rows.map(toRow),
+    rowsOfVms: async (home, first, last) =>
+      (
+        await client.query(
+          `SELECT * FROM glint_values WHERE home = $1 AND vm COLLATE "C" >= $2
+           AND vm COLLATE "C" <= $3 ORDER BY vm COLLATE "C"`,
+          [home, first, last],
+        )
+      ).rows.map(toRow),
+    rowCounts: async (home) =>
+      (
+        await client.query(
+          "SELECT vm, count(*) AS n FROM glint_values WHERE home = $1 GROUP BY vm",
+          [home],
+        )
+      ).rows.map((r) => ({ vm: String(r.vm), n: Number(r.n) })),
     rowsOf: async (home) =>
       (
         await client.query("SELECT * FROM glint_values WHERE home = $1 ORDER BY vm, field", [home])

@@ -225,6 +225,26 @@ export class Registry {
     return new Map(entries.map((e) => [e.vm, e]));
   }
 
+  /**
+   * The index `glint list` reads, in VM name order (byte order), a page at a
+   * time, built from the files on first use.
+   */
+  async *vmIndexEntries(storeLockWaitMs = 30_000, pageSize = 4096): AsyncGenerator<IndexEntry> {
+    const page = (after: string) =>
+      this.call("reading the VM index", () => this.store.indexPage(this.homeId, after, pageSize));
+    let rows = await page("");
+    if (rows === undefined) {
+      await this.vmIndex(storeLockWaitMs);
+      rows = (await page("")) ?? [];
+    }
+    for (;;) {
+      yield* rows;
+      const last = rows.at(-1);
+      if (rows.length < pageSize || last === undefined) return;
+      rows = (await page(last.vm)) ?? [];
+    }
+  }
+
   /** Replace the index with `entries` (default: read from the files). */
   async rebuildIndex(entries?: readonly IndexEntry[]): Promise<void> {
     const all = entries ?? (await entriesFromFiles(this.home));
@@ -283,6 +303,25 @@ export class Registry {
   /** How many MACs starting with `prefix` are held (any home). */
   countMacs(prefix: string): Promise<number> {
     return this.call("counting MACs", () => this.store.countMacs(prefix));
+  }
+
+  /** The rows of the VMs of this home named `first` to `last` (byte order), by VM. */
+  async rowsOfVms(first: string, last: string): Promise<Map<string, RegistryRow[]>> {
+    const rows = await this.call("reading rows", () =>
+      this.store.rowsOfVms(this.homeId, first, last),
+    );
+    const out = new Map<string, RegistryRow[]>();
+    for (const r of rows) {
+      const list = out.get(r.vm);
+      if (list) list.push(r);
+      else out.set(r.vm, [r]);
+    }
+    return out;
+  }
+
+  /** How many rows each VM of this home has. */
+  rowCounts(): Promise<{ vm: string; n: number }[]> {
+    return this.call("reading rows", () => this.store.rowCounts(this.homeId));
   }
 
   rows(): Promise<RegistryRow[]> {

@@ -3,10 +3,10 @@
  * identifiers.json, history/ and journal (an operation in progress). The
  * registry is imported, checked and rebuilt from this.
  */
-import { promises as fs } from "node:fs";
+import { promises as fs, readdirSync } from "node:fs";
 import path from "node:path";
 import { EXTRA_MACS, IDENTIFIER_FIELDS, type ValueField } from "../identity/model.js";
-import { readFileIfExists, stripBom } from "../vm/fsutil.js";
+import { readFileIfExistsSync, stripBom } from "../vm/fsutil.js";
 import { readPrunedValues } from "../vm/history.js";
 import { HISTORY_IDENTIFIERS_RE, HISTORY_PRUNED, VM_FILES } from "../vm/layout.js";
 import { listVmNames } from "../vm/store.js";
@@ -24,11 +24,11 @@ export interface FileValue extends RegistryValue {
 }
 
 /** VM directories read at once. */
-const SCAN_BATCH = 64;
+export const SCAN_BATCH = 64;
 
-async function readJson(file: string): Promise<unknown> {
+function readJson(file: string): unknown {
   try {
-    return JSON.parse(stripBom((await readFileIfExists(file)) ?? "null"));
+    return JSON.parse(stripBom(readFileIfExistsSync(file) ?? "null"));
   } catch {
     return undefined; // no or unreadable file: nothing in it
   }
@@ -39,7 +39,10 @@ function generationOf(data: unknown): number {
   return typeof g === "number" && Number.isInteger(g) && g > 0 ? g : 1;
 }
 
-/** The values in one VM's files (journal, identity, history). */
+/**
+ * The values in one VM's files (journal, identity, history). One listing of
+ * the VM's directory says which of them are there (a scan reads thousands).
+ */
 export async function scanVm(home: string, vm: string): Promise<FileValue[]> {
   const dir = path.join(home, vm);
   const out: FileValue[] = [];
@@ -47,22 +50,32 @@ export async function scanVm(home: string, vm: string): Promise<FileValue[]> {
     const generation = generationOf(data);
     for (const v of valuesOf(data)) out.push({ ...v, vm, generation, source, file });
   };
+  let present: Set<string>;
+  try {
+    present = new Set(readdirSync(dir));
+  } catch {
+    return out; // gone, or not a directory: nothing in it
+  }
   // The journal first: an operation that finishes meanwhile renames its
   // identity into place before it deletes its journal.
   const journalFile = path.join(dir, VM_FILES.journal);
-  const journal = (await readJson(journalFile)) as { identifiers?: unknown } | undefined;
-  add(journal?.identifiers, "journal", journalFile);
+  if (present.has(VM_FILES.journal)) {
+    const journal = readJson(journalFile) as { identifiers?: unknown } | undefined;
+    add(journal?.identifiers, "journal", journalFile);
+  }
   const idsFile = path.join(dir, VM_FILES.identifiers);
-  add(await readJson(idsFile), "current", idsFile);
+  if (present.has(VM_FILES.identifiers)) add(readJson(idsFile), "current", idsFile);
+  if (!present.has(VM_FILES.history)) return out;
   const historyDir = path.join(dir, VM_FILES.history);
   const names = await fs.readdir(historyDir).catch(() => [] as string[]);
   for (const name of names.filter((n) => HISTORY_IDENTIFIERS_RE.test(n)).sort()) {
     const file = path.join(historyDir, name);
-    add(await readJson(file), "history", file);
+    add(readJson(file), "history", file);
   }
   // Identities removed by `glint history prune`: their values stay issued.
   const prunedFile = path.join(historyDir, HISTORY_PRUNED);
-  for (const p of await readPrunedValues(historyDir)) {
+  const pruned = names.includes(HISTORY_PRUNED) ? await readPrunedValues(historyDir) : [];
+  for (const p of pruned) {
     const field = p.field as ValueField;
     if (!(IDENTIFIER_FIELDS as readonly string[]).includes(field) && field !== EXTRA_MACS) continue;
     out.push({

@@ -128,6 +128,10 @@ function openSqliteUnchecked(file: string): RegistryStore {
       "UPDATE glint_values SET state = 'issued', updated_at = ? WHERE home = ? AND vm = ? AND state = 'reserved'",
     ),
     rowsOf: db.prepare("SELECT * FROM glint_values WHERE home = ? ORDER BY vm, field"),
+    rowsOfVms: db.prepare(
+      "SELECT * FROM glint_values WHERE home = ? AND vm >= ? AND vm <= ? ORDER BY vm",
+    ),
+    rowCounts: db.prepare("SELECT vm, count(*) AS n FROM glint_values WHERE home = ? GROUP BY vm"),
     reservedOf: db.prepare(
       "SELECT * FROM glint_values WHERE home = ? AND vm = ? AND state = 'reserved'",
     ),
@@ -140,6 +144,9 @@ function openSqliteUnchecked(file: string): RegistryStore {
       "INSERT INTO glint_vms (home, vm, data, stamp, updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (home, vm) DO UPDATE SET data = excluded.data, stamp = excluded.stamp, updated_at = excluded.updated_at",
     ),
     index: db.prepare("SELECT vm, data, stamp FROM glint_vms WHERE home = ?"),
+    indexPage: db.prepare(
+      "SELECT vm, data, stamp FROM glint_vms WHERE home = ? AND vm > ? ORDER BY vm LIMIT ?",
+    ),
     indexed: db.prepare("SELECT 1 FROM glint_indexed WHERE home = ?"),
     deleteIndex: db.prepare("DELETE FROM glint_vms WHERE home = ?"),
     markIndexed: db.prepare(
@@ -198,17 +205,19 @@ function openSqliteUnchecked(file: string): RegistryStore {
   const reserveMany = db.transaction((home: string, items: readonly BatchItem[]): string[] => {
     const at = now();
     const refused: string[] = [];
+    const ins = q.insert;
     for (const item of items) {
-      const row = { home, vm: item.vm, generation: item.generation, state: "reserved" as const };
-      const inserted: RegistryValue[] = [];
-      for (const v of item.values) {
-        if (!insert({ ...v, ...row }, at)) break;
-        inserted.push(v);
+      const { vm, generation, values } = item;
+      let n = 0;
+      for (const v of values) {
+        const r = ins.run(v.cls, v.key, v.field, v.value, home, vm, generation, "reserved", at, at);
+        if (r.changes !== 1) break;
+        n++;
       }
-      if (inserted.length === item.values.length) continue;
+      if (n === values.length) continue;
       // A value is held already: this VM gets none of its values.
-      for (const v of inserted) q.release.run(v.cls, v.key, home, item.vm);
-      refused.push(item.vm);
+      for (const v of values.slice(0, n)) q.release.run(v.cls, v.key, home, vm);
+      refused.push(vm);
     }
     return refused;
   });
@@ -264,6 +273,10 @@ function openSqliteUnchecked(file: string): RegistryStore {
       if (q.indexed.get(home) === undefined) return undefined;
       return q.index.all(home) as IndexEntry[];
     },
+    async indexPage(home, after, limit) {
+      if (q.indexed.get(home) === undefined) return undefined;
+      return q.indexPage.all(home, after, limit) as IndexEntry[];
+    },
     async replaceIndex(home, entries) {
       replaceIndex.immediate(home, entries);
     },
@@ -272,6 +285,12 @@ function openSqliteUnchecked(file: string): RegistryStore {
     },
     async reservedOf(owner) {
       return (q.reservedOf.all(owner.home, owner.vm) as DbRow[]).map(toRow);
+    },
+    async rowsOfVms(home, first, last) {
+      return (q.rowsOfVms.all(home, first, last) as DbRow[]).map(toRow);
+    },
+    async rowCounts(home) {
+      return q.rowCounts.all(home) as { vm: string; n: number }[];
     },
     async rowsOf(home) {
       return (q.rowsOf.all(home) as DbRow[]).map(toRow);

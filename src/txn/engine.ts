@@ -80,6 +80,8 @@ export interface OperationOptions {
   onProgress?: (message: string) => void;
   /** Values to adopt instead of drawing (`glint libvirt import`); a held one is drawn fresh. */
   preset?: RegenerateOptions["preset"];
+  /** Extra NIC MACs to adopt, by position (see RegenerateOptions.presetExtraMacs). */
+  presetExtraMacs?: RegenerateOptions["presetExtraMacs"];
   /** Told of each preset value that another VM holds. */
   onPresetTaken?: RegenerateOptions["onPresetTaken"];
 }
@@ -208,6 +210,7 @@ export class Engine {
           macPrefix,
           extraMacs: extraNicCount(config),
           preset: options.preset,
+          presetExtraMacs: options.presetExtraMacs,
           onPresetTaken: options.onPresetTaken,
           serialFormats: config.serial_formats ?? undefined, // a template's (config.json)
           pending: (identifiers) => ({

@@ -71,6 +71,7 @@ export interface DrawOptions {
   readonly extraMacs?: number | undefined;
   /** Values to offer before drawing (see RegenerateOptions.preset). */
   readonly preset?: RegenerateOptions["preset"];
+  readonly presetExtraMacs?: RegenerateOptions["presetExtraMacs"];
   readonly onPresetTaken?: RegenerateOptions["onPresetTaken"];
   readonly serialFormats?: SerialFormats | undefined;
   /** The journal entry for a drawn identity. */
@@ -103,6 +104,7 @@ export async function drawAndReserve(o: DrawOptions): Promise<PendingOperation> 
         ...(o.macPrefix ? { macPrefix: o.macPrefix } : {}),
         ...(o.extraMacs ? { extraMacs: o.extraMacs } : {}),
         ...(o.preset ? { preset: o.preset } : {}),
+        ...(o.presetExtraMacs ? { presetExtraMacs: o.presetExtraMacs } : {}),
         ...(o.onPresetTaken ? { onPresetTaken: o.onPresetTaken } : {}),
         ...(o.serialFormats ? { serialFormats: o.serialFormats } : {}),
       },

@@ -113,6 +113,12 @@ export interface VmPaths {
   readonly lock: string;
 }
 
+/** The directory of VM `name` under `home` (only it: see vmPaths). Validates the name first. */
+export function vmDir(home: string, name: string): string {
+  assertVmName(name);
+  return path.join(home, name);
+}
+
 /** Paths of VM `name` under `home`. Validates the name first. */
 export function vmPaths(home: string, name: string): VmPaths {
   assertVmName(name);

@@ -3,13 +3,16 @@
  * deleted, reordered or truncated record) makes `glint audit verify` exit 1
  * naming the first bad seq; an untouched log verifies; appends refuse a log
  * whose tail was cut; an unfinished last line (a writer killed mid-append) is
- * cut off by the next append.
+ * cut off by the next append. Several records appended at once are chained
+ * like single ones, and a writer killed before the head names their last one
+ * leaves a log that verifies.
  */
 import { promises as fs } from "node:fs";
 import { beforeEach, describe, expect, it } from "vitest";
 import {
   type AuditRecord,
   appendAudit,
+  appendAuditMany,
   canonicalJson,
   currentActor,
   hashOf,
@@ -145,5 +148,51 @@ describe("appending", () => {
     const b = await appendAudit(home, entry, { idempotent: true });
     expect(b).toEqual(a);
     expect((await readAudit(home)).filter((r) => r.op_id === entry.op_id)).toHaveLength(1);
+  });
+});
+
+describe("several records appended at once (a bulk create's)", () => {
+  const entries = (n: number) =>
+    Array.from({ length: n }, (_, i) =>
+      newEntry(currentActor("t"), `bulk-${i}`, "create", {
+        vm_uuid: { old: null, new: `uuid-${i}` },
+      }),
+    );
+
+  it("are chained in order, each line its record's canonical JSON, and the log verifies", async () => {
+    const records = await appendAuditMany(home, entries(4));
+    expect(records.map((r) => r.seq)).toEqual([6, 7, 8, 9]);
+    const all = await readAudit(home);
+    expect(all.slice(5)).toEqual(records);
+    for (const [i, r] of all.entries()) {
+      expect(r.hash).toBe(hashOf(r));
+      if (i > 0) expect(r.prev).toBe(all[i - 1]?.hash);
+    }
+    expect((await lines()).slice(5)).toEqual(records.map((r) => canonicalJson(r)));
+    expect(await verifyAudit(home)).toMatchObject({ ok: true, records: 9 });
+    expect(JSON.parse(await fs.readFile(storePaths(home).auditHead, "utf8"))).toEqual({
+      seq: 9,
+      hash: records[3]?.hash,
+    });
+    expect(await appendAuditMany(home, [])).toEqual([]);
+  });
+
+  it("a writer killed after the append, before the head named the last record, leaves a log that verifies", async () => {
+    const head = await fs.readFile(storePaths(home).auditHead, "utf8");
+    await appendAuditMany(home, entries(3));
+    // The head as such a writer leaves it: the old one, with the seq the batch ends at.
+    const old = JSON.parse(head) as { seq: number; hash: string };
+    await fs.writeFile(storePaths(home).auditHead, JSON.stringify({ ...old, upto: 8 }));
+    expect(await verifyAudit(home)).toMatchObject({ ok: true, records: 8 });
+    // Without `upto`, a head two records behind means records added by hand.
+    await fs.writeFile(storePaths(home).auditHead, head);
+    expect(await verifyAudit(home)).toMatchObject({ ok: false, seq: 6 });
+    // Records beyond `upto` were not that append's.
+    await fs.writeFile(storePaths(home).auditHead, JSON.stringify({ ...old, upto: 7 }));
+    expect((await verifyAudit(home)).ok).toBe(false);
+    // The next append brings the head up to date.
+    await fs.writeFile(storePaths(home).auditHead, JSON.stringify({ ...old, upto: 8 }));
+    await appendAudit(home, newEntry(currentActor("t"), "x", "edit", {}));
+    expect(await verifyAudit(home)).toMatchObject({ ok: true, records: 9 });
   });
 });

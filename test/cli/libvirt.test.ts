@@ -77,6 +77,22 @@ describe("glint libvirt: bad input", () => {
       1,
       /cannot read .*missing\.xml/,
     );
+    // More NICs than a Glint VM has.
+    const many = path.join(dir, "many.xml");
+    const nics = Array.from(
+      { length: 17 },
+      (_, i) =>
+        `<interface type='network'><mac address='52:54:00:50:00:${String(i).padStart(2, "0")}'/></interface>`,
+    ).join("");
+    await fs.writeFile(
+      many,
+      `<domain type='kvm'><name>many</name><devices>${nics}</devices></domain>`,
+    );
+    await fails(
+      ["libvirt", "import", many],
+      1,
+      /domain "many" has 17 NICs; a Glint VM has at most 16; import a copy of the XML with fewer <interface> elements$/,
+    );
   });
 
   it("an unreachable daemon", async () => {
@@ -125,6 +141,20 @@ describe("glint libvirt: bad input", () => {
       2,
       /invalid libvirt domain name/,
     );
+  });
+
+  it("a VM whose config has more NICs than its identity has MACs", async () => {
+    await runCliOk(["create", "vm3", "--home", home], { env });
+    const file = path.join(home, "vm3", "config.json");
+    const config = JSON.parse(await fs.readFile(file, "utf8"));
+    await fs.writeFile(file, JSON.stringify({ ...config, nics: 3 }));
+    const line = /VM vm3 has 3 NICs but MACs for only 1: run `glint edit vm3 --nics 3`/;
+    await fails(["libvirt", "export", "vm3"], 1, line);
+    await fails(["libvirt", "define", "vm3", "--connect", daemon.uri], 1, line);
+    // The advice works: then every NIC has its MAC.
+    await runCliOk(["edit", "vm3", "--nics", "3", "--yes", "--home", home], { env });
+    const xml = await runCliOk(["libvirt", "export", "vm3", "--home", home], { env });
+    expect(xml.match(/<interface /g)).toHaveLength(3);
   });
 
   it("--json failures are one JSON object with the code", async () => {

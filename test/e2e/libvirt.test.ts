@@ -9,13 +9,16 @@
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { readEkFingerprint } from "../../src/firmware/index.js";
+import { readEkFingerprint, resolveFirmware } from "../../src/firmware/index.js";
 import { IDENTIFIER_FIELDS, type SystemIdentifiers } from "../../src/identity/model.js";
+import { readDomain } from "../../src/libvirt/index.js";
 import { libvirtTpmStateDir } from "../../src/vm/layout.js";
 import { readIds, runCli, runCliOk } from "../support/cli.js";
+import { sha256 } from "../support/disk-read.js";
 import { run } from "../support/exec.js";
 import { type Libvirtd, startLibvirtd } from "../support/libvirtd.js";
 import { tempDir } from "../support/tmp.js";
+import { enrolledKeys } from "../support/uefi-vars.js";
 import { type TinyGuest, tinyGuest } from "./guest/fixture.js";
 import { expectGuestSees, seen } from "./guest/identity-view.js";
 import { type Markers, markerValue, parseMarkers } from "./guest/runner.js";
@@ -147,6 +150,99 @@ describe("glint libvirt with a real libvirtd", () => {
       tpm: true,
       libvirt: { domain: "lv-a", uri: daemon.uri },
     });
+  }, 300_000);
+
+  it("Secure Boot with three NICs: libvirt runs QEMU with the secure code, SMM and Glint's enrolled NVRAM; dumpxml imports every MAC", async () => {
+    await glint([
+      "create",
+      "lv-sb",
+      "--disk-size",
+      "16M",
+      "--firmware",
+      "uefi-secure",
+      "--nics",
+      "3",
+    ]);
+    const ids = await readIds(home, "lv-sb");
+    const macs = [ids.mac_address, ...((ids as { extra_macs?: string[] }).extra_macs ?? [])];
+    expect(macs).toHaveLength(3);
+    const config = JSON.parse(await fs.readFile(path.join(home, "lv-sb", "config.json"), "utf8"));
+    const code = (await resolveFirmware("uefi-secure", { env: { PATH: process.env.PATH } })).code;
+    expect(config.firmware_code).toBe(code);
+    const nvram = path.join(home, "lv-sb", "uefi-instance.fd");
+    // Glint's NVRAM has the Secure Boot keys enrolled.
+    expect((await enrolledKeys(nvram)).sort()).toEqual(["KEK", "PK", "db", "dbx"]);
+    const nvramBefore = await sha256(nvram);
+    await glint(["libvirt", "define", "lv-sb", "--type", "qemu", "--connect", daemon.uri]);
+    // Defining made no copy and changed nothing: the domain's NVRAM is Glint's file, byte for byte.
+    expect(await sha256(nvram)).toBe(nvramBefore);
+    expect(
+      readDomain(await daemon.virsh(["dumpxml", "--inactive", "lv-sb"]), "x").nvram?.path,
+    ).toBe(nvram);
+    await daemon.virsh(["start", "lv-sb"]);
+    try {
+      // libvirt's view of the running domain.
+      const live = await daemon.virsh(["dumpxml", "lv-sb"]);
+      const facts = readDomain(live, "live XML");
+      expect(facts.loader).toEqual({ path: code, secure: true });
+      expect(facts.nvram?.path).toBe(nvram);
+      expect(live).toMatch(/<smm state=['"]on['"]\/>/);
+      expect(facts.nics.map((n) => n.mac)).toEqual(macs);
+      // QEMU as libvirt started it.
+      const pid = (
+        await fs.readFile(path.join(daemon.root, "run", "qemu", "lv-sb.pid"), "utf8")
+      ).trim();
+      const argv = (await fs.readFile(`/proc/${pid}/cmdline`, "utf8")).split("\0");
+      const valuesOf = (opt: string) => argv.flatMap((a, i) => (argv[i - 1] === opt ? [a] : []));
+      expect(
+        valuesOf("-machine").some((m) => /(^|,)smm=on(,|$)/.test(m)),
+        argv.join(" "),
+      ).toBe(true);
+      expect(valuesOf("-global")).toContain("driver=cfi.pflash01,property=secure,value=on");
+      const blockdevs = valuesOf("-blockdev").map((b) => JSON.parse(b) as Record<string, unknown>);
+      const files = blockdevs.flatMap((b) => (typeof b.filename === "string" ? [b.filename] : []));
+      expect(files).toContain(code);
+      expect(files).toContain(nvram);
+      const devices = valuesOf("-device").join(" ");
+      for (const mac of macs) expect(devices).toContain(mac);
+      // QEMU holds Glint's very file open (not a copy libvirt made).
+      const open = await Promise.all(
+        (await fs.readdir(`/proc/${pid}/fd`)).map((fd) =>
+          fs.readlink(`/proc/${pid}/fd/${fd}`).catch(() => ""),
+        ),
+      );
+      expect(open).toContain(nvram);
+      expect(open).toContain(await fs.realpath(code)); // Debian's .ms.fd links to .secboot.fd
+      // Still running a moment later: QEMU took the whole Secure Boot command line.
+      await new Promise((r) => setTimeout(r, 3000));
+      expect((await daemon.virsh(["domstate", "lv-sb"])).trim()).toBe("running");
+      // virsh dumpxml of the running domain imports back to every MAC.
+      const dump = path.join(home, "lv-sb-live.xml");
+      await fs.writeFile(dump, live);
+      const other = await tempDir("glint-e2e-libvirt-import-");
+      const r = JSON.parse(
+        await glint(["libvirt", "import", dump, "--as", "sb-copy", "--json"], other),
+      );
+      expect(r.nics).toBe(3);
+      expect(r.adopted).toContain("extra_macs");
+      expect(r.collisions).toEqual([]);
+      sameIdentity(ids, await readIds(other, "sb-copy"));
+      expect(r.identifiers.extra_macs).toEqual(macs.slice(1));
+      const copyConfig = JSON.parse(
+        await fs.readFile(path.join(other, "sb-copy", "config.json"), "utf8"),
+      );
+      expect(copyConfig).toMatchObject({ firmware: "uefi-secure", firmware_code: code, nics: 3 });
+      expect((await enrolledKeys(path.join(other, "sb-copy", "uefi-instance.fd"))).sort()).toEqual([
+        "KEK",
+        "PK",
+        "db",
+        "dbx",
+      ]);
+    } finally {
+      await daemon.virsh(["destroy", "lv-sb"]);
+    }
+    // The keys are still enrolled in Glint's file after the firmware ran on it.
+    expect((await enrolledKeys(nvram)).sort()).toEqual(["KEK", "PK", "db", "dbx"]);
   }, 300_000);
 
   it("virt-clone, then import + nuke + sync: the clone boots with a distinct identity and TPM EK", async () => {

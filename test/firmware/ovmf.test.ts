@@ -14,6 +14,7 @@ import {
   resolveFirmware,
 } from "../../src/firmware/index.js";
 import { tempDir } from "../support/tmp.js";
+import { enrolledKeys } from "../support/uefi-vars.js";
 
 /** No GLINT_OVMF_* and no per-user descriptor dir: only /etc and /usr/share count. */
 const CLEAN_ENV: NodeJS.ProcessEnv = { PATH: process.env.PATH };
@@ -76,6 +77,9 @@ describe("resolveFirmware on the host's real descriptors", () => {
       fs.readFile(plain.varsTemplate),
     ]);
     expect(a.equals(b)).toBe(false);
+    // Enrolled means the Secure Boot keys are set in the template's variable store.
+    expect((await enrolledKeys(fw.varsTemplate)).sort()).toEqual(["KEK", "PK", "db", "dbx"]);
+    expect(await enrolledKeys(plain.varsTemplate)).toEqual([]);
   });
 
   it("falls back to Debian's well-known file names when no descriptor matches", async () => {

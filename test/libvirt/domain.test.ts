@@ -14,7 +14,7 @@ import {
   patchDomain,
   readDomain,
 } from "../../src/libvirt/index.js";
-import { adoptable } from "../../src/libvirt/read.js";
+import { adoptable, adoptableExtraMacs } from "../../src/libvirt/read.js";
 import { renderXml } from "../../src/libvirt/xml.js";
 import { diskSerial } from "../../src/qemu/mapping.js";
 import { run } from "../support/exec.js";
@@ -68,11 +68,23 @@ describe("buildDomain", () => {
         type: "kvm",
       }),
       input({ config: config({ net: "bridge", net_ifname: "br0" }) }),
+      input({ config: config({ net: "tap", net_ifname: "tap7" }) }),
       input({
-        config: config({ net: "tap", net_ifname: "tap7" }),
-        extraMacs: ["52:54:00:00:00:02"],
+        config: config({ net: "bridge", net_ifname: "br0", nics: 3 }),
+        extraMacs: ["52:54:00:00:00:02", "52:54:00:00:00:03"],
       }),
       input({ config: config({ net: "none" }) }),
+      input({
+        config: config({
+          cloud: "openstack",
+          smbios: {
+            system_version: "2.1",
+            board_manufacturer: "Acme & Co",
+            chassis_manufacturer: "A",
+          },
+          oem_strings: ["site=berlin"],
+        }),
+      }),
     ];
     for (const v of variants) {
       const r = await validate(domainXml(v));
@@ -85,7 +97,7 @@ describe("buildDomain", () => {
     const xml = domainXml(
       input(
         {
-          config: config({ firmware: "uefi-secure", tpm: true }),
+          config: config({ firmware: "uefi-secure", tpm: true, nics: 2 }),
           firmware: { code: "/c.fd", vars: "/v/uefi-instance.fd", secure: true },
           extraMacs: ["52:54:00:aa:bb:cc"],
         },
@@ -113,6 +125,74 @@ describe("buildDomain", () => {
     expect(xml).toContain("<mac address='52:54:00:aa:bb:cc'/>");
     expect(xml).toContain(`<serial>${diskSerial(ids.disk_uuid)}</serial>`);
     expect(xml).toContain(`<qemu:arg value='type=4,serial=${ids.cpu_serial}'/>`);
+  });
+
+  it("carries the VM's SMBIOS strings and extra OEM strings as `glint run` gives them", () => {
+    const ids = freshIds();
+    const xml = domainXml(
+      input(
+        {
+          config: config({
+            smbios: {
+              system_manufacturer: "Acme, Inc.",
+              system_product: "Box",
+              system_version: "2",
+              system_family: "Fam",
+              board_manufacturer: "Board Co",
+              chassis_manufacturer: "Chassis Co",
+              chassis_asset_tag: "ASSET-7",
+            },
+            oem_strings: ["site=berlin"],
+          }),
+        },
+        ids,
+      ),
+    );
+    for (const [name, value] of [
+      ["manufacturer", "Acme, Inc."],
+      ["product", "Box"],
+      ["version", "2"],
+      ["family", "Fam"],
+      ["manufacturer", "Board Co"],
+      ["manufacturer", "Chassis Co"],
+      ["asset", "ASSET-7"],
+    ]) {
+      expect(xml).toContain(`<entry name='${name}'>${value}</entry>`);
+    }
+    expect(xml).not.toContain(`<entry name='asset'>${ids.dmi_uuid}</entry>`);
+    // Glint's OEM strings first, then the VM's own.
+    expect(xml).toMatch(
+      /<entry>glint\.[^<]+<\/entry>\s*<entry>site=berlin<\/entry>\s*<\/oemStrings>/,
+    );
+    // The OpenStack profile: Nova's strings, the instance UUID as system serial, the config drive.
+    const os = domainXml(
+      input({ config: config({ cloud: "openstack" }), seedIso: "/v/config-drive.iso" }, ids),
+    );
+    expect(os).toContain("<entry name='manufacturer'>OpenStack Foundation</entry>");
+    expect(os).toContain("<entry name='product'>OpenStack Nova</entry>");
+    expect(os).toContain("<entry name='asset'>OpenStack Nova</entry>");
+    expect(os).toContain(`<entry name='serial'>${ids.vm_uuid}</entry>`);
+    expect(os).toContain("<source file='/v/config-drive.iso'/>");
+    // The identity still reads back whole (smbios_uuid from its OEM string).
+    const { preset } = adoptable(readDomain(os, "os").found);
+    expect(preset.smbios_uuid).toBe(ids.smbios_uuid);
+  });
+
+  it("gives each of the VM's own NICs an interface, in order, with its MAC", () => {
+    const ids = freshIds();
+    const extra = ["52:54:00:00:00:02", "52:54:00:00:00:03", "52:54:00:00:00:04"];
+    const macsOf = (xml: string) => readDomain(xml, "x").nics.map((n) => n.mac);
+    // config.nics decides: extra MACs beyond it (NICs of extra QEMU arguments) are not NICs here.
+    const three = domainXml(input({ config: config({ nics: 3 }), extraMacs: extra }, ids));
+    expect(macsOf(three)).toEqual([ids.mac_address, extra[0], extra[1]]);
+    expect(readDomain(three, "x").nics.map((n) => n.type)).toEqual(["user", "user", "user"]);
+    expect(macsOf(domainXml(input({ extraMacs: extra }, ids)))).toEqual([ids.mac_address]);
+    expect(macsOf(domainXml(input({ config: config({ net: "none" }), extraMacs: extra })))).toEqual(
+      [],
+    );
+    expect(() =>
+      domainXml(input({ config: config({ nics: 3 }), extraMacs: [extra[0] as string] })),
+    ).toThrow(/has 3 NICs but MACs for only 2: run `glint edit web-1 --nics 3`/);
   });
 
   it("escapes every path and refuses names that are not domain names", () => {
@@ -174,6 +254,38 @@ describe("readDomain", () => {
     expect(rejected.map((r) => r.field).sort()).toEqual(["motherboard_serial", "vm_uuid"]);
   });
 
+  it("reads every NIC's MAC: the first as mac_address, the others as extra_macs in order", () => {
+    const xml = `<domain type='kvm'><name>d</name><devices>
+      <interface type='network'><mac address='52:54:00:00:00:01'/></interface>
+      <interface type='bridge'><source bridge='br0'/><mac address='52:54:00:00:00:02'/></interface>
+      <interface type='network'><mac address='52:54:00:00:00:03'/></interface>
+      </devices></domain>`;
+    const facts = readDomain(xml, "d");
+    expect(adoptable(facts.found).preset).toEqual({ mac_address: "52:54:00:00:00:01" });
+    expect(adoptableExtraMacs(facts.nics)).toEqual({
+      extra: ["52:54:00:00:00:02", "52:54:00:00:00:03"],
+      rejected: [],
+    });
+  });
+
+  it("draws fresh the extra MACs that are missing, not in Glint's format, or repeated", () => {
+    const nic = (mac?: string) => ({ type: "network", mac, ifname: undefined });
+    const r = adoptableExtraMacs([
+      nic("52:54:00:00:00:01"),
+      nic(undefined),
+      nic("00:16:3e:00:00:01"),
+      nic("52:54:00:00:00:01"),
+      nic("52:54:00:00:00:05"),
+      nic("52:54:00:00:00:05"),
+    ]);
+    expect(r.extra).toEqual([undefined, undefined, undefined, "52:54:00:00:00:05", undefined]);
+    expect(r.rejected.map((x) => [x.field, x.value, x.why.slice(0, 20)])).toEqual([
+      ["extra_macs", "00:16:3e:00:00:01", "must be a lowercase,"],
+      ["extra_macs", "52:54:00:00:00:01", "repeats the MAC of a"],
+      ["extra_macs", "52:54:00:00:00:05", "repeats the MAC of a"],
+    ]);
+  });
+
   it("reads UEFI from <os firmware='efi'> with Secure Boot, without an explicit loader", () => {
     const xml = `<domain type='kvm'><name>d</name><os firmware='efi'><type>hvm</type>
       <firmware><feature enabled='yes' name='secure-boot'/></firmware></os></domain>`;
@@ -208,5 +320,29 @@ describe("patchDomain", () => {
     // Idempotent.
     expect(patchDomain(next, buildDomain(input({}, after)), "test")).toBe(next);
     expect((await validate(next)).code).toBe(0);
+  });
+
+  it("writes every NIC's MAC, keeping the interfaces' other settings", () => {
+    const before = freshIds();
+    const after = freshIds();
+    const nics3 = config({ nics: 3 });
+    const current = renderXml(
+      buildDomain(
+        input({ config: nics3, extraMacs: ["52:54:00:00:00:02", "52:54:00:00:00:03"] }, before),
+      ),
+    ).replaceAll("<model type='virtio'/>", "<model type='e1000e'/>");
+    const next = patchDomain(
+      current,
+      buildDomain(
+        input({ config: nics3, extraMacs: ["52:54:00:00:00:12", "52:54:00:00:00:13"] }, after),
+      ),
+      "test",
+    );
+    expect(readDomain(next, "next").nics.map((n) => n.mac)).toEqual([
+      after.mac_address,
+      "52:54:00:00:00:12",
+      "52:54:00:00:00:13",
+    ]);
+    expect(next.match(/<model type='e1000e'\/>/g)).toHaveLength(3);
   });
 });

@@ -78,6 +78,16 @@ describe("a PostgreSQL registry shared by two hosts", () => {
       const check = await cli(home, "registry", "check");
       expect(check.code, check.stderr).toBe(0);
       expect(check.stdout).toMatch(/registry and files agree: 16 VM\(s\)/);
+      // list reads the PostgreSQL index, in name order (byte order).
+      const list = await cli(home, "list", "--json");
+      expect(list.code, list.stderr).toBe(0);
+      const rows = JSON.parse(list.stdout) as { name: string; ok: boolean; vm_uuid: string }[];
+      const names = Array.from({ length: 16 }, (_, i) => `vm-${i}`).sort();
+      expect(rows.map((r) => [r.name, r.ok])).toEqual(names.map((n) => [n, true]));
+      const ids = JSON.parse(
+        await fs.readFile(path.join(home, "vm-7", "identifiers.json"), "utf8"),
+      );
+      expect(rows.find((r) => r.name === "vm-7")?.vm_uuid).toBe(ids.vm_uuid);
     }
   }, 120_000);
 

@@ -203,3 +203,26 @@ describe("the MAC prefix", () => {
     await m.close();
   }, 300_000);
 });
+
+describe("the VM index, a page at a time", () => {
+  it("gives every indexed VM once, in name order, across pages", async () => {
+    const m = manager("paged");
+    const names = ["b-1", "a", "b", "a-b", "ab", "z9", "c0"];
+    await Promise.all(names.map((vm) => m.createBatched(vm)));
+    const registry = await m.registry();
+    const all = await registry.vmIndex();
+    for (const pageSize of [1, 2, 3, 100]) {
+      const seen: string[] = [];
+      for await (const e of registry.vmIndexEntries(30_000, pageSize)) {
+        seen.push(e.vm);
+        expect(e).toEqual(all.get(e.vm));
+      }
+      expect(seen).toEqual([...names].sort());
+    }
+    // The rows of a range of VMs, by VM.
+    const rows = await registry.rowsOfVms("a-b", "b");
+    expect([...rows.keys()]).toEqual(["a-b", "ab", "b"]);
+    for (const list of rows.values()) expect(list).toHaveLength(IDENTIFIER_FIELDS.length);
+    await m.close();
+  });
+});

@@ -160,6 +160,7 @@ export function addLibvirtCommands(program: Command, { io, manager }: CliEnv): v
         io.stdout(`domain "${r.domain}" imported as VM "${r.vm}"`);
         io.stdout(`  adopted: ${r.adopted.join(", ") || "nothing"}`);
         io.stdout(`  drawn fresh: ${r.drawn.join(", ") || "nothing"}`);
+        if (r.nics > 1) io.stdout(`  NICs: ${r.nics}`);
         if (r.tpm !== null)
           io.stdout(
             `  TPM: ${r.tpm === "adopted" ? "libvirt's state adopted" : "a fresh TPM (libvirt had none)"}`,

@@ -1,6 +1,7 @@
 /** `glint list`: one line per VM; an unreadable VM gets a line saying why. */
 import type { Command } from "commander";
-import { summaryIn, type VmListing } from "../../ops/listing.js";
+import type { UuidManager } from "../../manager.js";
+import { summaryIn } from "../../ops/listing.js";
 import { type CliEnv, type CommonOptions, common } from "../common.js";
 import { formatTable } from "../format.js";
 import type { Io } from "../io.js";
@@ -10,11 +11,11 @@ export function addListCommand(program: Command, { io, manager }: CliEnv): void 
     .description("list VMs, one line each")
     .action(async (opts: CommonOptions) => {
       const m = manager(opts.home);
-      const listings = await m.listing();
       if (opts.json) {
-        writeJsonList(io, listings);
+        await writeJsonList(io, m);
         return;
       }
+      const listings = await m.listing();
       const rows: string[][] = [];
       for (const l of listings) {
         const s = summaryIn(l);
@@ -45,27 +46,29 @@ export function addListCommand(program: Command, { io, manager }: CliEnv): void 
 
 /**
  * `list --json`: an array of `{name, ok, state, …}`, one element per line,
- * written in chunks; each indexed VM's stored JSON text is spliced in as it
- * is, unparsed.
+ * written in chunks as the VMs come (nothing is held for the whole home);
+ * each indexed VM's stored JSON text is spliced in as it is, unparsed.
  */
-function writeJsonList(io: Io, listings: readonly VmListing[]): void {
-  if (listings.length === 0) {
-    io.stdout("[]");
-    return;
-  }
-  const CHUNK = 2000;
-  for (let i = 0; i < listings.length; i += CHUNK) {
-    const part = listings.slice(i, i + CHUNK).map((l, j) => {
-      const head = `{"name":${JSON.stringify(l.vm)},"ok":${l.json !== undefined},"state":${JSON.stringify(l.state)}`;
-      const body =
-        l.json !== undefined && l.json.length > 2
-          ? `,${l.json.slice(1)}`
-          : l.json !== undefined
-            ? "}"
-            : `,"error":${JSON.stringify(l.error ?? "")}}`;
-      return `${i + j === 0 ? "[\n" : ""}  ${head}${body}`;
-    });
-    const last = i + CHUNK >= listings.length;
-    io.stdout(`${part.join(",\n")}${last ? "\n]" : ",\n"}`);
-  }
+async function writeJsonList(io: Io, m: UuidManager): Promise<void> {
+  const CHUNK = 1 << 20;
+  // Every chunk ends with a newline: an element is written once the next
+  // one (or the end) says what follows it.
+  let buf = "[\n";
+  let prev: string | undefined;
+  await m.eachListing((l) => {
+    const head = `{"name":${JSON.stringify(l.vm)},"ok":${l.json !== undefined},"state":${JSON.stringify(l.state)}`;
+    const body =
+      l.json !== undefined && l.json.length > 2
+        ? `,${l.json.slice(1)}`
+        : l.json !== undefined
+          ? "}"
+          : `,"error":${JSON.stringify(l.error ?? "")}}`;
+    if (prev !== undefined) buf += `${prev},\n`;
+    prev = `  ${head}${body}`;
+    if (buf.length >= CHUNK) {
+      io.stdout(buf);
+      buf = "";
+    }
+  });
+  io.stdout(prev === undefined ? "[]" : `${buf}${prev}\n]`);
 }
