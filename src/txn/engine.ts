@@ -40,17 +40,10 @@ import {
 import { appendOperationAudit, type EngineAudit, policyEntry } from "./audit.js";
 import type { PreparedChange } from "./change.js";
 import { critical } from "./critical.js";
-import {
-  activeSteps,
-  type PendingOperation,
-  readJournal,
-  removeJournal,
-  type StepsOf,
-  writeJournal,
-} from "./journal.js";
+import { type PendingOperation, readJournal, removeJournal, writeJournal } from "./journal.js";
 import { drawAndReserve, journalConflict, markIssued } from "./reserve.js";
-import { noIdentifiers, type OperationResult, parseJson, resultOf } from "./result.js";
-import type { ResetSteps, StepContext, StepOutcome } from "./steps.js";
+import { activeSteps, noIdentifiers, type OperationResult, parseJson, resultOf } from "./result.js";
+import type { ResetSteps, StepContext, StepOutcome, StepsOf } from "./steps.js";
 
 export interface EngineOptions {
   readonly home: string;

@@ -18,7 +18,7 @@ import * as z from "zod";
 import { type AuditEntry, entrySchema } from "../audit/record.js";
 import { GlintError } from "../errors.js";
 import { identifiersToDict, parseIdentifiers, type SystemIdentifiers } from "../identity/model.js";
-import { POLICIES, type PolicyName, type ResetStep } from "../identity/policies.js";
+import type { PolicyName, ResetStep } from "../identity/policies.js";
 import { writeFileAtomic } from "../vm/atomic.js";
 import { readFileIfExists, stripBom } from "../vm/fsutil.js";
 import type { VmPaths } from "../vm/layout.js";
@@ -104,19 +104,6 @@ export async function readJournal(paths: VmPaths): Promise<PendingOperation | un
     pid: parsed.pid,
     audit: parsed.audit,
   };
-}
-
-/** What decides an operation's reset steps and what they write. */
-export type StepsOf = Pick<PendingOperation, "identifiers" | "discardOverlay" | "skip"> & {
-  policy?: PolicyName;
-};
-
-/** The reset steps `policy` runs, without those the operation leaves out. */
-export function activeSteps(
-  policy: PolicyName,
-  skip: readonly ResetStep[] | undefined,
-): ResetStep[] {
-  return POLICIES[policy].reset.filter((s) => !skip?.includes(s));
 }
 
 export async function removeJournal(paths: VmPaths): Promise<void> {

@@ -2,7 +2,7 @@
 import { existsSync } from "node:fs";
 import { type GlintError, glintError } from "../errors.js";
 import type { SystemIdentifiers } from "../identity/model.js";
-import type { PolicyName, ResetStep } from "../identity/policies.js";
+import { POLICIES, type PolicyName, type ResetStep } from "../identity/policies.js";
 import { stripBom } from "../vm/fsutil.js";
 import type { VmPaths } from "../vm/layout.js";
 import { invalidJson } from "../vm/store.js";
@@ -48,4 +48,12 @@ export function parseJson(raw: string, paths: VmPaths): unknown {
   } catch (error) {
     throw invalidJson(paths.identifiers, error, paths.name);
   }
+}
+
+/** The reset steps `policy` runs, without those the operation leaves out. */
+export function activeSteps(
+  policy: PolicyName,
+  skip: readonly ResetStep[] | undefined,
+): ResetStep[] {
+  return POLICIES[policy].reset.filter((s) => !skip?.includes(s));
 }

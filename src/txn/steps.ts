@@ -5,10 +5,11 @@
  * prepares its new state in temp files as a {@link PreparedChange}.
  */
 import type { SystemIdentifiers } from "../identity/model.js";
-import type { ResetStep } from "../identity/policies.js";
+import type { PolicyName, ResetStep } from "../identity/policies.js";
 import type { VmConfig } from "../vm/config.js";
 import type { VmPaths } from "../vm/layout.js";
 import type { PreparedChange } from "./change.js";
+import type { PendingOperation } from "./journal.js";
 
 export interface StepContext {
   readonly paths: VmPaths;
@@ -38,3 +39,8 @@ export interface ResetStepImpl {
 export type ResetSteps = Partial<Record<ResetStep, ResetStepImpl>>;
 
 export type StepOutcome = "done" | "not applicable";
+
+/** What decides an operation's reset steps and what they write. */
+export type StepsOf = Pick<PendingOperation, "identifiers" | "discardOverlay" | "skip"> & {
+  policy?: PolicyName;
+};
