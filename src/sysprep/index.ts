@@ -17,10 +17,10 @@ import { ImageExport } from "./fuse-export.js";
 import { writeGptGuids } from "./gpt.js";
 import { hostnameFor } from "./guest-files.js";
 import { cleanStale, commitTempCopy, detectFormat, makeTempCopy, makeWorkDir } from "./image.js";
-import { type DiskLayout, readLayout } from "./layout.js";
+import { type DiskLayout, type Part, readLayout } from "./layout.js";
 import { luksSetUuid } from "./luks.js";
 import { mbrSignatureBytes } from "./mbr.js";
-import { type Prepared, prepare } from "./prepare.js";
+import { type Prepared, prepare, rootKeyEdits } from "./prepare.js";
 import { writeAt } from "./probe.js";
 import type { SysprepInput, SysprepOptions, SysprepReport } from "./report.js";
 import { KeyFactory } from "./ssh-keys.js";
@@ -65,6 +65,55 @@ function validate(input: SysprepInput): void {
   }
 }
 
+/** Write one partition's changes (a writable export of it, then removed). */
+async function writePart(
+  part: Part,
+  p: Prepared,
+  ex: ImageExport,
+  o: { workDir: string; env?: NodeJS.ProcessEnv },
+  progress: (m: string) => void,
+): Promise<void> {
+  const env = o.env;
+  const fsChange = p.plan.changes.find((c) => c.part === part.number && c.kind !== "partuuid");
+  const extEdits = p.extEdits.get(part.number)?.edits ?? [];
+  const vfatEdits = p.vfatEdits.get(part.number) ?? [];
+  const isRoot = part.number === p.root.number;
+  if (!isRoot && !fsChange && extEdits.length === 0 && vfatEdits.length === 0) return;
+  progress(`writing partition ${part.number}`);
+  const file = await ex.addPartition(part.number, part.start, part.size, true);
+  switch (part.fs.type) {
+    case "ext": {
+      // The UUID first: the root's SSH host keys may still be being drawn.
+      if (fsChange)
+        await setExtUuid(file, fsChange.new, part.fs.metadataCsum && !part.fs.csumSeed, env);
+      const keyEdits = isRoot ? await rootKeyEdits(p) : [];
+      await applyEdits(file, [...extEdits, ...keyEdits], o);
+      break;
+    }
+    case "vfat":
+      for (const f of vfatEdits) await writeVfatFile(file, f.path, f.data, o.workDir, env);
+      if (fsChange) await setVfatId(file, fsChange.new);
+      break;
+    case "swap":
+      if (fsChange) await setSwapUuid(file, fsChange.new);
+      break;
+    case "xfs":
+      if (fsChange) await setXfsUuid(file, fsChange.new, env);
+      break;
+    case "luks":
+      if (fsChange) await luksSetUuid(file, fsChange.new, env);
+      break;
+    default:
+      break;
+  }
+  await ex.removePartition(part.number, true);
+}
+
+/**
+ * Write everything, the root filesystem last (after the partition table):
+ * its SSH host keys are the slowest thing to make, so every other write
+ * happens while they are drawn.
+ */
 async function apply(
   p: Prepared,
   layout: DiskLayout,
@@ -74,54 +123,26 @@ async function apply(
   progress: (m: string) => void,
 ): Promise<void> {
   const o = { workDir, ...(env ? { env } : {}) };
-  const byPart = new Map<number, typeof p.plan.changes>();
-  for (const c of p.plan.changes) byPart.set(c.part, [...(byPart.get(c.part) ?? []), c]);
   // One writable partition at a time (see ImageExport.addPartition).
   await ex.removeAllPartitions();
   for (const part of layout.parts) {
-    const fsChange = (byPart.get(part.number) ?? []).find((c) => c.kind !== "partuuid");
-    const extEdits = p.extEdits.get(part.number)?.edits ?? [];
-    const vfatEdits = p.vfatEdits.get(part.number) ?? [];
-    if (!fsChange && extEdits.length === 0 && vfatEdits.length === 0) continue;
-    progress(`writing partition ${part.number}`);
-    const file = await ex.addPartition(part.number, part.start, part.size, true);
-    switch (part.fs.type) {
-      case "ext":
-        await applyEdits(file, extEdits, o);
-        if (fsChange)
-          await setExtUuid(file, fsChange.new, part.fs.metadataCsum && !part.fs.csumSeed, env);
-        break;
-      case "vfat":
-        for (const f of vfatEdits) await writeVfatFile(file, f.path, f.data, workDir, env);
-        if (fsChange) await setVfatId(file, fsChange.new);
-        break;
-      case "swap":
-        if (fsChange) await setSwapUuid(file, fsChange.new);
-        break;
-      case "xfs":
-        if (fsChange) await setXfsUuid(file, fsChange.new, env);
-        break;
-      case "luks":
-        if (fsChange) await luksSetUuid(file, fsChange.new, env);
-        break;
-      default:
-        break;
-    }
-    await ex.removePartition(part.number, true);
+    if (part.number !== p.root.number) await writePart(part, p, ex, o, progress);
   }
-  const disk0 = byPart.get(0) ?? [];
+  const disk0 = p.plan.changes.filter((c) => c.part === 0);
   const partuuids = new Map(
     p.plan.changes.filter((c) => c.kind === "partuuid").map((c) => [c.part, c.new]),
   );
   const diskGuid = disk0.find((c) => c.kind === "gpt-disk-guid")?.new;
   const sig = disk0.find((c) => c.kind === "mbr-disk-signature")?.new;
-  if (diskGuid === undefined && partuuids.size === 0 && sig === undefined) return;
-  progress("writing the partition table");
-  const disk = await ex.writableDisk((await fs.stat(ex.diskPath)).size);
-  if (layout.table === "gpt") await writeGptGuids(disk, diskGuid, partuuids);
-  else if (layout.table === "mbr" && sig !== undefined)
-    await writeAt(disk, 440, mbrSignatureBytes(sig));
-  await ex.removeWritableDisk();
+  if (diskGuid !== undefined || partuuids.size > 0 || sig !== undefined) {
+    progress("writing the partition table");
+    const disk = await ex.writableDisk((await fs.stat(ex.diskPath)).size);
+    if (layout.table === "gpt") await writeGptGuids(disk, diskGuid, partuuids);
+    else if (layout.table === "mbr" && sig !== undefined)
+      await writeAt(disk, 440, mbrSignatureBytes(sig));
+    await ex.removeWritableDisk();
+  }
+  await writePart(p.root, p, ex, o, progress);
 }
 
 /**
