@@ -8,7 +8,7 @@ import { GlintError } from "../errors.js";
 import type { DebugfsOptions, ExtEdit } from "./ext4.js";
 import { type EditResult, osEdits, referenceEdits, sshEdits } from "./guest-edits.js";
 import { type FstabEntry, parseFstab, rewriteReferences } from "./guest-files.js";
-import { type DiskLayout, type Part, partLabel } from "./layout.js";
+import { type DiskLayout, fatImage, type Part, partLabel } from "./layout.js";
 import { findPart, makePlan, type Plan } from "./plan.js";
 import type { SysprepIdentity } from "./report.js";
 import { type ExtScan, hasFstab, scanExt } from "./scan.js";
@@ -87,9 +87,9 @@ async function readVfatCandidates(
     layout.parts
       .filter((p) => p.fs.type === "vfat")
       .map(async (p): Promise<[Part, [string, Buffer][]]> => {
-        const files = (await listVfatFiles(p.file, env)).filter((f) => VFAT_REF_RE.test(f));
+        const files = (await listVfatFiles(fatImage(p), env)).filter((f) => VFAT_REF_RE.test(f));
         const out: [string, Buffer][] = [];
-        for (const f of files) out.push([f, await readVfatFile(p.file, f, env)]);
+        for (const f of files) out.push([f, await readVfatFile(fatImage(p), f, env)]);
         return [p, out];
       }),
   );
