@@ -105,7 +105,7 @@ export async function sysprepImage(
     tmp = dryRun ? undefined : await makeTempCopy(abs, env);
     // The copy's bulk reaches the disk while the image is read and written;
     // the one flush at the commit then has little left to write.
-    flushed = tmp === undefined ? undefined : flushEarly(tmp);
+    flushed = tmp === undefined ? undefined : flushEarly(tmp, env);
     flushed?.catch(() => undefined); // awaited before the commit
     progress(`opening ${image}`);
     ex = await ImageExport.start(tmp ?? abs, workDir, {
