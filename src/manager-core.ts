@@ -224,10 +224,20 @@ export abstract class ManagerCore {
     return config.tpm ? readEkFingerprint(this.paths(vm).tpm) : undefined;
   }
 
-  protected async macDeps(registry: Registry) {
+  /**
+   * What drawing a VM's extra MACs needs: the VM's own MAC prefix (from its
+   * template, `config.mac_prefix`) when it has one, else the home's, checked
+   * for exhaustion (and the 50% warning) under that prefix.
+   */
+  protected async macDeps(registry: Registry, vmPrefix: string | null | undefined) {
     return {
       registry,
-      macPrefix: await checkedMacPrefix(this.home, registry, this.options.onNotice ?? (() => {})),
+      macPrefix: await checkedMacPrefix(
+        this.home,
+        registry,
+        this.options.onNotice ?? (() => {}),
+        vmPrefix ?? undefined,
+      ),
       random: this.options.random,
       storeLockWaitMs: this.options.storeLockWaitMs ?? 30_000,
     };

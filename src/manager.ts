@@ -2,7 +2,7 @@ import { contentWitness, mtimeOf } from "./audit/index.js";
 import type { Manifest } from "./backup/archive.js";
 import { archiveLive, archiveVm, type BackupOptions, isRunning } from "./backup/backup.js";
 import { type RestoreOptions, type RestoreResult, restoreArchive } from "./backup/restore.js";
-import { GlintError } from "./errors.js";
+import { GlintError, glintError } from "./errors.js";
 import { readEkFingerprint } from "./firmware/index.js";
 import {
   guestOptionsOf,
@@ -170,12 +170,22 @@ export class UuidManager extends ManagerCore {
   }
 
   /**
-   * The QEMU arguments (without the binary) for the VM. Reads only, unless a
-   * NIC in `extra` needs an extra MAC the VM has not been given yet: then it
-   * draws one under the VM's lock and keeps it in identifiers.json.
+   * The QEMU arguments (without the binary) for the VM. Reads only: a NIC
+   * (the VM's own, or one in `extra`) that has no extra MAC yet is refused
+   * (code `unsupported`, reason `nic-macs-missing`), unless `drawMacs`: then
+   * the missing MACs are drawn under the VM's lock and kept in
+   * identifiers.json.
    */
-  async qemuArgs(vm: string, extra: readonly string[] = []): Promise<string[]> {
-    const { paths, ids, config } = await this.withNicMacs(vm, extra, false);
+  async qemuArgs(
+    vm: string,
+    extra: readonly string[] = [],
+    options: { readonly drawMacs?: boolean } = {},
+  ): Promise<string[]> {
+    const { paths, ids, config } = await this.withNicMacs(
+      vm,
+      extra,
+      options.drawMacs ? "draw" : "read",
+    );
     return vmArgv({ paths, config, ids, extra, env: this.env });
   }
 
@@ -197,27 +207,52 @@ export class UuidManager extends ManagerCore {
         onProgress,
         identity: async () => (await this.usable(vm)).ids,
         extraMacs: async (ids, count) =>
-          ensureExtraMacs(await this.macDeps(registry), paths, ids, count),
+          ensureExtraMacs(
+            await this.macDeps(registry, (await this.getConfig(vm)).mac_prefix),
+            paths,
+            ids,
+            count,
+          ),
       });
     });
   }
 
   /**
-   * The VM, with an extra MAC for every NIC in `extra` (after the first)
-   * that has none; a NIC MAC in `extra` that another VM holds is refused.
+   * The VM, with an extra MAC for every NIC after the first (its own, then
+   * those in `extra`) that has none; a NIC MAC in `extra` that another VM
+   * holds is refused. Missing MACs are drawn and kept (`locked`: the caller
+   * holds the VM's lock; `draw`: under the lock taken here), or refused
+   * (`read`: a command that changes nothing).
    */
-  private async withNicMacs(vm: string, extra: readonly string[], locked: boolean) {
+  private async withNicMacs(
+    vm: string,
+    extra: readonly string[],
+    mode: "locked" | "draw" | "read",
+  ) {
     const usable = await this.usable(vm);
     const macs = runNicMacs(usable.config, extra);
     const registry = await this.registry();
     await assertOwnMacs(registry, vm, macs);
     const needed = extraMacsNeeded(macs);
-    if (extraMacsOf(usable.ids).length >= needed) return usable;
+    const have = extraMacsOf(usable.ids).length;
+    if (have >= needed) return usable;
+    if (mode === "read") {
+      throw glintError(
+        "unsupported",
+        `VM "${vm}" has no MAC yet for ${needed - have} of its NICs, and this command changes nothing (it draws none)`,
+        { vm, reason: "nic-macs-missing" },
+      );
+    }
     const draw = async (u: UsableVm): Promise<UsableVm> => ({
       ...u,
-      ids: await ensureExtraMacs(await this.macDeps(registry), u.paths, u.ids, needed),
+      ids: await ensureExtraMacs(
+        await this.macDeps(registry, u.config.mac_prefix),
+        u.paths,
+        u.ids,
+        needed,
+      ),
     });
-    if (locked) return draw(usable);
+    if (mode === "locked") return draw(usable);
     return this.engine.withVm(usable.paths, "glint qemu-args", async () =>
       draw(await this.usable(vm)),
     );
@@ -267,7 +302,7 @@ export class UuidManager extends ManagerCore {
       const { paths, ids, config } = await this.withNicMacs(
         vm,
         options.extra ?? [],
-        !options.dryRun,
+        options.dryRun ? "read" : "locked",
       );
       return runVm(paths, config, ids, options, this.env);
     };

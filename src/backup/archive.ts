@@ -21,6 +21,7 @@ import * as tar from "tar-stream";
 import * as z from "zod";
 import { GlintError, messageOf } from "../errors.js";
 import { fsyncDir, fsyncFile, renameIntoPlace, tempPathFor } from "../vm/atomic.js";
+import { VM_FILES } from "../vm/layout.js";
 
 export const ARCHIVE_FORMAT = "glint-backup";
 export const ARCHIVE_FORMAT_VERSION = 1;
@@ -45,8 +46,13 @@ export const manifestSchema = z.strictObject({
       mode: z.number().int().nonnegative(),
     }),
   ),
-  /** Links Glint made (a linked base image): recreated if their target exists. */
-  links: z.array(z.strictObject({ path: z.string(), target: z.string() })),
+  /** Links Glint made (a linked base image, an absolute path): recreated on restore. */
+  links: z.array(
+    z.strictObject({
+      path: z.literal(VM_FILES.base),
+      target: z.string().refine((t) => path.isAbsolute(t), "an absolute path"),
+    }),
+  ),
 });
 
 export type Manifest = z.infer<typeof manifestSchema>;

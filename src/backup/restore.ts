@@ -31,7 +31,14 @@ import type { Registry } from "../registry/registry.js";
 import type { Engine } from "../txn/engine.js";
 import { fsyncDir, tempPathFor } from "../vm/atomic.js";
 import { vmConfigSchema } from "../vm/config.js";
-import { assertVmName, historyPath, storePaths, VM_FILES, vmPaths } from "../vm/layout.js";
+import {
+  assertVmName,
+  HISTORY_OVERLAY_RE,
+  historyPath,
+  storePaths,
+  VM_FILES,
+  vmPaths,
+} from "../vm/layout.js";
 import { UsedValues } from "../vm/registry.js";
 import { readIdentifiers } from "../vm/store.js";
 import { badArchive, extractArchive, type Manifest } from "./archive.js";
@@ -92,11 +99,32 @@ export async function restoreArchive(
         { file, reason: "archive-no-disk" },
       );
     }
+    await relink(file, staging, manifest);
     return options.asClone
       ? await restoreClone(deps, file, staging, target)
       : await restoreSame(deps, file, staging, manifest, target, ids, Boolean(options.force));
   } finally {
     await fs.rm(staging, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Recreate in `staging` the links Glint made (a linked base.qcow2, whose
+ * target is outside the VM directory and so not in the archive). A target
+ * that no longer exists is refused: the restored overlay would have no base.
+ */
+async function relink(file: string, staging: string, manifest: Manifest): Promise<void> {
+  for (const link of manifest.links) {
+    const at = path.join(staging, link.path);
+    if (await fs.lstat(at).catch(() => undefined)) continue;
+    if (!(await fs.stat(link.target).catch(() => undefined))?.isFile()) {
+      throw glintError(
+        "not-found",
+        `${file}: the VM's ${link.path} is a link to the shared base image ${link.target}, which no longer exists; put that image back at this path, then restore again`,
+        { file, reason: "restore-no-base" },
+      );
+    }
+    await fs.symlink(link.target, at);
   }
 }
 
@@ -197,15 +225,6 @@ async function restoreSame(
         }
       }
     }
-    for (const link of manifest.links) {
-      const at = path.join(staging, link.path);
-      if (
-        !(await fs.lstat(at).catch(() => undefined)) &&
-        existsSync(path.resolve(staging, link.target))
-      ) {
-        await fs.symlink(link.target, at);
-      }
-    }
     // Values no one holds are claimed for the VM (it is issued again).
     await (await deps.registry()).conflictsOf(target, ids);
     const changes = {
@@ -257,8 +276,14 @@ async function restoreClone(
       await fs.rm(paths.dir, { recursive: true, force: true });
       throw error;
     }
-    // The original's identity is not the clone's past.
+    // The original's identity is not the clone's past: of what the nuke
+    // archived, only the restored overlay (the guest's writes) is kept.
     if (result.archived) await fs.rm(result.archived, { force: true });
+    for (const name of await fs.readdir(paths.history).catch(() => [] as string[])) {
+      if (!HISTORY_OVERLAY_RE.test(name)) {
+        await fs.rm(path.join(paths.history, name), { recursive: true, force: true });
+      }
+    }
     await deps.audit.append(target, "restore-clone", {
       archive: { old: null, new: path.resolve(file) },
       vm_uuid: { old: null, new: result.identifiers.vm_uuid },

@@ -70,6 +70,8 @@ export function adviceFor(error: GlintError): string | undefined {
       return undefined;
     case "unsupported":
       if (d.reason === "no-tpm") return "it was created without --tpm";
+      if (d.reason === "nic-macs-missing")
+        return `draw and keep them with \`glint qemu-args ${vm} --draw-macs\` (with the same QEMU arguments after --), or \`glint edit ${vm} --nics N\` for its own NICs`;
       return undefined;
     default:
       return undefined;

@@ -26,7 +26,7 @@ import type { RegenerateOptions } from "../identity/regenerate.js";
 import type { Registry } from "../registry/registry.js";
 import { removeStaleTemps } from "../vm/atomic.js";
 import { extraNicCount, type VmConfig } from "../vm/config.js";
-import { readFileIfExists, stripBom } from "../vm/fsutil.js";
+import { readFileIfExists } from "../vm/fsutil.js";
 import { historyPath, storePaths, type VmPaths } from "../vm/layout.js";
 import { withLock } from "../vm/lock.js";
 import { assertNotRunning } from "../vm/running.js";

@@ -165,6 +165,26 @@ describe("bulk operations", () => {
     const disk = await runCli(["regen", "disk", "a", "--discard-overlay", "--yes", "--home", home]);
     expect(disk.code).toBe(2);
     expect(disk.stderr).toMatch(/"a" has no overlay/);
+    const before = await ids("a");
+    const nuke = await runCli(["nuke", "a", "--discard-overlay", "--yes", "--home", home]);
+    expect(nuke.code).toBe(2);
+    expect(nuke.stderr).toMatch(/^glint: --discard-overlay: "a" has no overlay\n$/);
+    expect(await ids("a")).toBe(before);
+  });
+
+  it("nuke and regen on several VMs print one line per VM with its new generation", async () => {
+    for (const [args, done] of [
+      [["nuke", "a", "b"], "nuked"],
+      [["regen", "disk", "--all"], "regenerated"],
+    ] as const) {
+      const before = [await generation("a"), await generation("b")];
+      const r = await runCli([...args, "--yes", "--home", home]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(lines(r.stdout)).toEqual([
+        `a: ${done} (generation ${(before[0] ?? 0) + 1})`,
+        `b: ${done} (generation ${(before[1] ?? 0) + 1})`,
+      ]);
+    }
   });
 });
 

@@ -6,8 +6,20 @@ import { promises as fs } from "node:fs";
 import path from "node:path";
 import { beforeEach, describe, expect, it } from "vitest";
 import { extraMacsOf } from "../../src/identity/model.js";
+import { homeIdOf } from "../../src/registry/registry.js";
+import { openSqlite } from "../../src/registry/sqlite.js";
 import { readIds, runCli, runCliOk } from "../support/cli.js";
 import { tempDir } from "../support/tmp.js";
+
+/** Every row of the home's registry of issued values (SQLite), as JSON, sorted. */
+async function registryValues(dir: string): Promise<string[]> {
+  const store = openSqlite(path.join(dir, ".glint", "registry.db"));
+  try {
+    return (await store.rowsOf(await homeIdOf(dir))).map((r) => JSON.stringify(r)).sort();
+  } finally {
+    await store.close();
+  }
+}
 
 let home: string;
 beforeEach(async () => {
@@ -17,10 +29,16 @@ beforeEach(async () => {
 const glint = (...args: string[]) => runCli(["--home", home, ...args]);
 const ok = (...args: string[]) => runCliOk(["--home", home, ...args]);
 
-/** The `mac=` of every NIC in `glint qemu-args VM --json [-- extra]`, in order. */
-async function nicMacs(vm: string, extra: string[] = []): Promise<string[]> {
+/** The `mac=` of every NIC in `glint qemu-args VM --json [--draw-macs] [-- extra]`, in order. */
+async function nicMacs(vm: string, extra: string[] = [], draw = false): Promise<string[]> {
   const argv = JSON.parse(
-    await ok("qemu-args", vm, "--json", ...(extra.length > 0 ? ["--", ...extra] : [])),
+    await ok(
+      "qemu-args",
+      vm,
+      "--json",
+      ...(draw ? ["--draw-macs"] : []),
+      ...(extra.length > 0 ? ["--", ...extra] : []),
+    ),
   ) as string[];
   const out: string[] = [];
   argv.forEach((a, i) => {
@@ -47,7 +65,7 @@ describe("--nics and extra_macs", () => {
     expect(check.code, check.stdout + check.stderr).toBe(0);
   });
 
-  it("an extra -nic or NIC -device without mac= gets a new extra MAC, kept and reused on the next run", async () => {
+  it("an extra -nic or NIC -device without mac= gets a new extra MAC with --draw-macs, kept and reused on the next run", async () => {
     await ok("create", "b", "--no-sysprep");
     const before = await readIds(home, "b");
     expect(extraMacsOf(before)).toEqual([]);
@@ -62,7 +80,7 @@ describe("--nics and extra_macs", () => {
       "-device",
       "virtio-net-pci,netdev=n2",
     ];
-    const first = await nicMacs("b", extra);
+    const first = await nicMacs("b", extra, true);
     const ids = await readIds(home, "b");
     expect(extraMacsOf(ids)).toHaveLength(2);
     expect(first).toEqual([ids.mac_address, ...extraMacsOf(ids)]);
@@ -74,6 +92,47 @@ describe("--nics and extra_macs", () => {
       ...before,
       updated_at: "",
     });
+    const check = await glint("registry", "check");
+    expect(check.code, check.stdout + check.stderr).toBe(0);
+  });
+
+  it("qemu-args and run --dry-run never draw a missing NIC MAC: refused in one line, identifiers.json and registry unchanged", async () => {
+    await ok("create", "c", "--no-sysprep");
+    // Its config asks for 3 NICs but the identity has no extra MAC (edited by hand).
+    const config = path.join(home, "c", "config.json");
+    await fs.writeFile(
+      config,
+      JSON.stringify({ ...JSON.parse(await fs.readFile(config, "utf8")), nics: 3 }),
+    );
+    const before = await fs.readFile(path.join(home, "c", "identifiers.json"), "utf8");
+    const values = await registryValues(home);
+    expect(values.some((v) => v.includes('"vm":"c"'))).toBe(true);
+    for (const [cmd, missing] of [
+      [["qemu-args", "c"], 2],
+      [["run", "c", "--dry-run"], 2],
+      [["qemu-args", "c", "--", "-nic", "user,model=e1000"], 3],
+      [["run", "c", "--dry-run", "--", "-nic", "user,model=e1000"], 3],
+    ] as const) {
+      const r = await glint(...cmd);
+      expect(r.code, `${cmd.join(" ")}: ${r.stderr}`).toBe(1);
+      expect(r.stdout).toBe("");
+      expect(r.stderr).toBe(
+        `glint: VM "c" has no MAC yet for ${missing} of its NICs, and this command changes nothing (it draws none); draw and keep them with \`glint qemu-args c --draw-macs\` (with the same QEMU arguments after --), or \`glint edit c --nics N\` for its own NICs\n`,
+      );
+      expect(await fs.readFile(path.join(home, "c", "identifiers.json"), "utf8")).toBe(before);
+      expect(await registryValues(home)).toEqual(values);
+    }
+    const json = await glint("qemu-args", "c", "--json");
+    expect(json.code).toBe(1);
+    expect(JSON.parse(json.stderr).error.code).toBe("unsupported");
+    // --draw-macs draws them once; then every read-only command gives the same MACs.
+    const drawn = await nicMacs("c", [], true);
+    const ids = await readIds(home, "c");
+    expect(extraMacsOf(ids)).toHaveLength(2);
+    expect(drawn).toEqual([ids.mac_address, ...extraMacsOf(ids)]);
+    expect(await nicMacs("c")).toEqual(drawn);
+    const dry = await ok("run", "c", "--dry-run");
+    for (const mac of extraMacsOf(ids)) expect(dry).toContain(mac);
     const check = await glint("registry", "check");
     expect(check.code, check.stdout + check.stderr).toBe(0);
   });

@@ -10,10 +10,10 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { beforeEach, describe, expect, it } from "vitest";
 import { UuidManager } from "../../src/manager.js";
-import { writeJournal } from "../../src/txn/journal.js";
 import { vmPaths } from "../../src/vm/layout.js";
 import { acquireLock } from "../../src/vm/lock.js";
 import { runCli } from "../support/cli.js";
+import { leaveJournal } from "../support/journal.js";
 import { CLI } from "../support/paths.js";
 import { tempDir } from "../support/tmp.js";
 
@@ -112,17 +112,7 @@ describe("show and list while an operation is pending", () => {
   it("tell an interrupted operation from one that is still running", async () => {
     const m = new UuidManager({ home });
     await m.createVm("p");
-    const other = await new UuidManager({ home: `${home}-o` }).createVm("p");
-    await fs.rm(`${home}-o`, { recursive: true, force: true });
-    await writeJournal(vmPaths(home, "p"), {
-      policy: "nuke",
-      stage: "committing",
-      identifiers: other.identifiers,
-      discardOverlay: false,
-      archived: null,
-      done: [],
-      pid: 999_999,
-    });
+    await leaveJournal(vmPaths(home, "p"), "nuke", "committing");
     const show = await runCli(["show", "p", "--home", home]);
     expect(show.code).toBe(1);
     expect(show.stderr).toMatch(/has an interrupted `glint nuke`; run `glint script p`/);

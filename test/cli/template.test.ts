@@ -218,6 +218,14 @@ describe("using templates", () => {
     expect(next.cpu_serial).toMatch(/^CPUW[0-9A-Z]{11}$/);
     expect(next.mac_address).toMatch(/^02:47:/);
     expect(next.cpu_serial).not.toBe(ids.cpu_serial);
+    // So do `regen base` and the extra MACs of NICs added later.
+    await glintOk("regen", "base", "node-3", "--yes");
+    await glintOk("edit", "node-3", "--nics", "3", "--yes");
+    const last = await readIds(home, "node-3");
+    expect(last.mac_address).toMatch(/^02:47:/);
+    expect(last.mac_address).not.toBe(next.mac_address);
+    expect(last.extra_macs).toHaveLength(2);
+    for (const mac of last.extra_macs ?? []) expect(mac).toMatch(/^02:47(:[0-9a-f]{2}){4}$/);
   });
 
   it("an option given to create wins over the template", async () => {

@@ -7,7 +7,11 @@
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { beforeEach, describe, expect, it } from "vitest";
-import { IDENTIFIER_FIELDS, type SystemIdentifiers } from "../../src/identity/model.js";
+import {
+  extraMacsOf,
+  IDENTIFIER_FIELDS,
+  type SystemIdentifiers,
+} from "../../src/identity/model.js";
 import { UuidManager } from "../../src/manager.js";
 import { checkRegistry } from "../../src/registry/check.js";
 import { writeHomeConfig } from "../../src/registry/config.js";
@@ -134,4 +138,68 @@ describe("the MAC prefix", () => {
     await expect(fs.access(path.join(home, "one-more", "identifiers.json"))).rejects.toThrow();
     await m.close();
   }, 120_000);
+
+  it("a VM's template prefix: its extra MACs, regen and nuke draw under it, and its use warns and exhausts", async () => {
+    const prefix = "0a:00:00:00:01"; // 256 addresses
+    const under = new RegExp(`^${prefix}:[0-9a-f]{2}$`);
+    const registry = path.join(dir, "shared.db");
+    const notices: string[] = [];
+    const m = manager("tmpl", { registry, onNotice: (n) => notices.push(n) });
+    await m.saveTemplate("tiny", { schema_version: 1, mac_prefix: prefix });
+    await m.createVm("t1", { template: "tiny", nics: 2 });
+    const macsOf = async () => {
+      const ids = await m.getIdentifiers("t1");
+      return [ids.mac_address, ...extraMacsOf(ids)];
+    };
+    const created = await macsOf();
+    expect(created).toHaveLength(2);
+    for (const mac of created) expect(mac).toMatch(under);
+    // Extra MACs drawn later (edit --nics; a run's extra NICs) keep the template's prefix.
+    await m.editVm("t1", { nics: 4 });
+    const edited = await macsOf();
+    expect(edited).toHaveLength(4);
+    for (const mac of edited) expect(mac).toMatch(under);
+    await m.qemuArgs("t1", ["-nic", "user,model=e1000"], { drawMacs: true });
+    for (const mac of await macsOf()) expect(mac).toMatch(under);
+    for (const regen of [
+      () => m.regenerateBaseIdentifiers("t1"),
+      () => m.nukeAndRegenerateAll("t1"),
+    ]) {
+      const before = await macsOf();
+      await regen();
+      const after = await macsOf();
+      expect(after.length).toBeGreaterThan(1);
+      for (const mac of after) expect(mac).toMatch(under);
+      for (const mac of after) expect(before).not.toContain(mac);
+    }
+    expect(notices).toEqual([]);
+    // Another home sharing the registry fills the prefix past half: the VM's next draw warns.
+    const other = path.join(dir, "other");
+    await fs.mkdir(other);
+    await writeHomeConfig(other, { mac_prefix: prefix });
+    const o = manager("other", { registry });
+    for (let i = 0; i < 130; i++) await o.generateFreshIdentifiers(`o${i}`);
+    await m.editVm("t1", { nics: 6 });
+    expect(notices.some((n) => new RegExp(`MAC prefix ${prefix} is 5\\d% used`).test(n))).toBe(
+      true,
+    );
+    // Full: the VM's next extra MAC, and its next nuke, are refused, naming the prefix.
+    for (let i = 130; ; i++) {
+      const r = await o.generateFreshIdentifiers(`o${i}`).catch((e: unknown) => e);
+      if (r instanceof Error) break;
+    }
+    const exhausted = {
+      code: "registry",
+      details: { reason: "exhausted" },
+      message: expect.stringMatching(new RegExp(`MAC prefix ${prefix} is exhausted`)),
+    };
+    const before = await m.getIdentifiers("t1");
+    await expect(
+      m.qemuArgs("t1", ["-nic", "user", "-nic", "user"], { drawMacs: true }),
+    ).rejects.toMatchObject(exhausted);
+    await expect(m.nukeAndRegenerateAll("t1")).rejects.toMatchObject(exhausted);
+    expect(await m.getIdentifiers("t1")).toEqual(before);
+    await o.close();
+    await m.close();
+  }, 300_000);
 });

@@ -12,9 +12,10 @@ import { promisify } from "node:util";
 import { beforeEach, describe, expect, it } from "vitest";
 import { IDENTIFIER_FIELDS, type SystemIdentifiers } from "../../src/identity/model.js";
 import { UuidManager } from "../../src/manager.js";
-import { readJournal, writeJournal } from "../../src/txn/journal.js";
+import { readJournal } from "../../src/txn/journal.js";
 import { vmPaths } from "../../src/vm/layout.js";
 import { valueKey } from "../../src/vm/registry.js";
+import { leaveJournal } from "../support/journal.js";
 import { ROOT } from "../support/paths.js";
 import { tempDir } from "../support/tmp.js";
 
@@ -79,17 +80,7 @@ describe("interrupted operations", () => {
     const notices: string[] = [];
     const m = new UuidManager({ home, onNotice: (n) => notices.push(n) });
     const { identifiers } = await m.createVm("v");
-    const other = await new UuidManager({ home: `${home}-other` }).createVm("v");
-    await fs.rm(`${home}-other`, { recursive: true, force: true });
-    await writeJournal(vmPaths(home, "v"), {
-      policy: "nuke",
-      stage: "reserved",
-      identifiers: other.identifiers,
-      discardOverlay: false,
-      archived: null,
-      done: [],
-      pid: 999_999,
-    });
+    await leaveJournal(vmPaths(home, "v"), "nuke", "reserved");
     await m.createPostInstallScript("v");
     expect((await readIds("v")).vm_uuid).toBe(identifiers.vm_uuid);
     expect(existsSync(vmPaths(home, "v").journal)).toBe(false);
@@ -102,17 +93,7 @@ describe("interrupted operations", () => {
     const notices: string[] = [];
     const m = new UuidManager({ home, onNotice: (n) => notices.push(n) });
     await m.createVm("v");
-    const other = await new UuidManager({ home: `${home}-other` }).createVm("v");
-    await fs.rm(`${home}-other`, { recursive: true, force: true });
-    await writeJournal(vmPaths(home, "v"), {
-      policy: "base",
-      stage: "committing",
-      identifiers: other.identifiers,
-      discardOverlay: false,
-      archived: null,
-      done: [],
-      pid: 999_999,
-    });
+    const other = await leaveJournal(vmPaths(home, "v"), "base", "committing");
     await m.createPostInstallScript("v");
     expect((await readIds("v")).vm_uuid).toBe(other.identifiers.vm_uuid);
     expect(notices.join("\n")).toMatch(/finished the interrupted `glint regen base` of "v" first/);
@@ -126,15 +107,7 @@ describe("interrupted operations", () => {
     // The state a `glint create` killed after its journal leaves behind.
     await fs.writeFile(paths.creating, "12345\n");
     await fs.rm(paths.identifiers);
-    await writeJournal(paths, {
-      policy: "fresh",
-      stage: "committing",
-      identifiers,
-      discardOverlay: false,
-      archived: null,
-      done: [],
-      pid: 999_999,
-    });
+    await leaveJournal(paths, "fresh", "committing", { identifiers });
     await m.createPostInstallScript("x");
     expect(existsSync(paths.creating)).toBe(false);
     // Later the identity is lost again; create must keep the disk and history.
@@ -159,18 +132,7 @@ describe("interrupted operations", () => {
   it("a journal copied with its VM directory is refused: its values belong to the original", async () => {
     const m = new UuidManager({ home });
     await m.createVm("a");
-    const fresh = await new UuidManager({ home: `${home}-other` }).createVm("a");
-    await fs.rm(`${home}-other`, { recursive: true, force: true });
-    const journal = {
-      policy: "base" as const,
-      stage: "committing" as const,
-      identifiers: fresh.identifiers,
-      discardOverlay: false,
-      archived: null,
-      done: [],
-      pid: 999_999,
-    };
-    await writeJournal(vmPaths(home, "a"), journal);
+    const fresh = await leaveJournal(vmPaths(home, "a"), "base", "committing");
     await fs.cp(vmPaths(home, "a").dir, vmPaths(home, "b").dir, { recursive: true });
     // Neither copy of the operation may hand out values the other one holds.
     await expect(m.createPostInstallScript("b")).rejects.toMatchObject({

@@ -8,9 +8,22 @@ export function addQemuArgsCommand(program: Command, { io, manager }: CliEnv): v
     .description("print the QEMU arguments for a VM: identity, firmware, TPM and disks")
     .argument("<vm>", "VM name")
     .argument("[base-args...]", "QEMU arguments to merge with (after --)")
-    .action(async (vm: string, operands: string[], opts: CommonOptions, cmd: Command) => {
-      const base = afterDoubleDash(cmd, operands, "QEMU arguments");
-      const argv = await manager(opts.home).qemuArgs(vm, base);
-      io.stdout(opts.json ? JSON.stringify(argv) : shellQuote(argv));
-    });
+    .option(
+      "--draw-macs",
+      "draw and keep (in identifiers.json) the MACs of NICs that have none yet; without it nothing is changed",
+    )
+    .action(
+      async (
+        vm: string,
+        operands: string[],
+        opts: CommonOptions & { drawMacs?: boolean },
+        cmd: Command,
+      ) => {
+        const base = afterDoubleDash(cmd, operands, "QEMU arguments");
+        const argv = await manager(opts.home).qemuArgs(vm, base, {
+          drawMacs: Boolean(opts.drawMacs),
+        });
+        io.stdout(opts.json ? JSON.stringify(argv) : shellQuote(argv));
+      },
+    );
 }

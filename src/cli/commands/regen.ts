@@ -2,16 +2,9 @@
 import type { Command } from "commander";
 import { UsageError } from "../../errors.js";
 import { POLICIES } from "../../identity/policies.js";
-import type { OperationResult } from "../../manager.js";
-import {
-  type BulkOptions,
-  bulkOperands,
-  confirmSet,
-  forEachVm,
-  resultJson,
-  selectVms,
-} from "../bulk.js";
-import { type CliEnv, common, printResult, progress } from "../common.js";
+import { type BulkOptions, bulkOperands, confirmSet, selectVms } from "../bulk.js";
+import { type CliEnv, common } from "../common.js";
+import { assertDiscardable, runPolicyOnVms } from "../policy-run.js";
 
 type RegenOptions = BulkOptions & { discardOverlay?: boolean };
 
@@ -38,15 +31,15 @@ export function addRegenCommand(program: Command, { io, manager }: CliEnv): void
       cmd.option("--discard-overlay", "delete the old overlay instead of keeping it in history/");
     cmd.action(async (names: string[], opts: RegenOptions) => {
       const m = manager(opts.home);
-      const { vms, bulk } = await selectVms(m, names, opts);
+      const selection = await selectVms(m, names, opts);
+      const { vms, bulk } = selection;
       const discardOverlay = Boolean(opts.discardOverlay);
       let overlayNote = "";
       if (!bulk) {
         const vm = vms[0] ?? "";
         await m.assertExists(vm);
         const config = await m.getConfig(vm);
-        if (discardOverlay && !config.overlay)
-          throw new UsageError(`--discard-overlay: "${vm}" has no overlay`);
+        assertDiscardable(vm, config, discardOverlay);
         if (policy === "disk" && config.overlay)
           overlayNote = ` Everything the guest wrote to its overlay is discarded${discardOverlay ? " (deleted)" : " (the old overlay is kept in history/)"}.`;
       } else if (policy === "disk")
@@ -61,18 +54,7 @@ export function addRegenCommand(program: Command, { io, manager }: CliEnv): void
       );
       const run = (vm: string, onProgress?: (message: string) => void) =>
         m.regenerate(vm, policy, { discardOverlay, ...(onProgress ? { onProgress } : {}) });
-      if (!bulk) {
-        printResult(io, await run(vms[0] ?? "", progress(io, opts.json)), opts.json);
-        return;
-      }
-      await forEachVm<OperationResult>(
-        io,
-        vms,
-        opts,
-        (vm) => run(vm),
-        (vm, r) => `${vm}: regenerated (generation ${r.identifiers.generation})`,
-        resultJson,
-      );
+      await runPolicyOnVms(io, selection, opts, run, "regenerated");
     });
   }
 }

@@ -24,8 +24,12 @@ export interface DebianBoot {
 export interface RunningDebian {
   /** Resolves when the guest has reported (it may stay up: see STAY_UP). */
   reported: () => Promise<GuestReport>;
-  /** Resolves when `glint run` has exited (the guest powered off). */
-  finished: () => Promise<DebianBoot>;
+  /**
+   * Resolves when `glint run` has exited (the guest powered off), at most
+   * the boot limit after the start, or `afterNowMs` from now when given (a
+   * guest asked to power off after its report gets that long to do so).
+   */
+  finished: (afterNowMs?: number) => Promise<DebianBoot>;
   /** SIGTERM to `glint run` and everything it started. */
   kill: () => Promise<void>;
 }
@@ -52,16 +56,19 @@ export function startDebian(
       `${vm} did not report (${why}): ${stderr()}\n--- serial tail ---\n${serial.split("\n").slice(-60).join("\n")}`,
     );
   };
-  const finished = async (): Promise<DebianBoot> => {
+  const finished = async (afterNowMs?: number): Promise<DebianBoot> => {
     let timer: NodeJS.Timeout | undefined;
+    const limitMs = afterNowMs ?? BOOT_LIMIT_MS - (Date.now() - started);
     const limit = new Promise<"limit">((resolve) => {
-      timer = setTimeout(() => resolve("limit"), BOOT_LIMIT_MS - (Date.now() - started));
+      timer = setTimeout(() => resolve("limit"), limitMs);
     });
     const outcome = await Promise.race([exited, limit]);
     clearTimeout(timer);
     if (outcome === "limit") {
       await glintRun.stop();
-      throw await failure("boot limit reached");
+      throw await failure(
+        afterNowMs === undefined ? "boot limit reached" : "power-off limit reached",
+      );
     }
     const serial = await readLog();
     const reports = parseReports(serial);
