@@ -105,27 +105,60 @@ export async function debugfsBatch(
   return { outputs, errors };
 }
 
+/**
+ * List directories and copy regular files out, in one debugfs run. A missing
+ * directory gives undefined; a file that cannot be read is left out.
+ */
+export async function listAndRead(
+  device: string,
+  dirs: readonly string[],
+  files: readonly string[],
+  o: DebugfsOptions,
+): Promise<{ dirs: Map<string, DirEntry[] | undefined>; files: Map<string, Buffer> }> {
+  const quoted = dirs.map((d) => dq(d));
+  const cmds = quoted.filter((q): q is string => q !== undefined).map((q) => `ls -p ${q}`);
+  const nLs = cmds.length;
+  const dumpDir = files.length === 0 ? undefined : await fs.mkdtemp(path.join(o.workDir, "dump-"));
+  const locals: [string, string][] = [];
+  files.forEach((f, i) => {
+    const q = dq(f);
+    if (q === undefined || dumpDir === undefined) return;
+    const local = path.join(dumpDir, String(i));
+    locals.push([f, local]);
+    cmds.push(`dump ${q} ${local}`);
+  });
+  try {
+    const { outputs } = await debugfsBatch(device, cmds, false, o);
+    const listed = new Map<string, DirEntry[] | undefined>();
+    let k = 0;
+    dirs.forEach((d, i) => {
+      if (quoted[i] === undefined) {
+        listed.set(d, undefined);
+        return;
+      }
+      const text = outputs[k++] ?? "";
+      // A real directory lists at least "." and "..".
+      listed.set(d, /\/\.\/\//.test(text) ? parseLsP(text) : undefined);
+    });
+    if (k !== nLs) throw new GlintError("internal: debugfs listing count");
+    const read = new Map<string, Buffer>();
+    for (const [f, local] of locals) {
+      const data = await fs.readFile(local).catch(() => undefined);
+      if (data !== undefined) read.set(f, data);
+    }
+    return { dirs: listed, files: read };
+  } finally {
+    if (dumpDir !== undefined) await fs.rm(dumpDir, { recursive: true, force: true });
+  }
+}
+
 /** List directories; a missing directory gives undefined. */
 export async function listDirs(
   device: string,
   dirs: readonly string[],
   o: DebugfsOptions,
 ): Promise<Map<string, DirEntry[] | undefined>> {
-  const quoted = dirs.map((d) => dq(d));
-  const cmds = quoted.filter((q): q is string => q !== undefined).map((q) => `ls -p ${q}`);
-  const { outputs } = await debugfsBatch(device, cmds, false, o);
-  const result = new Map<string, DirEntry[] | undefined>();
-  let k = 0;
-  dirs.forEach((d, i) => {
-    if (quoted[i] === undefined) {
-      result.set(d, undefined);
-      return;
-    }
-    const text = outputs[k++] ?? "";
-    // A real directory lists at least "." and "..".
-    result.set(d, /\/\.\/\//.test(text) ? parseLsP(text) : undefined);
-  });
-  return result;
+  return (await listAndRead(device, dirs, [], o)).dirs;
 }
 
 /** Copy regular files out of the filesystem; returns their contents by path. */
@@ -134,25 +167,8 @@ export async function readFiles(
   files: readonly string[],
   o: DebugfsOptions,
 ): Promise<Map<string, Buffer>> {
-  const out = new Map<string, Buffer>();
-  if (files.length === 0) return out;
-  const dir = await fs.mkdtemp(path.join(o.workDir, "dump-"));
-  const cmds: string[] = [];
-  const locals: [string, string][] = [];
-  files.forEach((f, i) => {
-    const q = dq(f);
-    if (q === undefined) return;
-    const local = path.join(dir, String(i));
-    locals.push([f, local]);
-    cmds.push(`dump ${q} ${local}`);
-  });
-  await debugfsBatch(device, cmds, false, o);
-  for (const [f, local] of locals) {
-    const data = await fs.readFile(local).catch(() => undefined);
-    if (data !== undefined) out.set(f, data);
-  }
-  await fs.rm(dir, { recursive: true, force: true });
-  return out;
+  if (files.length === 0) return new Map();
+  return (await listAndRead(device, [], files, o)).files;
 }
 
 /** One change to make inside an ext filesystem. */

@@ -1,9 +1,12 @@
 /**
- * A qemu-storage-daemon that shows a qcow2 or raw image, and each of its
- * partitions, as plain files (FUSE exports): no mounts of filesystems, no
- * loop devices. A qcow2 overlay's backing file is opened read-only by QEMU,
- * so writes land only in the overlay. Partitions are added over QMP once the
- * partition table has been read from the whole-disk export.
+ * A qemu-storage-daemon that shows a qcow2 or raw image as a plain raw file
+ * (a FUSE export), writable unless read-only: no mounts of filesystems, no
+ * loop devices. Tools reach each partition by its offset in that file
+ * (layout.ts). A qcow2 overlay's backing file is opened read-only by QEMU, so
+ * writes land only in the overlay. Writable, the image is never flushed by
+ * the daemon: the tools' fsyncs stop at the export, and sysprep flushes the
+ * image once, when it commits it (image.ts commitTempCopy). xfs_admin and
+ * cryptsetup need a partition as a file of its own: addPartition.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { promises as fs } from "node:fs";
@@ -153,16 +156,22 @@ export class ImageExport {
     const diskPath = path.join(workDir, "disk");
     await fs.writeFile(diskPath, "", { flag: "wx" });
     const ro = options.readOnly;
-    const file = { driver: "file", filename: image, "node-name": "file0", "read-only": ro };
+    const file = {
+      driver: "file",
+      filename: image,
+      "node-name": "file0",
+      "read-only": ro,
+      // No flush reaches the disk (debugfs alone fsyncs 1-3 times a run):
+      // the image is flushed once, by commitTempCopy.
+      ...(ro ? {} : { cache: { direct: false, "no-flush": true } }),
+    };
     const fmt = { driver: options.format, file: "file0", "node-name": "disk", "read-only": ro };
-    // Read-only: a writable whole-disk export would take the resize permission
-    // that the partition nodes do not share; see writableDisk().
     const exp = {
       type: "fuse",
       id: "disk",
       "node-name": "disk",
       mountpoint: diskPath,
-      writable: false,
+      writable: !ro,
     };
     const args = [
       "--chardev",
@@ -251,12 +260,13 @@ export class ImageExport {
   /**
    * Export bytes [offset, offset+size) of the disk as `<workDir>/part<n>`
    * (`-rw` when writable). A writable FUSE export takes the resize permission
-   * on the disk, which other partition nodes do not share: only one writable
-   * partition at a time, with no other partition node open (removePartition).
+   * on the disk, which other nodes do not share: first releaseDisk(), then
+   * one writable partition at a time (removePartition).
    */
   async addPartition(n: number, offset: number, size: number, writable = false): Promise<string> {
     if (writable && this.options.readOnly)
       throw new GlintError("internal: writable partition on a read-only export");
+    if (writable) await this.releaseDisk();
     const id = `p${n}${writable ? "w" : ""}`;
     const mp = path.join(this.workDir, `part${n}${writable ? "-rw" : ""}`);
     await fs.writeFile(mp, "", { flag: "wx" }).catch((e: NodeJS.ErrnoException) => {
@@ -304,35 +314,14 @@ export class ImageExport {
     return this.child.exitCode !== null || this.child.signalCode !== null;
   }
 
-  /** The whole disk as a writable file (a raw node of fixed size, next to the partition nodes). */
-  async writableDisk(size: number): Promise<string> {
-    if (this.options.readOnly) throw new GlintError("internal: writableDisk on a read-only export");
-    const mp = path.join(this.workDir, "disk-rw");
-    await fs.writeFile(mp, "", { flag: "wx" });
-    await this.qmp.execute("blockdev-add", {
-      driver: "raw",
-      "node-name": "whole",
-      file: "disk",
-      offset: 0,
-      size,
-    });
-    this.mountpoints.push(mp);
-    await this.qmp.execute("block-export-add", {
-      type: "fuse",
-      id: "whole",
-      "node-name": "whole",
-      mountpoint: mp,
-      writable: true,
-    });
-    this.live.add("whole");
-    return mp;
-  }
+  private diskReleased = false;
 
-  async removeWritableDisk(): Promise<void> {
-    if (!this.live.delete("whole")) return;
-    await this.qmp.execute("block-export-del", { id: "whole" });
-    await this.qmp.event("BLOCK_EXPORT_DELETED", "whole");
-    await this.qmp.execute("blockdev-del", { "node-name": "whole" });
+  /** Remove the whole-disk export (its file is gone afterwards). */
+  async releaseDisk(): Promise<void> {
+    if (this.diskReleased || this.options.readOnly) return;
+    this.diskReleased = true;
+    await this.qmp.execute("block-export-del", { id: "disk" });
+    await this.qmp.event("BLOCK_EXPORT_DELETED", "disk");
   }
 
   /** Flush, quit the daemon and make sure no FUSE mount is left behind. */
@@ -355,6 +344,11 @@ export class ImageExport {
         );
       }
     }
+  }
+
+  /** Whether the daemon has quit on its own with status 0 (the image closed cleanly). */
+  get cleanExit(): boolean {
+    return this.child.exitCode === 0;
   }
 
   /** stderr of the daemon so far (for error messages). */

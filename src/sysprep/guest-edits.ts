@@ -89,8 +89,11 @@ export interface OsEditInput {
   readonly appliedRecord?: string;
 }
 
-/** The OS edits of the root filesystem (everything but references). */
-export async function osEdits(input: OsEditInput, out: EditResult): Promise<void> {
+/**
+ * The OS edits of the root filesystem (everything but references and the SSH
+ * host keys, which sshEdits adds once the keys are ready).
+ */
+export function osEdits(input: OsEditInput, out: EditResult): void {
   const { scan, where } = input;
   const text = (f: string) => scan.files.get(f)?.toString("utf8");
   // machine-id
@@ -163,7 +166,6 @@ export async function osEdits(input: OsEditInput, out: EditResult): Promise<void
       reason: "not a regular file (a symlink is never followed)",
     });
   }
-  await sshEdits(input, out);
   appliedRecordEdits(input, out);
   networkEdits(scan, where, out);
   cloudEdits(scan, where, out);
@@ -211,7 +213,8 @@ function appliedRecordEdits(input: OsEditInput, out: EditResult): void {
   });
 }
 
-async function sshEdits(input: OsEditInput, out: EditResult): Promise<void> {
+/** New SSH host keys of the types the image has (waits for the keys being generated). */
+export async function sshEdits(input: OsEditInput, out: EditResult): Promise<void> {
   const { scan, where } = input;
   const present: KeyType[] = [];
   for (const e of scan.dirs.get("/etc/ssh") ?? []) {

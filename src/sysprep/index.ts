@@ -11,22 +11,22 @@ import { promises as fs } from "node:fs";
 import path from "node:path";
 import { GlintError } from "../errors.js";
 import { machineId, uuidV4 } from "../identity/formats.js";
+import { apply } from "./apply.js";
 import { rethrowNamed } from "./errors.js";
-import { applyEdits, setExtUuid } from "./ext4.js";
 import { ImageExport } from "./fuse-export.js";
-import { writeGptGuids } from "./gpt.js";
 import { hostnameFor } from "./guest-files.js";
-import { cleanStale, commitTempCopy, detectFormat, makeTempCopy, makeWorkDir } from "./image.js";
-import { type DiskLayout, readLayout } from "./layout.js";
-import { luksSetUuid } from "./luks.js";
-import { mbrSignatureBytes } from "./mbr.js";
-import { type Prepared, prepare } from "./prepare.js";
-import { writeAt } from "./probe.js";
+import {
+  cleanStale,
+  commitTempCopy,
+  detectFormat,
+  flushEarly,
+  makeTempCopy,
+  makeWorkDir,
+} from "./image.js";
+import { readLayout } from "./layout.js";
+import { prepare } from "./prepare.js";
 import type { SysprepInput, SysprepOptions, SysprepReport } from "./report.js";
 import { KeyFactory } from "./ssh-keys.js";
-import { setSwapUuid } from "./swap.js";
-import { setVfatId, writeVfatFile } from "./vfat.js";
-import { setXfsUuid } from "./xfs.js";
 
 export { type ImageInspection, inspectImage } from "./inspect.js";
 export { SYSPREP_MAPPING, sysprepMappingMarkdown } from "./mapping.js";
@@ -65,65 +65,6 @@ function validate(input: SysprepInput): void {
   }
 }
 
-async function apply(
-  p: Prepared,
-  layout: DiskLayout,
-  ex: ImageExport,
-  workDir: string,
-  env: NodeJS.ProcessEnv | undefined,
-  progress: (m: string) => void,
-): Promise<void> {
-  const o = { workDir, ...(env ? { env } : {}) };
-  const byPart = new Map<number, typeof p.plan.changes>();
-  for (const c of p.plan.changes) byPart.set(c.part, [...(byPart.get(c.part) ?? []), c]);
-  // One writable partition at a time (see ImageExport.addPartition).
-  await ex.removeAllPartitions();
-  for (const part of layout.parts) {
-    const fsChange = (byPart.get(part.number) ?? []).find((c) => c.kind !== "partuuid");
-    const extEdits = p.extEdits.get(part.number)?.edits ?? [];
-    const vfatEdits = p.vfatEdits.get(part.number) ?? [];
-    if (!fsChange && extEdits.length === 0 && vfatEdits.length === 0) continue;
-    progress(`writing partition ${part.number}`);
-    const file = await ex.addPartition(part.number, part.start, part.size, true);
-    switch (part.fs.type) {
-      case "ext":
-        await applyEdits(file, extEdits, o);
-        if (fsChange)
-          await setExtUuid(file, fsChange.new, part.fs.metadataCsum && !part.fs.csumSeed, env);
-        break;
-      case "vfat":
-        for (const f of vfatEdits) await writeVfatFile(file, f.path, f.data, workDir, env);
-        if (fsChange) await setVfatId(file, fsChange.new);
-        break;
-      case "swap":
-        if (fsChange) await setSwapUuid(file, fsChange.new);
-        break;
-      case "xfs":
-        if (fsChange) await setXfsUuid(file, fsChange.new, env);
-        break;
-      case "luks":
-        if (fsChange) await luksSetUuid(file, fsChange.new, env);
-        break;
-      default:
-        break;
-    }
-    await ex.removePartition(part.number, true);
-  }
-  const disk0 = byPart.get(0) ?? [];
-  const partuuids = new Map(
-    p.plan.changes.filter((c) => c.kind === "partuuid").map((c) => [c.part, c.new]),
-  );
-  const diskGuid = disk0.find((c) => c.kind === "gpt-disk-guid")?.new;
-  const sig = disk0.find((c) => c.kind === "mbr-disk-signature")?.new;
-  if (diskGuid === undefined && partuuids.size === 0 && sig === undefined) return;
-  progress("writing the partition table");
-  const disk = await ex.writableDisk((await fs.stat(ex.diskPath)).size);
-  if (layout.table === "gpt") await writeGptGuids(disk, diskGuid, partuuids);
-  else if (layout.table === "mbr" && sig !== undefined)
-    await writeAt(disk, 440, mbrSignatureBytes(sig));
-  await ex.removeWritableDisk();
-}
-
 /**
  * Apply `input`'s identity to `image` (qcow2 or raw) in place, or with
  * `dryRun` only report what would change. A blank disk, or one without an ext
@@ -159,8 +100,13 @@ export async function sysprepImage(
   let tmp: string | undefined;
   let ex: ImageExport | undefined;
   let committed = false;
+  let flushed: Promise<void> | undefined;
   try {
     tmp = dryRun ? undefined : await makeTempCopy(abs, env);
+    // The copy's bulk reaches the disk while the image is read and written;
+    // the one flush at the commit then has little left to write.
+    flushed = tmp === undefined ? undefined : flushEarly(tmp, env);
+    flushed?.catch(() => undefined); // awaited before the commit
     progress(`opening ${image}`);
     ex = await ImageExport.start(tmp ?? abs, workDir, {
       format,
@@ -169,7 +115,10 @@ export async function sysprepImage(
       ...(tmp !== undefined && format === "qcow2" ? { lockCheck: abs } : {}),
       ...(env ? { env } : {}),
     });
-    const layout = await readLayout(ex).catch((e: unknown) => rethrowNamed(e, image));
+    const diskPath = ex.diskPath;
+    const layout = await readLayout(diskPath, (await fs.stat(diskPath)).size).catch((e: unknown) =>
+      rethrowNamed(e, image),
+    );
     const outcome = await prepare({
       layout,
       identity: input.identifiers,
@@ -197,12 +146,18 @@ export async function sysprepImage(
     const p = outcome.prepared;
     if (!dryRun) {
       progress("writing");
-      await apply(p, layout, ex, workDir, env, progress);
+      await apply(p, layout, ex, { workDir, ...(env ? { env } : {}) }, progress);
     }
     progress("closing the image");
     await ex.stop();
+    if (!dryRun && !ex.cleanExit) {
+      throw new GlintError(`qemu-storage-daemon did not close ${image} cleanly: ${ex.log.trim()}`, {
+        code: "tool-failed",
+      });
+    }
     progress("committing");
     if (tmp !== undefined) {
+      await flushed;
       await commitTempCopy(tmp, abs);
       committed = true;
     }
@@ -219,6 +174,7 @@ export async function sysprepImage(
   } finally {
     await ex?.stop().catch(() => undefined);
     await keys?.settle();
+    await flushed?.catch(() => undefined);
     if (tmp !== undefined && !committed) await fs.rm(tmp, { force: true });
     await fs.rm(workDir, { recursive: true, force: true });
   }

@@ -10,7 +10,7 @@ import { rethrowNamed } from "./errors.js";
 import { isReg, listDirs, readFiles } from "./ext4.js";
 import { ImageExport } from "./fuse-export.js";
 import { detectFormat, makeWorkDir } from "./image.js";
-import { readLayout } from "./layout.js";
+import { extDevice, readLayout } from "./layout.js";
 import { entryOf } from "./scan.js";
 import { fingerprint, hostKeyType } from "./ssh-keys.js";
 
@@ -51,7 +51,9 @@ export async function inspectImage(
   let ex: ImageExport | undefined;
   try {
     ex = await ImageExport.start(abs, workDir, { format, readOnly: true, ...(env ? { env } : {}) });
-    const layout = await readLayout(ex).catch((e: unknown) => rethrowNamed(e, image));
+    const layout = await readLayout(ex.diskPath, (await fs.stat(ex.diskPath)).size).catch(
+      (e: unknown) => rethrowNamed(e, image),
+    );
     const partitions: InspectedPartition[] = layout.parts.map((p) => {
       const f = p.fs;
       const uuid = f.type === "vfat" ? f.id : "uuid" in f ? f.uuid : undefined;
@@ -70,7 +72,7 @@ export async function inspectImage(
     const sshHostKeys: Record<string, string> = {};
     for (const p of layout.parts) {
       if (p.fs.type !== "ext" || p.fs.damage !== undefined) continue;
-      const dirs = await listDirs(p.file, ["/etc", "/etc/ssh"], o);
+      const dirs = await listDirs(extDevice(p), ["/etc", "/etc/ssh"], o);
       const fstab = entryOf({ dirs }, "/etc/fstab");
       if (!fstab || !isReg(fstab)) continue;
       root = p.number;
@@ -81,7 +83,7 @@ export async function inspectImage(
         const e = entryOf({ dirs }, f);
         return e !== undefined && isReg(e);
       });
-      const files = await readFiles(p.file, [...wanted, ...pubs], o);
+      const files = await readFiles(extDevice(p), [...wanted, ...pubs], o);
       machineId = files.get("/etc/machine-id")?.toString("utf8").trim();
       hostname = files.get("/etc/hostname")?.toString("utf8").trim();
       for (const pub of pubs) {

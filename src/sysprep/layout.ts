@@ -1,12 +1,14 @@
 /**
- * The layout of a disk seen through an ImageExport: its partition table
- * (GPT or MBR), each partition exported as its own file, and what each holds.
+ * The layout of a disk image seen as a raw file (a raw image itself, or a
+ * qcow2 image through a FUSE export): its partition table (GPT or MBR), where
+ * each partition starts, and what each holds. Tools reach a partition by its
+ * offset in that one file: e2fsprogs as `disk?offset=N`, mtools as
+ * `disk@@N`, in-process reads and writes at start + offset.
  */
-import { promises as fs } from "node:fs";
-import type { ImageExport } from "./fuse-export.js";
+import { GlintError } from "../errors.js";
 import { readGpt } from "./gpt.js";
 import { parseMbr } from "./mbr.js";
-import { type FsInfo, probeBytes, probeFile, readAt } from "./probe.js";
+import { type FsInfo, probeAt, probeBytes, readAt } from "./probe.js";
 
 export interface Part {
   readonly number: number;
@@ -18,8 +20,8 @@ export interface Part {
   /** MBR partition type byte, or undefined on GPT. */
   readonly mbrType?: number;
   readonly name: string;
-  /** The partition as a plain file (FUSE export). */
-  readonly file: string;
+  /** The whole disk as a raw file; the partition starts at byte `start`. */
+  readonly disk: string;
   readonly fs: FsInfo;
 }
 
@@ -41,36 +43,62 @@ interface TableEntry {
   readonly partuuid: string;
 }
 
-/** Export every entry of a partition table and probe what it holds. */
-function exportParts<E extends TableEntry>(
-  ex: ImageExport,
+/** The partition as e2fsprogs names it (debugfs, tune2fs): `disk?offset=N`. */
+export function extDevice(p: Pick<Part, "disk" | "start">): string {
+  return `${p.disk}?offset=${p.start}`;
+}
+
+/** The partition as mtools names it (`-i`): `disk@@N`. */
+export function fatImage(p: Pick<Part, "disk" | "start">): string {
+  return `${p.disk}@@${p.start}`;
+}
+
+/**
+ * A filesystem that claims more bytes than its partition holds: tools that
+ * reach it by offset could write past the partition, so it is not touched.
+ */
+function bounded(info: FsInfo, size: number): FsInfo {
+  if (info.type === "ext" && info.bytes > size && info.damage === undefined) {
+    return { ...info, damage: `it claims ${info.bytes} bytes, more than its partition's ${size}` };
+  }
+  if (info.type === "vfat" && info.bytes > size) return { type: "unknown" };
+  return info;
+}
+
+/** Probe what every entry of a partition table holds. */
+function probeParts<E extends TableEntry>(
+  disk: string,
   entries: readonly E[],
   extra: (e: E) => Partial<Part>,
 ): Promise<Part[]> {
   return Promise.all(
     entries.map(async (p) => {
-      const file = await ex.addPartition(p.number, p.start, p.size);
-      const info = await probeFile(file);
+      const info = bounded(await probeAt(disk, p.start), p.size);
       const base = { number: p.number, start: p.start, size: p.size, partuuid: p.partuuid };
-      return { ...base, name: "", ...extra(p), file, fs: info };
+      return { ...base, name: "", ...extra(p), disk, fs: info };
     }),
   );
 }
 
-export async function readLayout(ex: ImageExport): Promise<DiskLayout> {
-  const size = (await fs.stat(ex.diskPath)).size;
-  const gpt = await readGpt(ex.diskPath, size);
+/** Read the layout of `disk` (a raw view of the image, `size` bytes). */
+export async function readLayout(disk: string, size: number): Promise<DiskLayout> {
+  if (/[?]|@@/.test(disk)) {
+    throw new GlintError(
+      `internal: ${disk}: a work path with "?" or "@@" cannot be given to tools`,
+    );
+  }
+  const gpt = await readGpt(disk, size);
   if (gpt) {
-    const parts = await exportParts(ex, gpt.partitions, (p) => ({
+    const parts = await probeParts(disk, gpt.partitions, (p) => ({
       typeGuid: p.typeGuid,
       name: p.name,
     }));
     return { table: "gpt", diskGuid: gpt.diskGuid, parts, extended: [] };
   }
-  const head = await readAt(ex.diskPath, 0, 0x11000);
+  const head = await readAt(disk, 0, 0x11000);
   const mbr = parseMbr(head.subarray(0, 512), size);
   if (mbr) {
-    const parts = await exportParts(ex, mbr.partitions, (p) => ({ mbrType: p.type }));
+    const parts = await probeParts(disk, mbr.partitions, (p) => ({ mbrType: p.type }));
     return { table: "mbr", mbrSignature: mbr.signature, parts, extended: mbr.extended };
   }
   return { table: "none", parts: [], extended: [], wholeDisk: probeBytes(head) };

@@ -5,10 +5,10 @@
  */
 import { randomBytes } from "node:crypto";
 import { GlintError } from "../errors.js";
-import type { DebugfsOptions } from "./ext4.js";
-import { type EditResult, osEdits, referenceEdits } from "./guest-edits.js";
+import type { DebugfsOptions, ExtEdit } from "./ext4.js";
+import { type EditResult, osEdits, referenceEdits, sshEdits } from "./guest-edits.js";
 import { type FstabEntry, parseFstab, rewriteReferences } from "./guest-files.js";
-import { type DiskLayout, type Part, partLabel } from "./layout.js";
+import { type DiskLayout, fatImage, type Part, partLabel } from "./layout.js";
 import { findPart, makePlan, type Plan } from "./plan.js";
 import type { SysprepIdentity } from "./report.js";
 import { type ExtScan, hasFstab, scanExt } from "./scan.js";
@@ -29,6 +29,25 @@ export interface Prepared {
   readonly vfatEdits: ReadonlyMap<number, VfatFileEdit[]>;
   readonly result: EditResult;
   readonly notes: string[];
+  /**
+   * The root's SSH host key edits, ready once the keys are generated: applied
+   * last, so everything else is written while the keys are being drawn.
+   * Settled (never rejects); see rootKeyEdits().
+   */
+  readonly keyEdits: Promise<{ ok: EditResult } | { error: unknown }>;
+}
+
+/**
+ * Wait for the root's SSH host key edits and merge them into the root's
+ * edits and the result.
+ */
+export async function rootKeyEdits(p: Prepared): Promise<readonly ExtEdit[]> {
+  const r = await p.keyEdits;
+  if ("error" in r) throw r.error;
+  p.result.files.push(...r.ok.files);
+  p.result.changes.push(...r.ok.changes);
+  p.result.skipped.push(...r.ok.skipped);
+  return r.ok.edits;
 }
 
 export interface PrepareInput {
@@ -59,6 +78,23 @@ function describeFound(layout: DiskLayout): string {
   return `${layout.table.toUpperCase()} with ${layout.parts.map((p) => `${p.number}: ${p.fs.type}`).join(", ")}`;
 }
 
+/** The files on each vfat volume that may hold references (grub.cfg, loader entries). */
+async function readVfatCandidates(
+  layout: DiskLayout,
+  env: NodeJS.ProcessEnv | undefined,
+): Promise<[Part, [string, Buffer][]][]> {
+  return Promise.all(
+    layout.parts
+      .filter((p) => p.fs.type === "vfat")
+      .map(async (p): Promise<[Part, [string, Buffer][]]> => {
+        const files = (await listVfatFiles(fatImage(p), env)).filter((f) => VFAT_REF_RE.test(f));
+        const out: [string, Buffer][] = [];
+        for (const f of files) out.push([f, await readVfatFile(fatImage(p), f, env)]);
+        return [p, out];
+      }),
+  );
+}
+
 export async function prepare(input: PrepareInput): Promise<PrepareOutcome> {
   const { layout } = input;
   if (layout.table === "none" || layout.parts.length === 0) {
@@ -73,6 +109,9 @@ export async function prepare(input: PrepareInput): Promise<PrepareOutcome> {
   }
   const extParts = layout.parts.filter((p) => p.fs.type === "ext");
   const scans = new Map<number, ExtScan>();
+  // The ESP's candidate files are read while the ext filesystems are scanned.
+  const vfatRead = readVfatCandidates(layout, input.env);
+  vfatRead.catch(() => undefined); // awaited below
   await Promise.all(
     extParts.map(async (p) => {
       scans.set(p.number, await scanExt(p, input.debugfs));
@@ -104,23 +143,32 @@ export async function prepare(input: PrepareInput): Promise<PrepareOutcome> {
     return partLabel(p, r === "other" ? undefined : r === "esp" ? "EFI system partition" : r);
   };
   const result: EditResult = { edits: [], files: [], changes: [], skipped: [] };
+  const none: EditResult = { edits: [], files: [], changes: [], skipped: [] };
+  let keyEdits: Prepared["keyEdits"] = Promise.resolve({ ok: none });
   const extEdits = new Map<number, EditResult>();
   for (const p of extParts) {
     const scan = scans.get(p.number) as ExtScan;
     const out: EditResult = { edits: [], files: [], changes: [], skipped: [] };
     referenceEdits(scan, plan.subs, where(p), out);
     if (p === root) {
-      await osEdits(
-        {
-          scan,
-          where: where(p),
-          machineId: input.identity.machine_id,
-          hostname: input.hostname,
-          keys: input.keys,
-          ...(input.appliedRecord !== undefined ? { appliedRecord: input.appliedRecord } : {}),
-        },
-        out,
-      );
+      const os = {
+        scan,
+        where: where(p),
+        machineId: input.identity.machine_id,
+        hostname: input.hostname,
+        keys: input.keys,
+        ...(input.appliedRecord !== undefined ? { appliedRecord: input.appliedRecord } : {}),
+      };
+      osEdits(os, out);
+      if (input.keys === undefined) {
+        await sshEdits(os, out); // dry run: report entries only, nothing to wait for
+      } else {
+        const keyOut: EditResult = { edits: [], files: [], changes: [], skipped: [] };
+        keyEdits = sshEdits(os, keyOut).then(
+          () => ({ ok: keyOut }),
+          (error: unknown) => ({ error }),
+        );
+      }
     }
     extEdits.set(p.number, out);
     result.files.push(...out.files);
@@ -128,27 +176,21 @@ export async function prepare(input: PrepareInput): Promise<PrepareOutcome> {
     result.skipped.push(...out.skipped);
   }
   const vfatEdits = new Map<number, VfatFileEdit[]>();
-  await Promise.all(
-    layout.parts
-      .filter((p) => p.fs.type === "vfat")
-      .map(async (p) => {
-        const files = (await listVfatFiles(p.file, input.env)).filter((f) => VFAT_REF_RE.test(f));
-        const edits: VfatFileEdit[] = [];
-        for (const f of files) {
-          const data = await readVfatFile(p.file, f, input.env);
-          const r = rewriteReferences(data.toString("utf8"), plan.subs);
-          if (r.count === 0) continue;
-          edits.push({ path: f, data: Buffer.from(r.text, "utf8") });
-          result.files.push({
-            filesystem: where(p),
-            path: f,
-            action: "rewritten",
-            detail: `${r.count} reference${r.count === 1 ? "" : "s"}`,
-          });
-        }
-        vfatEdits.set(p.number, edits);
-      }),
-  );
+  for (const [part, files] of await vfatRead) {
+    const edits: VfatFileEdit[] = [];
+    for (const [f, data] of files) {
+      const r = rewriteReferences(data.toString("utf8"), plan.subs);
+      if (r.count === 0) continue;
+      edits.push({ path: f, data: Buffer.from(r.text, "utf8") });
+      result.files.push({
+        filesystem: where(part),
+        path: f,
+        action: "rewritten",
+        detail: `${r.count} reference${r.count === 1 ? "" : "s"}`,
+      });
+    }
+    vfatEdits.set(part.number, edits);
+  }
   const notes: string[] = [];
   const touchedBootConfig = result.files.some((f) => /resume|crypttab/.test(f.path));
   const initrds = [...scans.values()].flatMap((s) =>
@@ -170,5 +212,5 @@ export async function prepare(input: PrepareInput): Promise<PrepareOutcome> {
     });
   if (![...plan.roles.values()].includes("swap"))
     result.skipped.push({ object: "swap_uuid", reason: "no swap partition" });
-  return { prepared: { plan, root, extEdits, vfatEdits, result, notes } };
+  return { prepared: { plan, root, extEdits, vfatEdits, result, notes, keyEdits } };
 }

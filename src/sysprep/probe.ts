@@ -13,10 +13,19 @@ export type FsInfo =
       /** ext4 metadata_csum / metadata_csum_seed features. */
       readonly metadataCsum: boolean;
       readonly csumSeed: boolean;
+      /** Size in bytes the superblock claims. */
+      readonly bytes: number;
       /** Why the filesystem must not be touched (journal to replay, errors), if so. */
       readonly damage?: string;
     }
-  | { readonly type: "vfat"; readonly id: string; readonly label: string; readonly fat32: boolean }
+  | {
+      readonly type: "vfat";
+      readonly id: string;
+      readonly label: string;
+      readonly fat32: boolean;
+      /** Size in bytes the boot sector claims. */
+      readonly bytes: number;
+    }
   | { readonly type: "swap"; readonly uuid: string; readonly label: string }
   | { readonly type: "xfs"; readonly uuid: string; readonly label: string }
   | { readonly type: "luks"; readonly uuid: string; readonly version: number }
@@ -95,8 +104,10 @@ function probeExt(sb: Buffer): FsInfo {
   if (incompat & 0x4) damage = "its journal needs recovery (it was not cleanly unmounted)";
   else if (state & 0x2) damage = "it has recorded errors";
   else if (!(state & 0x1)) damage = "it is not marked clean";
+  const blocks = sb.readUInt32LE(4) + (incompat & 0x80 ? sb.readUInt32LE(0x150) * 2 ** 32 : 0);
   return {
     type: "ext",
+    bytes: blocks * 2 ** (10 + Math.min(sb.readUInt32LE(24), 22)),
     uuid: uuidFromBytes(sb.subarray(104, 120)),
     label: cstr(sb, 120, 16),
     metadataCsum: (roCompat & 0x400) !== 0,
@@ -128,8 +139,10 @@ export function vfatLayout(
 function probeVfat(b: Buffer): FsInfo | undefined {
   const l = vfatLayout(b);
   if (!l) return undefined;
+  const sectors = b.readUInt16LE(19) || b.readUInt32LE(32);
   return {
     type: "vfat",
+    bytes: sectors * l.bytesPerSector,
     fat32: l.fat32,
     id: formatVfatId(b.readUInt32LE(l.idOffset)),
     label: cstr(b, l.idOffset + 4, 11),
@@ -153,7 +166,10 @@ export async function readAt(file: string, offset: number, length: number): Prom
   }
 }
 
-/** Write `data` at `offset` of `file` and flush it. */
+/**
+ * Write `data` at `offset` of `file`. Not flushed: sysprep works on a temp
+ * copy and flushes it once, before renaming it into place (commitTempCopy).
+ */
 export async function writeAt(file: string, offset: number, data: Uint8Array): Promise<void> {
   const fh = await fs.open(file, "r+");
   try {
@@ -162,14 +178,14 @@ export async function writeAt(file: string, offset: number, data: Uint8Array): P
       const { bytesWritten } = await fh.write(data, done, data.length - done, offset + done);
       done += bytesWritten;
     }
-    await fh.sync();
   } finally {
     await fh.close();
   }
 }
 
-export async function probeFile(file: string): Promise<FsInfo> {
-  return probeBytes(await readAt(file, 0, PROBE_BYTES));
+/** Probe the partition at byte `start` of `disk`. */
+export async function probeAt(disk: string, start: number): Promise<FsInfo> {
+  return probeBytes(await readAt(disk, start, PROBE_BYTES));
 }
 
 /** "ext4"-style name of a probed filesystem, for messages. */

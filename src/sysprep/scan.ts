@@ -4,8 +4,8 @@
  * to rewrite, in a few batched debugfs runs per filesystem.
  */
 import path from "node:path";
-import { type DebugfsOptions, type DirEntry, isDir, isReg, listDirs, readFiles } from "./ext4.js";
-import type { Part } from "./layout.js";
+import { type DebugfsOptions, type DirEntry, isDir, isReg, listAndRead } from "./ext4.js";
+import { extDevice, type Part } from "./layout.js";
 
 /** Directories listed on every ext filesystem (root or /boot). */
 export const SCAN_DIRS = [
@@ -117,26 +117,44 @@ export function filesToRead(dirs: ReadonlyMap<string, readonly DirEntry[] | unde
   return [...wanted];
 }
 
-/** Scan one ext filesystem (three or more debugfs runs, all read-only). */
+/**
+ * Scan one ext filesystem, all read-only: one debugfs run lists SCAN_DIRS and
+ * copies out the files of fixed names (kept only if the listing shows them as
+ * regular files); a second copies the files found by listing and lists the
+ * cloud-init instance directories; deeper instance directories take one more
+ * run per level.
+ */
 export async function scanExt(part: Part, o: DebugfsOptions): Promise<ExtScan> {
-  const dirs = new Map(await listDirs(part.file, SCAN_DIRS, o));
-  const files = await readFiles(part.file, filesToRead(dirs), o);
+  const dev = extDevice(part);
+  const fixed = [...REFERENCE_FILES, ...OS_FILES];
+  const first = await listAndRead(dev, SCAN_DIRS, fixed, o);
+  const dirs = new Map(first.dirs);
+  const wanted = filesToRead(dirs);
+  const files = new Map<string, Buffer>();
+  for (const f of wanted) {
+    const data = first.files.get(f);
+    if (data !== undefined) files.set(f, data);
+  }
+  const rest = wanted.filter((f) => !fixed.includes(f));
   const cloudTree: string[] = [];
   const cloudFiles: string[] = [];
   let level = (dirs.get("/var/lib/cloud/instances") ?? []).map((e) => ({
     path: `/var/lib/cloud/instances/${e.name}`,
     e,
   }));
-  for (let depth = 0; level.length > 0 && depth < 32; depth++) {
+  for (let depth = 0; depth < 32; depth++) {
     const subdirs = level.filter((x) => isDir(x.e)).map((x) => x.path);
     for (const x of level) if (!isDir(x.e)) cloudFiles.push(x.path);
     cloudTree.push(...subdirs);
-    if (subdirs.length === 0) break;
-    const listed = await listDirs(part.file, subdirs, o);
+    const toRead = depth === 0 ? rest : [];
+    if (subdirs.length === 0 && toRead.length === 0) break;
+    const got = await listAndRead(dev, subdirs, toRead, o);
+    for (const [f, data] of got.files) files.set(f, data);
     level = [];
-    for (const [d, entries] of listed) {
+    for (const [d, entries] of got.dirs) {
       for (const e of entries ?? []) level.push({ path: `${d}/${e.name}`, e });
     }
+    if (level.length === 0) break;
   }
   return { part, dirs, files, cloudTree, cloudFiles };
 }

@@ -1,6 +1,7 @@
 /** Linux swap: the UUID is 16 bytes at offset 1036 of the swap header. */
 import { uuidToBytes, writeAt } from "./probe.js";
 
-export async function setSwapUuid(part: string, uuid: string): Promise<void> {
-  await writeAt(part, 1036, uuidToBytes(uuid));
+/** Write `uuid` into the swap header of the partition at byte `start` of `disk`. */
+export async function setSwapUuid(disk: string, start: number, uuid: string): Promise<void> {
+  await writeAt(disk, start + 1036, uuidToBytes(uuid));
 }

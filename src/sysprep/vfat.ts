@@ -1,6 +1,7 @@
 /**
  * vfat (the EFI system partition): the volume ID in the boot sector (and, on
- * FAT32, in its backup copy), and the files on it through mtools.
+ * FAT32, in its backup copy), and the files on it through mtools. `image` is
+ * an mtools image name, `disk@@offset` (layout.ts fatImage).
  */
 import { promises as fs } from "node:fs";
 import path from "node:path";
@@ -14,18 +15,21 @@ export function vfatIdFromUuid(uuid: string): string {
   return `${h.slice(0, 4)}-${h.slice(4)}`;
 }
 
-/** Write volume ID `id` (`XXXX-XXXX`) into the boot sector and its FAT32 backup. */
-export async function setVfatId(part: string, id: string): Promise<void> {
-  const boot = await readAt(part, 0, 512);
+/**
+ * Write volume ID `id` (`XXXX-XXXX`) into the boot sector (and its FAT32
+ * backup) of the volume at byte `start` of `disk`.
+ */
+export async function setVfatId(disk: string, start: number, id: string): Promise<void> {
+  const boot = await readAt(disk, start, 512);
   const l = vfatLayout(boot);
-  if (!l) throw new GlintError(`${part}: not a FAT boot sector`);
+  if (!l) throw new GlintError(`${disk}@${start}: not a FAT boot sector`);
   const bytes = Buffer.alloc(4);
   bytes.writeUInt32LE(Number.parseInt(id.replace("-", ""), 16) >>> 0, 0);
-  await writeAt(part, l.idOffset, bytes);
+  await writeAt(disk, start + l.idOffset, bytes);
   if (l.fat32 && l.backupSector > 0) {
-    const off = l.backupSector * l.bytesPerSector;
-    const backup = await readAt(part, off, 512);
-    if (vfatLayout(backup)) await writeAt(part, off + l.idOffset, bytes);
+    const off = start + l.backupSector * l.bytesPerSector;
+    const backup = await readAt(disk, off, 512);
+    if (vfatLayout(backup)) await writeAt(disk, off + l.idOffset, bytes);
   }
 }
 
@@ -35,8 +39,8 @@ const mtoolsEnv = (env?: NodeJS.ProcessEnv): NodeJS.ProcessEnv => ({
 });
 
 /** Every file path on the volume (`/EFI/debian/grub.cfg`, …). */
-export async function listVfatFiles(part: string, env?: NodeJS.ProcessEnv): Promise<string[]> {
-  const { stdout } = await runTool("mdir", ["-/", "-b", "-i", part, "::/"], {
+export async function listVfatFiles(image: string, env?: NodeJS.ProcessEnv): Promise<string[]> {
+  const { stdout } = await runTool("mdir", ["-/", "-b", "-i", image, "::/"], {
     env: mtoolsEnv(env),
   });
   return stdout
@@ -47,11 +51,11 @@ export async function listVfatFiles(part: string, env?: NodeJS.ProcessEnv): Prom
 }
 
 export async function readVfatFile(
-  part: string,
+  image: string,
   file: string,
   env?: NodeJS.ProcessEnv,
 ): Promise<Buffer> {
-  const { stdout } = await runTool("mtype", ["-i", part, `::${file}`], {
+  const { stdout } = await runTool("mtype", ["-i", image, `::${file}`], {
     env: mtoolsEnv(env),
   });
   return Buffer.from(stdout, "utf8");
@@ -59,7 +63,7 @@ export async function readVfatFile(
 
 /** Replace `file` on the volume with `data`. */
 export async function writeVfatFile(
-  part: string,
+  image: string,
   file: string,
   data: Buffer,
   workDir: string,
@@ -69,7 +73,7 @@ export async function writeVfatFile(
   const src = path.join(local, path.posix.basename(file));
   await fs.writeFile(src, data);
   try {
-    await runTool("mcopy", ["-o", "-i", part, src, `::${file}`], { env: mtoolsEnv(env) });
+    await runTool("mcopy", ["-o", "-i", image, src, `::${file}`], { env: mtoolsEnv(env) });
   } finally {
     await fs.rm(local, { recursive: true, force: true });
   }

@@ -1,7 +1,8 @@
 /**
  * Layout variants: an XFS data partition, a LUKS partition listed in
  * crypttab, an MBR disk; and the refusals: blank disk, corrupt GPT, an ext4
- * root whose journal needs recovery, a symlink.
+ * root whose journal needs recovery or that claims more than its partition,
+ * a symlink.
  */
 import { spawn } from "node:child_process";
 import { promises as fs } from "node:fs";
@@ -178,6 +179,28 @@ describe("refusals", () => {
     await expect(
       sysprepImage(raw, { vmName: "d", identifiers: identityFromSeed("d") }),
     ).rejects.toThrow(/journal needs recovery/);
+    expect(await sha256(raw)).toBe(before);
+  });
+
+  it("an ext4 root that claims more blocks than its partition holds is refused, unchanged", async () => {
+    // Tools reach a partition by its offset in the disk: such a filesystem
+    // could make them write past its partition.
+    const img = await diskImage({ table: "gpt" });
+    const raw = path.join(dir, "oversized.raw");
+    await run("cp", ["--sparse=always", img.raw, raw]);
+    const root = img.partitions.find((p) => p.role === "root");
+    if (!root) throw new Error("layout");
+    // s_blocks_count_lo at 1024 + 4: doubled.
+    const fh = await fs.open(raw, "r+");
+    const b = Buffer.alloc(4);
+    await fh.read(b, 0, 4, root.start + 1024 + 4);
+    b.writeUInt32LE(b.readUInt32LE(0) * 2, 0);
+    await fh.write(b, 0, 4, root.start + 1024 + 4);
+    await fh.close();
+    const before = await sha256(raw);
+    await expect(
+      sysprepImage(raw, { vmName: "o", identifiers: identityFromSeed("o") }),
+    ).rejects.toThrow(/claims \d+ bytes, more than its partition's \d+/);
     expect(await sha256(raw)).toBe(before);
   });
 

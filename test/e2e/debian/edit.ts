@@ -1,13 +1,13 @@
 /**
  * Offline edits of a test VM's overlay with the sysprep engine's own parts
- * (qemu-storage-daemon FUSE export + debugfs): here, sealing it as a golden
+ * (qemu-storage-daemon FUSE export + debugfs by offset): here, sealing it as a golden
  * image is sealed, with an empty /etc/machine-id and no /etc/hostname.
  */
 import { promises as fs } from "node:fs";
 import { applyEdits, isReg, listDirs } from "../../../src/sysprep/ext4.js";
 import { ImageExport } from "../../../src/sysprep/fuse-export.js";
 import { makeWorkDir } from "../../../src/sysprep/image.js";
-import { readLayout } from "../../../src/sysprep/layout.js";
+import { extDevice, readLayout } from "../../../src/sysprep/layout.js";
 
 /**
  * Make `/etc/machine-id` of the image's ext root an empty file (mode 0444)
@@ -19,11 +19,10 @@ export async function sealImage(image: string): Promise<void> {
   let ex: ImageExport | undefined;
   try {
     ex = await ImageExport.start(image, workDir, { format: "qcow2", readOnly: false });
-    const layout = await readLayout(ex);
+    const layout = await readLayout(ex.diskPath, (await fs.stat(ex.diskPath)).size);
     const root = layout.parts.find((p) => p.fs.type === "ext");
     if (!root) throw new Error(`${image}: no ext root filesystem`);
-    await ex.removeAllPartitions();
-    const file = await ex.addPartition(root.number, root.start, root.size, true);
+    const file = extDevice(root);
     const etc = (await listDirs(file, ["/etc"], { workDir })).get("/etc") ?? [];
     const entry = etc.find((e) => e.name === "machine-id");
     if (!entry || !isReg(entry)) throw new Error(`${image}: no /etc/machine-id`);
