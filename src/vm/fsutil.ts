@@ -21,6 +21,26 @@ export async function isFile(file: string): Promise<boolean> {
 /** O_NOFOLLOW: a symlink as the last component fails with ELOOP; O_NONBLOCK: a FIFO does not hang. */
 const NOFOLLOW_READ = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
+/** An error opening `file` to read it: `undefined` when it does not exist, else thrown, explained. */
+function missingOrThrow(error: unknown, file: string): undefined {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === "ENOENT") return undefined;
+  if (code === "ELOOP") throw symlinkRefused(file);
+  throw systemError(error, file, "reading");
+}
+
+/** Refuse to read a directory, FIFO, socket or device as a file. */
+function assertRegularFile(st: { isDirectory(): boolean; isFile(): boolean }, file: string): void {
+  if (st.isDirectory()) {
+    throw systemError(Object.assign(new Error("EISDIR"), { code: "EISDIR" }), file, "reading");
+  }
+  if (!st.isFile()) {
+    throw new GlintError(
+      `${file} is not a regular file (a FIFO, socket or device): move it out of the way and try again`,
+    );
+  }
+}
+
 /**
  * The bytes and permission bits of the regular file `file`, or `undefined`
  * if it does not exist. A symlink, directory, FIFO or device is refused with
@@ -33,21 +53,11 @@ export async function readNoFollow(
   try {
     fh = await fs.open(file, NOFOLLOW_READ);
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") return undefined;
-    if (code === "ELOOP") throw symlinkRefused(file);
-    throw systemError(error, file, "reading");
+    return missingOrThrow(error, file);
   }
   try {
     const st = await fh.stat();
-    if (st.isDirectory()) {
-      throw systemError(Object.assign(new Error("EISDIR"), { code: "EISDIR" }), file, "reading");
-    }
-    if (!st.isFile()) {
-      throw new GlintError(
-        `${file} is not a regular file (a FIFO, socket or device): move it out of the way and try again`,
-      );
-    }
+    assertRegularFile(st, file);
     return { data: await fh.readFile(), mode: st.mode & 0o7777 };
   } catch (error) {
     throw systemError(error, file, "reading");
@@ -66,21 +76,11 @@ export function readFileIfExistsSync(file: string): string | undefined {
   try {
     fd = openSync(file, NOFOLLOW_READ);
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") return undefined;
-    if (code === "ELOOP") throw symlinkRefused(file);
-    throw systemError(error, file, "reading");
+    return missingOrThrow(error, file);
   }
   try {
     const st = fstatSync(fd);
-    if (st.isDirectory()) {
-      throw systemError(Object.assign(new Error("EISDIR"), { code: "EISDIR" }), file, "reading");
-    }
-    if (!st.isFile()) {
-      throw new GlintError(
-        `${file} is not a regular file (a FIFO, socket or device): move it out of the way and try again`,
-      );
-    }
+    assertRegularFile(st, file);
     return readFileSync(fd, "utf8");
   } catch (error) {
     throw systemError(error, file, "reading");
