@@ -4,6 +4,7 @@
  * that a test can see which Secure Boot keys (PK, KEK, db, dbx) are enrolled.
  */
 import { promises as fs } from "node:fs";
+import { guidFromBytes } from "../../src/sysprep/gpt.js";
 
 /** EFI_GLOBAL_VARIABLE: PK, KEK, SecureBoot, Boot####… */
 export const EFI_GLOBAL_VARIABLE = "8be4df61-93ca-11d2-aa0d-00e098032b8c";
@@ -22,14 +23,9 @@ const VARIABLE_STORE = "ddcf3616-3275-4164-98b6-fe85707ffe7d";
 const VAR_ADDED = 0x3f;
 const VAR_IN_DELETED_TRANSITION = 0xfe;
 
-/** An EFI_GUID (little-endian first three fields) as text. */
+/** The EFI_GUID at `at` (first three fields little-endian, as GPT's). */
 function guidAt(b: Buffer, at: number): string {
-  const hex = (from: number, to: number) => b.subarray(from, to).toString("hex");
-  const le = (from: number, len: number) =>
-    Buffer.from(b.subarray(from, from + len))
-      .reverse()
-      .toString("hex");
-  return `${le(at, 4)}-${le(at + 4, 2)}-${le(at + 6, 2)}-${hex(at + 8, at + 10)}-${hex(at + 10, at + 16)}`;
+  return guidFromBytes(b.subarray(at, at + 16));
 }
 
 /** Every variable that is set (added and not deleted) in the NVRAM file `file`. */
