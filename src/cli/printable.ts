@@ -22,6 +22,9 @@ const UNPRINTABLE_RE = charClass(
   [0x2066, 0x2069],
 );
 
+/** Any character but tab, newline and printable ASCII. */
+const NOT_PLAIN_RE = /[^\t\n\x20-\x7e]/;
+
 /** A global regular expression matching one character of any of the code point `ranges`. */
 export function charClass(...ranges: [number, number][]): RegExp {
   const u = (n: number) => `\\u${n.toString(16).padStart(4, "0")}`;
@@ -34,6 +37,8 @@ export function charClass(...ranges: [number, number][]): RegExp {
  * same value (these characters can only occur inside its strings).
  */
 export function printable(text: string): string {
+  // Most text is printable ASCII: one quick scan says so (a large list --json).
+  if (!NOT_PLAIN_RE.test(text)) return text;
   return text.replace(
     UNPRINTABLE_RE,
     (c) => `\\u${(c.codePointAt(0) ?? 0).toString(16).padStart(4, "0")}`,

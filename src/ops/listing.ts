@@ -5,18 +5,19 @@
  * going on in it (its lock file is there: an operation runs or was cut
  * short, or QEMU runs); without one, every VM's files are read.
  */
-import { existsSync, promises as fs, statSync } from "node:fs";
+import { existsSync, promises as fs } from "node:fs";
 import { messageOf } from "../errors.js";
 import { VM_NAME_RE } from "../identity/formats.js";
 import { EXTRA_MACS, IDENTIFIER_FIELDS, type ValueField } from "../identity/model.js";
 import type { IndexEntry } from "../registry/model.js";
 import type { Registry } from "../registry/registry.js";
 import { stampOf, summaryOf, type VmSummary } from "../registry/vm-index.js";
-import { storePaths, VM_FILES, type VmPaths, vmPaths } from "../vm/layout.js";
+import { storePaths, type VmPaths, vmPaths } from "../vm/layout.js";
 import { type Duplicate, valueKey } from "../vm/registry.js";
 import { runningQemuPid } from "../vm/running.js";
 import { SharedValues } from "../vm/shared-values.js";
 import { readIdentity, readVmConfig } from "./inspect.js";
+import { vmChecks } from "./vm-checks.js";
 
 export type VmState = "running" | "stopped" | "interrupted";
 
@@ -99,36 +100,51 @@ export async function eachListing(
   }
   entries = [];
   names.sort();
+  // The checks start now, in a worker for a large home, while the rest is read.
+  const checks = vmChecks(home, names, WINDOW);
+  let nextChecks = checks.next();
   const locked = await lockedVms(home);
-  const index = registry?.vmIndexEntries()[Symbol.asyncIterator]();
-  let next: IndexEntry | undefined;
-  let done = index === undefined;
-  /** The index entry of `vm`, if it has one (names come in order). */
+  const pages = registry?.vmIndexPages()[Symbol.asyncIterator]();
+  let page: readonly IndexEntry[] = [];
+  let pos = 0;
+  let done = pages === undefined;
+  /** Whether the index entries up to `vm` are past the page in hand (names come in order). */
+  const pastPage = (vm: string): boolean => {
+    while (pos < page.length && (page[pos]?.vm ?? "") < vm) pos++;
+    return pos >= page.length && !done;
+  };
+  /** The index entry of `vm`, if it has one. */
   const entryOf = async (vm: string): Promise<IndexEntry | undefined> => {
-    while (!done && (next === undefined || next.vm < vm)) {
-      const r = await index?.next();
-      if (!r || r.done) {
-        done = true;
-        next = undefined;
-      } else next = r.value;
+    while (pastPage(vm)) {
+      const r = await pages?.next();
+      if (!r || r.done) done = true;
+      else {
+        page = r.value;
+        pos = 0;
+      }
     }
-    return next?.vm === vm ? next : undefined;
+    return page[pos]?.vm === vm ? page[pos] : undefined;
   };
   for (let w = 0; w < names.length; w += WINDOW) {
     const out: (VmListing | undefined)[] = [];
     const toRead: number[] = [];
-    for (const vm of names.slice(w, w + WINDOW)) {
-      const entry = await entryOf(vm);
-      const dir = `${home}/${vm}`;
+    const c = (await nextChecks).value;
+    nextChecks = checks.next();
+    const window = names.slice(w, w + WINDOW);
+    for (let i = 0; i < window.length; i++) {
+      const vm = window[i] ?? "";
+      const entry = pastPage(vm) ? await entryOf(vm) : page[pos]?.vm === vm ? page[pos] : undefined;
       if (
+        !c ||
         entry === undefined ||
         locked.has(vm) ||
         !realDirs.has(vm) ||
         // identifiers.json changed since it was indexed (by hand, or by an older Glint)
-        stampOf(statSync(`${dir}/${VM_FILES.identifiers}`, { throwIfNoEntry: false })) !==
-          entry.stamp ||
+        stampOf(
+          (c.sizes[i] ?? -1) < 0 ? undefined : { mtimeMs: c.mtimes[i] ?? 0, size: c.sizes[i] ?? 0 },
+        ) !== entry.stamp ||
         // a journal left without a lock file still says interrupted
-        statSync(`${dir}/${VM_FILES.journal}`, { throwIfNoEntry: false }) !== undefined
+        c.journals[i] === 1
       ) {
         toRead.push(out.length);
         out.push(undefined);

@@ -229,7 +229,10 @@ export class Registry {
    * The index `glint list` reads, in VM name order (byte order), a page at a
    * time, built from the files on first use.
    */
-  async *vmIndexEntries(storeLockWaitMs = 30_000, pageSize = 4096): AsyncGenerator<IndexEntry> {
+  async *vmIndexPages(
+    storeLockWaitMs = 30_000,
+    pageSize = 4096,
+  ): AsyncGenerator<readonly IndexEntry[]> {
     const page = (after: string) =>
       this.call("reading the VM index", () => this.store.indexPage(this.homeId, after, pageSize));
     let rows = await page("");
@@ -238,7 +241,7 @@ export class Registry {
       rows = (await page("")) ?? [];
     }
     for (;;) {
-      yield* rows;
+      if (rows.length > 0) yield rows;
       const last = rows.at(-1);
       if (rows.length < pageSize || last === undefined) return;
       rows = (await page(last.vm)) ?? [];

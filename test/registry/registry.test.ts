@@ -213,9 +213,13 @@ describe("the VM index, a page at a time", () => {
     const all = await registry.vmIndex();
     for (const pageSize of [1, 2, 3, 100]) {
       const seen: string[] = [];
-      for await (const e of registry.vmIndexEntries(30_000, pageSize)) {
-        seen.push(e.vm);
-        expect(e).toEqual(all.get(e.vm));
+      for await (const page of registry.vmIndexPages(30_000, pageSize)) {
+        expect(page.length).toBeGreaterThan(0);
+        expect(page.length).toBeLessThanOrEqual(pageSize);
+        for (const e of page) {
+          seen.push(e.vm);
+          expect(e).toEqual(all.get(e.vm));
+        }
       }
       expect(seen).toEqual([...names].sort());
     }
