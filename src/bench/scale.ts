@@ -11,17 +11,15 @@
  *     pay, and `glint list --json` reading every VM's files (no registry;
  *     at most 10,000 VMs).
  */
-import { execFile } from "node:child_process";
-import { promises as fs } from "node:fs";
+import { spawn } from "node:child_process";
+import { closeSync, promises as fs, openSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
 import { storePaths } from "../vm/layout.js";
 import { UsedValues } from "../vm/registry.js";
 import { type Benchmark, type BenchResult, type Figure, timed, withTempDir } from "./harness.js";
 
-const run = promisify(execFile);
 const here = path.dirname(fileURLToPath(import.meta.url));
 const CLI = path.resolve(here, "..", "cli", "main.js");
 const CHILD = path.join(here, "scale-child.js");
@@ -34,19 +32,41 @@ interface Proc {
   stdout: string;
 }
 
+/**
+ * Run node with `argv` under /usr/bin/time. Its stdout goes to a file, as
+ * when a user redirects `glint list --json`, so that the figure is the
+ * command's own, not this process's collecting 100 MB through a pipe.
+ */
 async function proc(argv: string[]): Promise<Proc> {
-  const { ms, value } = await timed(() =>
-    run("/usr/bin/time", ["-f", "%U %S %M", process.execPath, ...argv], {
-      maxBuffer: 2 * 1024 * 1024 * 1024,
-    }),
-  );
-  const [user, sys, kib] = (value.stderr.trim().split("\n").at(-1) ?? "").split(" ").map(Number);
-  return {
-    ms,
-    cpuMs: ((user ?? 0) + (sys ?? 0)) * 1000,
-    rssMiB: (kib ?? 0) / 1024,
-    stdout: value.stdout,
-  };
+  return withTempDir("glint-bench-out-", async (dir) => {
+    const out = path.join(dir, "stdout");
+    const fd = openSync(out, "w");
+    let stderr = "";
+    try {
+      const { ms, value: code } = await timed(
+        () =>
+          new Promise<number | null>((resolve, reject) => {
+            const child = spawn("/usr/bin/time", ["-f", "%U %S %M", process.execPath, ...argv], {
+              stdio: ["ignore", fd, "pipe"],
+            });
+            child.stderr?.setEncoding("utf8").on("data", (d: string) => {
+              stderr += d;
+            });
+            child.on("error", reject).on("close", resolve);
+          }),
+      );
+      if (code !== 0) throw new Error(`${argv.join(" ")} exited ${code}: ${stderr.trim()}`);
+      const [user, sys, kib] = (stderr.trim().split("\n").at(-1) ?? "").split(" ").map(Number);
+      return {
+        ms,
+        cpuMs: ((user ?? 0) + (sys ?? 0)) * 1000,
+        rssMiB: (kib ?? 0) / 1024,
+        stdout: await fs.readFile(out, "utf8"),
+      };
+    } finally {
+      closeSync(fd);
+    }
+  });
 }
 
 const glint = (home: string, ...args: string[]) => proc([CLI, ...args, "--home", home]);
