@@ -103,61 +103,72 @@ export async function eachListing(
   // The checks start now, in a worker for a large home, while the rest is read.
   const checks = vmChecks(home, names, WINDOW);
   let nextChecks = checks.next();
-  const locked = await lockedVms(home);
-  const pages = registry?.vmIndexPages()[Symbol.asyncIterator]();
-  let page: readonly IndexEntry[] = [];
-  let pos = 0;
-  let done = pages === undefined;
-  /** Whether the index entries up to `vm` are past the page in hand (names come in order). */
-  const pastPage = (vm: string): boolean => {
-    while (pos < page.length && (page[pos]?.vm ?? "") < vm) pos++;
-    return pos >= page.length && !done;
-  };
-  /** The index entry of `vm`, if it has one. */
-  const entryOf = async (vm: string): Promise<IndexEntry | undefined> => {
-    while (pastPage(vm)) {
-      const r = await pages?.next();
-      if (!r || r.done) done = true;
-      else {
-        page = r.value;
-        pos = 0;
+  try {
+    const locked = await lockedVms(home);
+    const pages = registry?.vmIndexPages()[Symbol.asyncIterator]();
+    let page: readonly IndexEntry[] = [];
+    let pos = 0;
+    let done = pages === undefined;
+    /** Whether the index entries up to `vm` are past the page in hand (names come in order). */
+    const pastPage = (vm: string): boolean => {
+      while (pos < page.length && (page[pos]?.vm ?? "") < vm) pos++;
+      return pos >= page.length && !done;
+    };
+    /** The index entry of `vm`, if it has one. */
+    const entryOf = async (vm: string): Promise<IndexEntry | undefined> => {
+      while (pastPage(vm)) {
+        const r = await pages?.next();
+        if (!r || r.done) done = true;
+        else {
+          page = r.value;
+          pos = 0;
+        }
       }
+      return page[pos]?.vm === vm ? page[pos] : undefined;
+    };
+    for (let w = 0; w < names.length; w += WINDOW) {
+      const out: (VmListing | undefined)[] = [];
+      const toRead: number[] = [];
+      const c = (await nextChecks).value;
+      nextChecks = checks.next();
+      const window = names.slice(w, w + WINDOW);
+      for (let i = 0; i < window.length; i++) {
+        const vm = window[i] ?? "";
+        const entry = pastPage(vm)
+          ? await entryOf(vm)
+          : page[pos]?.vm === vm
+            ? page[pos]
+            : undefined;
+        if (
+          !c ||
+          entry === undefined ||
+          locked.has(vm) ||
+          !realDirs.has(vm) ||
+          // identifiers.json changed since it was indexed (by hand, or by an older Glint)
+          stampOf(
+            (c.sizes[i] ?? -1) < 0
+              ? undefined
+              : { mtimeMs: c.mtimes[i] ?? 0, size: c.sizes[i] ?? 0 },
+          ) !== entry.stamp ||
+          // a journal left without a lock file still says interrupted
+          c.journals[i] === 1
+        ) {
+          toRead.push(out.length);
+          out.push(undefined);
+        } else out.push({ vm, state: "stopped", json: entry.data });
+      }
+      for (let i = 0; i < toRead.length; i += BATCH) {
+        await Promise.all(
+          toRead.slice(i, i + BATCH).map(async (n) => {
+            out[n] = await fromFiles(vmPaths(home, names[w + n] ?? ""));
+          }),
+        );
+      }
+      for (const l of out) if (l) visit(l);
     }
-    return page[pos]?.vm === vm ? page[pos] : undefined;
-  };
-  for (let w = 0; w < names.length; w += WINDOW) {
-    const out: (VmListing | undefined)[] = [];
-    const toRead: number[] = [];
-    const c = (await nextChecks).value;
-    nextChecks = checks.next();
-    const window = names.slice(w, w + WINDOW);
-    for (let i = 0; i < window.length; i++) {
-      const vm = window[i] ?? "";
-      const entry = pastPage(vm) ? await entryOf(vm) : page[pos]?.vm === vm ? page[pos] : undefined;
-      if (
-        !c ||
-        entry === undefined ||
-        locked.has(vm) ||
-        !realDirs.has(vm) ||
-        // identifiers.json changed since it was indexed (by hand, or by an older Glint)
-        stampOf(
-          (c.sizes[i] ?? -1) < 0 ? undefined : { mtimeMs: c.mtimes[i] ?? 0, size: c.sizes[i] ?? 0 },
-        ) !== entry.stamp ||
-        // a journal left without a lock file still says interrupted
-        c.journals[i] === 1
-      ) {
-        toRead.push(out.length);
-        out.push(undefined);
-      } else out.push({ vm, state: "stopped", json: entry.data });
-    }
-    for (let i = 0; i < toRead.length; i += BATCH) {
-      await Promise.all(
-        toRead.slice(i, i + BATCH).map(async (n) => {
-          out[n] = await fromFiles(vmPaths(home, names[w + n] ?? ""));
-        }),
-      );
-    }
-    for (const l of out) if (l) visit(l);
+  } finally {
+    // A visit that throws: the worker stops too.
+    await checks.return(undefined);
   }
 }
 
