@@ -11,13 +11,13 @@ import { VM_NAME_RE } from "../identity/formats.js";
 import { EXTRA_MACS, IDENTIFIER_FIELDS, type ValueField } from "../identity/model.js";
 import type { IndexEntry } from "../registry/model.js";
 import type { Registry } from "../registry/registry.js";
-import { stampOf, summaryOf, type VmSummary } from "../registry/vm-index.js";
+import { summaryOf, type VmSummary } from "../registry/vm-index.js";
 import { storePaths, type VmPaths, vmPaths } from "../vm/layout.js";
 import { type Duplicate, valueKey } from "../vm/registry.js";
 import { runningQemuPid } from "../vm/running.js";
 import { SharedValues } from "../vm/shared-values.js";
 import { readIdentity, readVmConfig } from "./inspect.js";
-import { vmChecks } from "./vm-checks.js";
+import { stampAt, vmChecks } from "./vm-checks.js";
 
 export type VmState = "running" | "stopped" | "interrupted";
 
@@ -114,7 +114,9 @@ export async function eachListing(
       while (pos < page.length && (page[pos]?.vm ?? "") < vm) pos++;
       return pos >= page.length && !done;
     };
-    /** The index entry of `vm`, if it has one. */
+    /** The index entry of `vm` in the page in hand, if it has one. */
+    const inPage = (vm: string) => (page[pos]?.vm === vm ? page[pos] : undefined);
+    /** The index entry of `vm`, if it has one, reading pages as needed. */
     const entryOf = async (vm: string): Promise<IndexEntry | undefined> => {
       while (pastPage(vm)) {
         const r = await pages?.next();
@@ -124,7 +126,7 @@ export async function eachListing(
           pos = 0;
         }
       }
-      return page[pos]?.vm === vm ? page[pos] : undefined;
+      return inPage(vm);
     };
     for (let w = 0; w < names.length; w += WINDOW) {
       const out: (VmListing | undefined)[] = [];
@@ -134,22 +136,14 @@ export async function eachListing(
       const window = names.slice(w, w + WINDOW);
       for (let i = 0; i < window.length; i++) {
         const vm = window[i] ?? "";
-        const entry = pastPage(vm)
-          ? await entryOf(vm)
-          : page[pos]?.vm === vm
-            ? page[pos]
-            : undefined;
+        const entry = pastPage(vm) ? await entryOf(vm) : inPage(vm);
         if (
           !c ||
           entry === undefined ||
           locked.has(vm) ||
           !realDirs.has(vm) ||
           // identifiers.json changed since it was indexed (by hand, or by an older Glint)
-          stampOf(
-            (c.sizes[i] ?? -1) < 0
-              ? undefined
-              : { mtimeMs: c.mtimes[i] ?? 0, size: c.sizes[i] ?? 0 },
-          ) !== entry.stamp ||
+          stampAt(c, i) !== entry.stamp ||
           // a journal left without a lock file still says interrupted
           c.journals[i] === 1
         ) {

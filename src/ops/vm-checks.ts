@@ -8,6 +8,7 @@
  */
 import * as nodeFs from "node:fs";
 import { Worker } from "node:worker_threads";
+import { stampOf } from "../registry/vm-index.js";
 import { VM_FILES } from "../vm/layout.js";
 
 /** The checks of one window of VM names, by position in the window. */
@@ -20,6 +21,12 @@ export interface VmChecks {
   readonly journals: Uint8Array;
   /** Where the checks ran. */
   readonly by: "worker" | "inline";
+}
+
+/** The stamp (see IndexEntry.stamp) of the `i`th VM of a window's checks. */
+export function stampAt(c: VmChecks, i: number): string {
+  const size = c.sizes[i] ?? -1;
+  return stampOf(size < 0 ? undefined : { mtimeMs: c.mtimes[i] ?? 0, size });
 }
 
 /** Homes with more VMs than this check them in a worker thread. */
