@@ -11,6 +11,7 @@ import type { SystemIdentifiers } from "../../src/identity/model.js";
 import { POLICIES } from "../../src/identity/policies.js";
 import { applyPolicy } from "../../src/identity/regenerate.js";
 import { vmPaths } from "../../src/vm/layout.js";
+import { valueKey } from "../../src/vm/registry.js";
 import { writeIdentifiers } from "../../src/vm/store.js";
 import { runCli } from "../support/cli.js";
 import { CLI } from "../support/paths.js";
@@ -104,8 +105,14 @@ describe("registry rebuild", () => {
   it("on a home of 1,000 VMs with planted duplicates, reports each one", async () => {
     const home = path.join(dir, "big");
     const all: SystemIdentifiers[] = [];
+    // Drawn against each other: 1,000 random 24-bit MACs would otherwise
+    // collide by chance about once in 30 runs, an unplanted duplicate.
+    const drawn = new Set<string>();
+    const used = { has: (value: string) => drawn.has(valueKey(value)) };
     for (let i = 0; i < 1000; i++) {
-      const ids = applyPolicy(undefined, POLICIES.fresh, { has: () => false });
+      const ids = applyPolicy(undefined, POLICIES.fresh, used);
+      for (const value of Object.values(ids))
+        if (typeof value === "string") drawn.add(valueKey(value));
       all.push(ids);
     }
     // Planted: vm-0500 gets vm-0001's MAC, vm-0900 vm-0002's machine-id as its
